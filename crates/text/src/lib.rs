@@ -1,1 +1,135 @@
-//! placeholder
+//! Weft's replicated text: a sequence CRDT of the RGA family, pure logic, no I/O.
+//!
+//! A [`TextDoc`] is a list of items, one per Unicode scalar value, each named by
+//! an [`ItemId`] `(author, seq)`. Items are never removed: deleting text turns its
+//! items into tombstones, so every later operation can still name them. Local
+//! edits ([`TextDoc::insert`], [`TextDoc::delete`]) are applied at once and
+//! return the [`TextOp`] to replicate; remote operations go through
+//! [`TextDoc::apply`].
+//!
+//! # Guarantees
+//!
+//! - **Convergence.** Replicas that applied the same set of operations, in any
+//!   causally consistent order and with any duplicates, hold the same items in the
+//!   same order with the same tombstones: the same text and the same
+//!   [`TextDoc::content_hash`].
+//! - **Idempotence.** Re-applying an insert whose ids are already present (with the
+//!   same content and origins) or any delete is a no-op.
+//! - **Atomic rejection.** An operation that names an unknown id, skips ahead in
+//!   its author's sequence numbers, reuses ids for different content, or breaks a
+//!   bound ([`TEXT_OP_CHARS_MAX`], [`DELETE_RANGES_MAX`], [`DOC_CHARS_MAX`]) is
+//!   rejected with its own [`TextError`] variant and changes nothing.
+//! - **Canonical state.** [`TextDoc::encode`] writes maximal runs and a sorted author
+//!   table, so it does not depend on how this replica happened to split its runs or
+//!   in which order it met the authors; [`TextDoc::content_hash`] is the hash of that
+//!   encoding. [`TextDoc::decode`] accepts exactly the canonical encodings of
+//!   well-formed states and returns an error (never panics) on anything else.
+//!
+//! # Integration rule (YjsMod / FugueMax)
+//!
+//! An insert carries `origin_left` and `origin_right`: the items that were
+//! immediately left and right of the insertion point (tombstones included) where it
+//! was made; `None` stands for the start and the end of the document. A remote
+//! insert `N` is placed by scanning the items strictly between its origins, left to
+//! right, keeping a tentative destination (initially right after `origin_left`) and
+//! a `scanning` flag (initially false). For each scanned item `o`, with `L` = position
+//! of `N.origin_left` and `R` = position of `N.origin_right` (start = -∞, end = +∞):
+//!
+//! 1. if `scanning` is false, the tentative destination moves to just before `o`;
+//! 2. if `o.origin_left` is left of `L`, stop: `o` belongs to an enclosing insertion;
+//! 3. if `o.origin_left` is `L` (a sibling of `N`):
+//!    - `o.origin_right` left of `R`: `N` might go after `o`, but only once
+//!      something beyond proves it; set `scanning`;
+//!    - `o.origin_right` is `R` (a true tie): if `N.id < o.id` stop, else clear
+//!      `scanning` and go on. **Ties between concurrent inserts at the same place
+//!      are broken by [`ItemId`] order (author key bytes, then seq): the smaller id
+//!      goes left.**
+//!    - `o.origin_right` right of `R`: clear `scanning` and go on;
+//! 4. if `o.origin_left` is right of `L` (inside the scanned region), go on.
+//!
+//! The scan ends at `origin_right` or at the end of the document; `N` goes at the
+//! tentative destination. This is Yjs's YATA rule with Joseph Gentle's
+//! modification (the `scanning` flag), which orders concurrent inserts like
+//! FugueMax and avoids interleaving runs typed backwards. It is well founded:
+//! every decision depends only on items that exist on every replica once `N`'s
+//! causal past has been applied, and on their relative order, which never changes.
+//! A local insert is placed directly between its origins, which is where the scan
+//! would put it.
+//!
+//! A local insert at visible position `p` goes immediately after the visible
+//! character `p - 1` (before any tombstones that follow it), or at the very start
+//! when `p = 0`.
+//!
+//! # Representation
+//!
+//! Items live in *runs* (consecutive seqs of one author, each item's `origin_left`
+//! the previous item, one shared `origin_right`, one deleted flag, contiguous text
+//! in an append-only character arena), split on demand. Runs sit in blocks of at
+//! most [`BLOCK_RUNS_MAX`] runs, each block caching its visible length, so finding a
+//! visible position costs a scan over block lengths plus one block. A per-author
+//! ordered map from run start to block finds an id. Authors are interned as `u32`.
+
+mod codec;
+mod doc;
+mod error;
+mod integrate;
+mod run;
+mod sequence;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use weft_primitives::PublicKey;
+
+pub use doc::TextDoc;
+pub use error::TextError;
+
+/// The most characters one insert may carry (local or remote).
+pub const TEXT_OP_CHARS_MAX: usize = 1 << 20;
+
+/// The most id ranges one delete may carry. A local delete that would need more
+/// (a very fragmented selection) is refused; delete it in pieces.
+pub const DELETE_RANGES_MAX: usize = 16_384;
+
+/// The most items (live and tombstoned characters) one document may hold; keeps
+/// arena offsets within `u32`.
+pub const DOC_CHARS_MAX: usize = (1 << 31) - 1;
+
+/// The most runs a block holds before it is split in two: small enough that a
+/// scan of one block is cheap, large enough that the block list stays short.
+/// Unit tests use tiny blocks so that every property test splits blocks often.
+pub(crate) const BLOCK_RUNS_MAX: usize = if cfg!(test) { 4 } else { 128 };
+
+/// The name of one character: its author and the author's sequence number.
+///
+/// Ordered by author key bytes, then seq; this order breaks ties between
+/// concurrent inserts at the same place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+pub struct ItemId {
+    /// The member who inserted the character.
+    pub author: PublicKey,
+    /// The author's sequence number for it; an author's items are numbered 0, 1, 2, … per document.
+    pub seq: u64,
+}
+
+/// One replicated text operation.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum TextOp {
+    /// `text` (non-empty) gets ids (author, seq), (author, seq+1), … one per char (Unicode scalar value).
+    Insert {
+        /// The id of the first character.
+        id: ItemId,
+        /// The item immediately left of the insertion point when it was made; `None` = document start.
+        origin_left: Option<ItemId>,
+        /// The item immediately right of the insertion point when it was made; `None` = document end.
+        origin_right: Option<ItemId>,
+        /// The inserted characters.
+        text: String,
+    },
+    /// Tombstones each range of ids `(start, len)`: start.seq .. start.seq+len of start.author.
+    Delete {
+        /// The ranges to tombstone, each `(first id, number of ids)`.
+        ranges: Vec<(ItemId, u64)>,
+    },
+}
+
+#[cfg(test)]
+mod tests;
