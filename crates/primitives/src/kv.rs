@@ -169,9 +169,10 @@ impl KvRead for MemoryKv {
     }
 
     fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
+        // A cursor below the prefix means "from the start of the prefix".
         let start = match after {
-            Some(after) => Bound::Excluded(after),
-            None => Bound::Included(prefix),
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
         };
         Ok(self
             .map
@@ -202,6 +203,7 @@ mod tests {
         let rest = kv.scan(&[1], Some(&first[3].0), 100).unwrap();
         assert_eq!(rest.len(), 6);
         assert!(rest.iter().all(|(k, _)| k[0] == 1));
+        assert_eq!(kv.scan(&[1], Some(&[0, 200]), 100).unwrap().len(), 10, "a cursor below the prefix starts at the prefix");
     }
 
     #[test]

@@ -1,0 +1,251 @@
+//! [`Store`]: opening the database, checking its schema, and the two ways
+//! to commit (a closure over a [`WriteTxn`], or a [`WriteBatch`]).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::ReadableDatabase;
+
+use crate::batch::{WRITE_BATCH_BYTES_MAX, WriteBatch};
+use crate::error::StoreError;
+use crate::group_commit::{CommitInfo, GroupCommitter};
+use crate::table::{BUILTIN_TABLES, META, RawTable, SCHEMA_VERSION_KEY};
+use crate::txn::{ReadTxn, WriteTxn};
+
+/// The layout version this build writes and reads. Bump it whenever a table
+/// is added or renamed or a key or value encoding changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The node's database. Cheap to clone: clones share one redb database.
+///
+/// Guarantees: a write ([`Store::write`], [`Store::commit`], a
+/// [`GroupCommitter`] ticket) that returns `Ok` is durable (fsynced); one
+/// that returns `Err` changed nothing visible, and after a crash it is
+/// either entirely present or entirely absent.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    db: redb::Database,
+    /// Durable commits made through this handle, for [`CommitInfo::sequence`].
+    commits: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("commits", &self.shared.commits.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl Store {
+    /// Open the database file at `path`, creating it (and its tables) if it
+    /// does not exist or is empty.
+    ///
+    /// Creation is atomic: the database is built and made durable under a
+    /// temporary name (`<name>.creating`) and renamed into place, so a crash
+    /// while creating leaves either no database (the next open starts over)
+    /// or a complete one, never a half-initialized file redb cannot open.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref();
+        let exists_with_content = match std::fs::metadata(path) {
+            Ok(metadata) => metadata.len() > 0,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+            Err(error) => return Err(io_error("reading the database file's metadata")(error)),
+        };
+        if !exists_with_content {
+            create_file(path)?;
+        }
+        let db = builder().open(path).map_err(StoreError::backend("opening the database file"))?;
+        Store::from_database(db)
+    }
+
+    /// A fresh database held in memory, for tests and ephemeral nodes.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::open_with_backend(redb::backends::InMemoryBackend::new())
+    }
+
+    /// Open (or create) a database over any redb storage backend, e.g.
+    /// [`crate::crash::CrashingBackend`] in crash tests.
+    ///
+    /// Unlike [`Store::open`], creation here is not atomic: redb writes its
+    /// magic number last, so a crash while a fresh backend is being
+    /// initialized can leave one it refuses as "not a redb database".
+    /// Nothing was ever acknowledged in such a backend; start it over.
+    pub fn open_with_backend(backend: impl redb::StorageBackend) -> Result<Store, StoreError> {
+        let db = builder().create_with_backend(backend).map_err(StoreError::backend("opening the database"))?;
+        Store::from_database(db)
+    }
+
+    fn from_database(db: redb::Database) -> Result<Store, StoreError> {
+        let store = Store { shared: Arc::new(Shared { db, commits: AtomicU64::new(0) }) };
+        store.init_or_check_schema()?;
+        Ok(store)
+    }
+
+    /// A fresh database gets every table and the schema version in one
+    /// transaction; an existing one must carry this build's version and
+    /// every built-in table.
+    fn init_or_check_schema(&self) -> Result<(), StoreError> {
+        let snapshot = self.shared.db.begin_read().map_err(StoreError::backend("beginning a read"))?;
+        let existing: Vec<String> = {
+            use redb::TableHandle;
+            snapshot
+                .list_tables()
+                .map_err(StoreError::backend("listing tables"))?
+                .map(|table| table.name().to_owned())
+                .collect()
+        };
+        drop(snapshot);
+        if existing.is_empty() {
+            return self.write(|txn| {
+                for name in BUILTIN_TABLES {
+                    txn.create_table(RawTable::new(name))?;
+                }
+                txn.put(META, SCHEMA_VERSION_KEY, &weft_primitives::encoding::encode(&SCHEMA_VERSION))
+            });
+        }
+        if !existing.iter().any(|name| name == META.name()) {
+            return Err(StoreError::SchemaVersionMissing);
+        }
+        let stored = self.read()?.get(META, SCHEMA_VERSION_KEY)?.ok_or(StoreError::SchemaVersionMissing)?;
+        let found: u32 = weft_primitives::encoding::decode(&stored)
+            .map_err(|e| StoreError::corrupt(META.name(), SCHEMA_VERSION_KEY.as_bytes(), e.to_string()))?;
+        if found != SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion { found, expected: SCHEMA_VERSION });
+        }
+        match BUILTIN_TABLES.iter().find(|name| !existing.iter().any(|e| e == *name)) {
+            Some(missing) => Err(StoreError::MissingTable { table: (*missing).to_owned() }),
+            None => Ok(()),
+        }
+    }
+
+    /// A consistent snapshot: it sees every transaction committed before
+    /// this call and none committed after.
+    pub fn read(&self) -> Result<ReadTxn, StoreError> {
+        let txn = self.shared.db.begin_read().map_err(StoreError::backend("beginning a read"))?;
+        Ok(ReadTxn::new(txn))
+    }
+
+    /// Run `body` in a write transaction and commit it durably.
+    ///
+    /// Atomic across tables: if `body` returns `Err` (or panics) nothing it
+    /// wrote is kept; if it returns `Ok`, this call returns only after the
+    /// commit is on disk. Write transactions run one at a time (callers
+    /// queue on redb's writer lock); a [`GroupCommitter`] shares one fsync
+    /// among many writers instead.
+    pub fn write<T>(&self, body: impl FnOnce(&mut WriteTxn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut txn = self.begin_write()?;
+        match body(&mut txn) {
+            Ok(value) => {
+                self.commit_txn(txn)?;
+                Ok(value)
+            }
+            Err(error) => {
+                // Dropping an uncommitted transaction also aborts it; aborting
+                // explicitly surfaces (and here ignores) the engine's cleanup error
+                // so the caller sees its own error, the one that matters.
+                let _ = txn.into_inner().abort();
+                Err(error)
+            }
+        }
+    }
+
+    /// Commit one batch durably, on the calling thread.
+    pub fn commit(&self, batch: &WriteBatch) -> Result<CommitInfo, StoreError> {
+        self.commit_group(&[batch])
+    }
+
+    /// Start a [`GroupCommitter`] thread writing to this store.
+    pub fn group_committer(&self) -> Result<GroupCommitter, StoreError> {
+        GroupCommitter::new(self)
+    }
+
+    /// Apply `batches` in order in one transaction and commit it durably.
+    pub(crate) fn commit_group(&self, batches: &[&WriteBatch]) -> Result<CommitInfo, StoreError> {
+        if let Some(big) = batches.iter().find(|batch| batch.byte_len() > WRITE_BATCH_BYTES_MAX) {
+            return Err(StoreError::BatchTooLarge { bytes: big.byte_len(), max: WRITE_BATCH_BYTES_MAX });
+        }
+        let mut txn = self.begin_write()?;
+        txn.apply_batches(batches)?;
+        let sequence = self.commit_txn(txn)?;
+        Ok(CommitInfo { sequence, batches: batches.len() })
+    }
+
+    fn begin_write(&self) -> Result<WriteTxn, StoreError> {
+        let mut txn = self.shared.db.begin_write().map_err(StoreError::backend("beginning a write"))?;
+        // Immediate is redb's default; set it so that no future default can
+        // weaken "acknowledged means durable".
+        txn.set_durability(redb::Durability::Immediate).map_err(StoreError::backend("setting durability"))?;
+        Ok(WriteTxn::new(txn))
+    }
+
+    /// Commit durably; returns this commit's sequence number.
+    fn commit_txn(&self, txn: WriteTxn) -> Result<u64, StoreError> {
+        txn.into_inner().commit().map_err(StoreError::backend("committing"))?;
+        Ok(self.shared.commits.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+}
+
+/// redb configured for this store: every page checksum is verified when the
+/// database opens. redb trusts a cleanly closed file otherwise, and a file
+/// damaged at rest can then make it panic or return damaged pages; with the
+/// check such a file fails to open with an error. The cost is one read of
+/// the file per open (about 0.15 s for 570 MB from the page cache here).
+fn builder() -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    builder.set_check_integrity_on_open(true);
+    builder
+}
+
+fn io_error(during: &'static str) -> impl FnOnce(std::io::Error) -> StoreError {
+    move |error| StoreError::backend(during)(redb::Error::Io(error))
+}
+
+/// Build a fresh database at `path` atomically: initialize it under a
+/// temporary name, make it durable, rename it into place, and make the
+/// rename durable.
+fn create_file(path: &Path) -> Result<(), StoreError> {
+    let name = path.file_name().ok_or_else(|| {
+        io_error("naming the database file")(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the database path does not name a file",
+        ))
+    })?;
+    let mut temporary_name = name.to_os_string();
+    temporary_name.push(".creating");
+    let temporary = path.with_file_name(temporary_name);
+    // A leftover from a creation that crashed: it never held acknowledged data.
+    match std::fs::remove_file(&temporary) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io_error("removing an interrupted creation")(error)),
+    }
+    {
+        let db = builder().create(&temporary).map_err(StoreError::backend("creating the database file"))?;
+        // Initializes the schema with a durable commit; dropping closes the file.
+        drop(Store::from_database(db)?);
+    }
+    std::fs::File::open(&temporary).and_then(|file| file.sync_all()).map_err(io_error("syncing the new database"))?;
+    std::fs::rename(&temporary, path).map_err(io_error("moving the new database into place"))?;
+    sync_parent_directory(path)
+}
+
+/// Make a rename in `path`'s directory durable: without this, a crash could
+/// lose the directory entry while later commits to the file were durable.
+#[cfg(unix)]
+fn sync_parent_directory(path: &Path) -> Result<(), StoreError> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent).and_then(|dir| dir.sync_all()).map_err(io_error("syncing the database directory"))
+}
+
+#[cfg(not(unix))]
+fn sync_parent_directory(_path: &Path) -> Result<(), StoreError> {
+    // Directories cannot be opened for syncing here; the rename's durability is the platform's.
+    Ok(())
+}

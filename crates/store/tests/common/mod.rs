@@ -1,0 +1,172 @@
+//! A random workload over three tables and its in-memory model, shared by the
+//! crash and property tests.
+
+// Helpers outside #[test] functions: an unwrap or panic there is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use weft_primitives::Hash;
+use weft_primitives::kv::WriteSet;
+use weft_store::{CONTEXTS, HEADS, STATE, Store, StoreError, WriteBatch, WriteTxn};
+
+/// One write of a transaction.
+#[derive(Clone, Debug)]
+pub enum Op {
+    PutContext(Hash, Vec<u8>),
+    DeleteContext(Hash),
+    PutHeads(Hash, Vec<Hash>),
+    DeleteHeads(Hash),
+    State(Hash, WriteSet),
+}
+
+pub type Txn = Vec<Op>;
+
+/// The whole content of the three tables the workload touches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Model {
+    pub contexts: BTreeMap<Hash, Vec<u8>>,
+    pub heads: BTreeMap<Hash, Vec<Hash>>,
+    pub state: BTreeMap<(Hash, Vec<u8>), Vec<u8>>,
+}
+
+impl Model {
+    pub fn apply(&mut self, txn: &Txn) {
+        for op in txn {
+            match op {
+                Op::PutContext(key, value) => {
+                    self.contexts.insert(*key, value.clone());
+                }
+                Op::DeleteContext(key) => {
+                    self.contexts.remove(key);
+                }
+                Op::PutHeads(key, value) => {
+                    self.heads.insert(*key, value.clone());
+                }
+                Op::DeleteHeads(key) => {
+                    self.heads.remove(key);
+                }
+                Op::State(context, writes) => {
+                    for (key, value) in writes.iter() {
+                        match value {
+                            Some(value) => self.state.insert((*context, key.to_vec()), value.to_vec()),
+                            None => self.state.remove(&(*context, key.to_vec())),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// The model after each prefix of `txns`: `states[k]` is after `k` transactions.
+    pub fn prefixes(txns: &[Txn]) -> Vec<Model> {
+        let mut model = Model::default();
+        let mut states = vec![model.clone()];
+        for txn in txns {
+            model.apply(txn);
+            states.push(model.clone());
+        }
+        states
+    }
+}
+
+pub fn key(n: u8) -> Hash {
+    Hash::of(&[n])
+}
+
+/// A transaction of 1..=6 writes over small key spaces (so keys are
+/// overwritten and deleted), with the occasional multi-page value.
+pub fn random_txn(rng: &mut SmallRng) -> Txn {
+    let ops = rng.random_range(1..=6);
+    (0..ops)
+        .map(|_| {
+            let k = key(rng.random_range(0..12));
+            match rng.random_range(0..6) {
+                0 | 1 => PutContext(k, random_value(rng)),
+                2 => DeleteContext(k),
+                3 => PutHeads(k, (0..rng.random_range(0..4)).map(|_| key(rng.random())).collect()),
+                4 => DeleteHeads(k),
+                _ => {
+                    let mut writes = WriteSet::new();
+                    for _ in 0..rng.random_range(1..5) {
+                        let state_key = vec![rng.random_range(0..20u8)];
+                        if rng.random_bool(0.25) {
+                            writes.delete(state_key);
+                        } else {
+                            writes.put(state_key, random_value(rng));
+                        }
+                    }
+                    State(key(rng.random_range(0..2)), writes)
+                }
+            }
+        })
+        .collect()
+}
+
+use Op::{DeleteContext, DeleteHeads, PutContext, PutHeads, State};
+
+fn random_value(rng: &mut SmallRng) -> Vec<u8> {
+    let len = if rng.random_bool(0.1) { rng.random_range(3000..9000) } else { rng.random_range(0..200) };
+    let fill: u8 = rng.random();
+    vec![fill; len]
+}
+
+pub fn workload(seed: u64, txns: usize) -> Vec<Txn> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..txns).map(|_| random_txn(&mut rng)).collect()
+}
+
+pub fn apply_txn(txn: &mut WriteTxn, ops: &Txn) -> Result<(), StoreError> {
+    for op in ops {
+        match op {
+            PutContext(key, value) => txn.put(CONTEXTS, key, value)?,
+            DeleteContext(key) => {
+                txn.delete(CONTEXTS, key)?;
+            }
+            PutHeads(key, value) => txn.put(HEADS, key, value)?,
+            DeleteHeads(key) => {
+                txn.delete(HEADS, key)?;
+            }
+            State(context, writes) => txn.apply_state_writes(*context, writes)?,
+        }
+    }
+    Ok(())
+}
+
+pub fn to_batch(ops: &Txn) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for op in ops {
+        match op {
+            PutContext(key, value) => batch.put(CONTEXTS, key, value),
+            DeleteContext(key) => batch.delete(CONTEXTS, key),
+            PutHeads(key, value) => batch.put(HEADS, key, value),
+            DeleteHeads(key) => batch.delete(HEADS, key),
+            State(context, writes) => batch.apply_state_writes(*context, writes.clone()),
+        };
+    }
+    batch
+}
+
+/// Run `txns` one durable transaction each until the first failure; the
+/// number that committed Ok.
+pub fn run_until_failure(store: &Store, txns: &[Txn]) -> usize {
+    for (done, txn) in txns.iter().enumerate() {
+        if store.write(|w| apply_txn(w, txn)).is_err() {
+            return done;
+        }
+    }
+    txns.len()
+}
+
+/// Everything the workload's tables hold.
+pub fn dump(store: &Store) -> Result<Model, StoreError> {
+    let read = store.read()?;
+    Ok(Model {
+        contexts: read.scan(CONTEXTS, &[], None, usize::MAX)?.into_iter().collect(),
+        heads: read.scan(HEADS, &[], None, usize::MAX)?.into_iter().collect(),
+        state: read.scan(STATE, &[], None, usize::MAX)?.into_iter().collect(),
+    })
+}
