@@ -1,1 +1,94 @@
-//! placeholder
+//! The native CRDT entity tree of one context, with Merkle hashes.
+//!
+//! Pure logic, no I/O: state is read through [`KvRead`](weft_primitives::kv::KvRead)
+//! (one context's ordered keyspace) and every change comes back as a
+//! [`WriteSet`](weft_primitives::kv::WriteSet) that the caller commits
+//! atomically with the delta row and the heads.
+//!
+//! # Model
+//!
+//! The state is a tree of *entities*. The root (id [`root_id`]) is a map of
+//! the application's top-level fields. Collections nest: a map value is plain
+//! bytes (an LWW register leaf) or a nested collection of any
+//! [`CrdtKind`] — LWW register, G/PN counter, map, set, vector, text. A nested
+//! collection's id is [`child_id`]`(parent, key, kind, storage)`, so every
+//! replica names the same child the same way. Each entity has a
+//! [`StorageKind`]: public; user-owned (only the owner writes, every action
+//! signed by the owner and verified on apply, local and remote); frozen
+//! (write-once, content-addressed map: key = `Hash::of(value)`).
+//!
+//! Local writes go through a [`StateTxn`], whose [`StateTxn::commit`] yields
+//! the [`Action`]s (the delta payload), the writes and the new root hash.
+//! Remote deltas are merged by [`apply_actions`], without WASM.
+//!
+//! # Merge rules
+//!
+//! Every write carries a [`Stamp`] `(HLC, author)`, a total order. A child
+//! slot keeps its greatest write and, separately, its greatest remove stamp;
+//! **an entry is visible iff its latest write's stamp is greater than its
+//! latest remove's stamp**. Both are max-merged, so the outcome does not
+//! depend on delivery order: a remove is never undone by a concurrent *older*
+//! update, and a *newer* write (insert, or re-create of a collection) brings
+//! the key back. A removed key that holds a nested collection hides it but
+//! keeps it: ops inside it keep applying to its hidden contents (so replicas'
+//! hashes converge whatever order the remove and the ops arrive in), and a
+//! later create with a greater stamp shows it again with its contents.
+//! Registers keep the greatest `(stamp, value)`; counters keep each author's
+//! greatest totals; vector elements are ordered by the stamp of their push;
+//! text is `weft-text`'s sequence CRDT. Details in the `apply` module.
+//!
+//! # Merkle hashes
+//!
+//! An entity's full hash covers its kind, storage, stamps, own bytes and its
+//! children's hashes; the root entity's full hash is the context's root hash.
+//! Each collection keeps its children in a persisted Merkle treap whose shape
+//! depends only on its keys, so equal content gives equal hashes (replicas
+//! can diff top-down), and changing one child of `n` costs `O(log n)` rows
+//! and hashes. The row layout is in the `rows` module.
+//! [`recompute_root_hash`] recomputes everything from scratch (the feature
+//! `slow-reference` runs it after every commit and apply).
+
+mod action;
+mod apply;
+mod error;
+mod layered;
+mod model;
+mod overlay;
+mod reference;
+mod rows;
+mod text;
+mod treap;
+mod txn;
+
+pub use action::{Action, Op};
+pub use apply::{Applied, apply_actions, entity_index, root_hash};
+pub use error::StateError;
+pub use layered::LayeredKv;
+pub use model::{CrdtKind, EntityId, Page, STAMP_KEY_LEN, Stamp, StorageKind, Value, child_id, root_id};
+pub use reference::{Materialized, materialize, recompute_root_hash};
+pub use rows::{Index, Link, ParentLink, entry_key, index_key, node_key, node_prefix, state_prefix};
+pub use txn::{Commit, StateTxn};
+
+/// The longest map key or set element, in bytes.
+pub const KEY_BYTES_MAX: usize = 4 * 1024;
+
+/// The largest plain value, in bytes (a delta's plaintext limit).
+pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
+
+/// The deepest nesting of collections (root = 0).
+pub const NESTING_DEPTH_MAX: u32 = 32;
+
+/// The deepest a Merkle treap may grow. Expected depth is about
+/// `2 ln n` (≈ 28 for a million children); reaching 256 needs ground keys
+/// and ~2^256 work, so this only guards the stack.
+pub const TREAP_DEPTH_MAX: usize = 256;
+
+/// The most actions in one transaction or one remote batch.
+pub const ACTIONS_PER_BATCH_MAX: usize = 65_536;
+
+/// The most items one listing call returns.
+pub const LIST_LIMIT_MAX: usize = 1024;
+
+/// The most rows one listing call scans (it skips removed entries, so a
+/// page can come back short with a continuation cursor).
+pub const SCAN_ROWS_MAX: usize = 4096;
