@@ -203,7 +203,11 @@ mod tests {
         let rest = kv.scan(&[1], Some(&first[3].0), 100).unwrap();
         assert_eq!(rest.len(), 6);
         assert!(rest.iter().all(|(k, _)| k[0] == 1));
-        assert_eq!(kv.scan(&[1], Some(&[0, 200]), 100).unwrap().len(), 10, "a cursor below the prefix starts at the prefix");
+        assert_eq!(
+            kv.scan(&[1], Some(&[0, 200]), 100).unwrap().len(),
+            10,
+            "a cursor below the prefix starts at the prefix"
+        );
     }
 
     #[test]
