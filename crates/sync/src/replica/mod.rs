@@ -1,0 +1,449 @@
+//! [`Replica`]: the replication logic of one context on one node, as a pure
+//! state machine.
+//!
+//! One entry point, [`Replica::handle`]`(input, now_ms) -> Vec<Output>`:
+//! time is an input, timers are [`Replica::next_timer_ms`], and every effect
+//! on the world (publish, send, close, penalize, acknowledge) is an
+//! [`Output`]. State changes go through the [`ReplicaStore`] seam, one
+//! atomic commit per applied delta. The only randomness is a seeded
+//! [`SeededRng`] (peer choice), so a driver that replays the same inputs
+//! gets the same outputs.
+//!
+//! Submodules: `receive` (the receive path), `write` (local writes),
+//! `parents` (parent requests), `session` and `outflow` (anti-entropy and
+//! page streams), `apply` (the DAG's applier), `timers` (sweeps and
+//! scheduling).
+
+mod apply;
+mod interface;
+mod outflow;
+mod parents;
+mod receive;
+mod session;
+mod timers;
+mod write;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use weft_dag::id_map::IdMap;
+use weft_dag::{AddOutcome, DagStore, DeltaId};
+use weft_primitives::{Hash, HlcClock, PublicKey, SigningKey};
+
+pub use interface::{
+    AppliedDelta, Input, Offense, Output, PeerId, PreparedWrite, SessionId, Verdict, WriteBase, WriteError,
+};
+pub use session::{RETRY_BACKOFF_MIN_MS, RETRY_BACKOFF_SPREAD_MS};
+pub use timers::SYNC_RETRY_MS;
+
+use crate::config::Config;
+use crate::delta::{DeltaPayload, SignedDelta};
+use crate::protocol::{HEADS_MAX, Summary, have_hints};
+use crate::seeded_rng::SeededRng;
+use crate::store::{ReplicaStore, StoreError};
+use apply::{ApplyCore, ApplyMode, StateApplier};
+use parents::Wants;
+use session::Session;
+
+/// Rows read per call while restoring from the store.
+pub const RESTORE_PAGE_MAX: usize = 4096;
+
+/// Ids of deltas remembered as unappliable (valid signature, invalid
+/// actions), so they are not fetched and retried again and again.
+pub const REJECTED_IDS_MAX: usize = 1024;
+
+/// Everything a replica is made of.
+#[derive(Debug)]
+pub struct ReplicaParams<S> {
+    /// The context id.
+    pub context: Hash,
+    /// The context's genesis: the DAG root that first deltas name.
+    pub genesis: DeltaId,
+    /// This node's peer id (the opener of its sessions).
+    pub local_peer: PeerId,
+    /// The member identity this node writes as.
+    pub identity: SigningKey,
+    /// The members: only their deltas are accepted.
+    pub members: Vec<PublicKey>,
+    /// Tunables.
+    pub config: Config,
+    /// Seed of the replica's random choices (peer picks, backoffs). A
+    /// driver seeds it afresh on every start (from the OS); the simulator
+    /// from its seed, the node and the incarnation.
+    pub rng_seed: u64,
+    /// The persisted state and deltas (empty for a new replica).
+    pub store: S,
+}
+
+/// Why a replica could not be rebuilt from its store.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum RestoreError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The persisted deltas do not form the history they claim.
+    #[error("persisted delta at position {position}: {reason}")]
+    Corrupt {
+        /// The apply position.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Counters for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStats {
+    /// Deltas applied since start (restored ones excluded).
+    pub applied: u64,
+    /// Deltas that arrived again.
+    pub duplicates: u64,
+    /// Deltas refused by verification.
+    pub rejected: u64,
+    /// Deltas whose application failed (transient or not).
+    pub apply_failures: u64,
+    /// Anti-entropy sessions started.
+    pub syncs_started: u64,
+    /// Sessions dropped at their deadline.
+    pub sessions_timed_out: u64,
+    /// Parent requests sent.
+    pub parent_requests: u64,
+    /// Times parent requests gave up and asked for anti-entropy.
+    pub escalations: u64,
+    /// Divergences detected.
+    pub divergences: u64,
+    /// Storage operations that failed outside a commit.
+    pub store_failures: u64,
+}
+
+/// Ids of sessions peers opened that ended, remembered so that a late or
+/// repeated opening request does not start them again.
+pub const ENDED_SESSIONS_MAX: usize = 1024;
+
+/// A set that forgets its oldest member beyond `max`.
+#[derive(Debug)]
+pub(crate) struct RecentSet<T> {
+    order: VecDeque<T>,
+    set: BTreeSet<T>,
+    max: usize,
+}
+
+impl<T: Ord + Copy> RecentSet<T> {
+    pub(crate) fn new(max: usize) -> Self {
+        RecentSet { order: VecDeque::new(), set: BTreeSet::new(), max }
+    }
+
+    pub(crate) fn insert(&mut self, item: T) {
+        if self.set.insert(item) {
+            self.order.push_back(item);
+            if self.order.len() > self.max
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    pub(crate) fn contains(&self, item: &T) -> bool {
+        self.set.contains(item)
+    }
+}
+
+/// When the next unscheduled anti-entropy session should start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SyncSoon {
+    pub(crate) preferred: Option<PeerId>,
+    pub(crate) not_before_ms: u64,
+}
+
+/// The replication state machine of one context. See the crate doc.
+#[derive(Debug)]
+pub struct Replica<S: ReplicaStore> {
+    context: Hash,
+    local_peer: PeerId,
+    identity: SigningKey,
+    author: PublicKey,
+    members: BTreeSet<PublicKey>,
+    config: Config,
+    dag: DagStore<DeltaPayload>,
+    core: ApplyCore<S>,
+    clock: HlcClock,
+    rng: SeededRng,
+    /// Connected member nodes.
+    peers: BTreeSet<PeerId>,
+    /// When we last started an anti-entropy session with each peer.
+    last_sync_ms: BTreeMap<PeerId, u64>,
+    sessions: BTreeMap<SessionId, Session>,
+    next_session: u64,
+    wants: Wants,
+    next_sync_ms: u64,
+    sync_soon: Option<SyncSoon>,
+    next_sweep_ms: u64,
+    pruned_below: usize,
+    rejected: RecentSet<DeltaId>,
+    ended_sessions: RecentSet<SessionId>,
+    stats: ReplicaStats,
+    out: Vec<Output>,
+}
+
+impl<S: ReplicaStore> Replica<S> {
+    /// A replica over `params.store`: empty for a new context member, or the
+    /// store a crashed or stopped replica left, from which the DAG, the apply
+    /// order, the clock and the pending buffer are rebuilt (the state itself
+    /// is already persisted, consistent with the applied rows).
+    pub fn new(params: ReplicaParams<S>, now_ms: u64) -> Result<Replica<S>, RestoreError> {
+        let ReplicaParams { context, genesis, local_peer, identity, members, config, rng_seed, store } = params;
+        let root_hash = weft_state::root_hash(store.state())
+            .map_err(|error| RestoreError::Corrupt { position: 0, reason: error.to_string() })?;
+        let mut rng = SeededRng::new(rng_seed);
+        // A random phase, so replicas started together do not all open
+        // their periodic sessions at the same instants.
+        let first_sync_ms = now_ms.saturating_add(rng.below(config.sync_frequency_ms.max(1)));
+        // Session numbers start at random and at the start time, so a
+        // restarted replica does not reuse the numbers of its previous life
+        // (peers remember ended ones), even if given the same seed.
+        let first_session = (rng.next_u64() ^ now_ms.rotate_left(32)) >> 1;
+        let mut replica = Replica {
+            context,
+            local_peer,
+            author: identity.public_key(),
+            identity,
+            members: members.into_iter().collect(),
+            dag: DagStore::new(genesis, config.dag_limits),
+            core: ApplyCore { store, apply_log: Vec::new(), positions: IdMap::default(), version: 0, root_hash },
+            clock: HlcClock::new(config.max_drift_ms),
+            rng,
+            peers: BTreeSet::new(),
+            last_sync_ms: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            next_session: first_session,
+            wants: Wants::default(),
+            next_sync_ms: first_sync_ms,
+            sync_soon: Some(SyncSoon { preferred: None, not_before_ms: now_ms }),
+            next_sweep_ms: now_ms.saturating_add(config.pending_sweep_ms),
+            pruned_below: 0,
+            rejected: RecentSet::new(REJECTED_IDS_MAX),
+            ended_sessions: RecentSet::new(ENDED_SESSIONS_MAX),
+            stats: ReplicaStats::default(),
+            out: Vec::new(),
+            config,
+        };
+        replica.restore_applied(now_ms)?;
+        replica.restore_pending(now_ms)?;
+        replica.prune_history();
+        replica.out.clear();
+        Ok(replica)
+    }
+
+    /// Replay the persisted applied rows into the DAG (state untouched).
+    fn restore_applied(&mut self, now_ms: u64) -> Result<(), RestoreError> {
+        let mut after = None;
+        loop {
+            let rows = self.core.store.load_applied(after, RESTORE_PAGE_MAX)?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for (position, bytes) in rows {
+                let corrupt = |reason: String| RestoreError::Corrupt { position, reason };
+                if position != self.core.apply_log.len() as u64 {
+                    return Err(corrupt(format!("expected position {}", self.core.apply_log.len())));
+                }
+                let delta = SignedDelta::decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
+                // Our own disk: the content hash catches corruption; the
+                // signature was checked when the delta arrived.
+                delta.check_id().map_err(|e| corrupt(e.to_string()))?;
+                let _ = self.clock.observe(delta.hlc, u64::MAX);
+                let mut applier = StateApplier::new(&mut self.core, ApplyMode::Record, self.author);
+                match self.dag.add(delta.into_causal(), now_ms, &mut applier) {
+                    Ok(AddOutcome::Applied { .. }) => {}
+                    Ok(outcome) => return Err(corrupt(format!("out of causal order: {outcome:?}"))),
+                    Err(error) => return Err(corrupt(error.to_string())),
+                }
+                after = Some(position);
+            }
+        }
+    }
+
+    /// Put the persisted pending deltas back in the buffer.
+    fn restore_pending(&mut self, now_ms: u64) -> Result<(), RestoreError> {
+        let rows = self.core.store.load_pending(self.config.dag_limits.pending_max)?;
+        for bytes in rows {
+            // A row that no longer verifies is dropped, not fatal: it is
+            // fetched again if still needed.
+            let _ = self.accept_delta(None, &bytes, receive::Origin::Restore, now_ms);
+        }
+        Ok(())
+    }
+
+    /// Feed one input; returns what the driver must do, in order.
+    pub fn handle(&mut self, input: Input, now_ms: u64) -> Vec<Output> {
+        match input {
+            Input::LocalWrite(write) => self.commit_local(write, now_ms),
+            Input::GossipReceived { from, message, bytes } => self.on_gossip(from, message, &bytes, now_ms),
+            Input::StreamMessage { from, session, bytes } => self.on_stream_message(from, session, &bytes, now_ms),
+            Input::StreamClosed { peer, session } => self.on_stream_closed(peer, session, now_ms),
+            Input::Tick => {}
+            Input::SyncNow { peer } => self.request_sync_soon(peer, now_ms),
+            Input::PeerUp { peer } => self.on_peer_up(peer, now_ms),
+            Input::PeerDown { peer } => self.on_peer_down(peer),
+        }
+        self.run_timers(now_ms);
+        self.schedule_wants(now_ms);
+        std::mem::take(&mut self.out)
+    }
+
+    /// The earliest time at which [`Input::Tick`] has work to do.
+    pub fn next_timer_ms(&self) -> u64 {
+        let mut next = self.next_sweep_ms.min(self.next_sync_ms);
+        if let Some(soon) = self.sync_soon {
+            next = next.min(soon.not_before_ms);
+        }
+        let idle_ms = self.config.session_idle_ms;
+        self.sessions.values().map(|session| session.expires_ms(idle_ms)).fold(next, u64::min)
+    }
+
+    /// The context id.
+    pub fn context(&self) -> Hash {
+        self.context
+    }
+
+    /// This node's peer id.
+    pub fn local_peer(&self) -> PeerId {
+        self.local_peer
+    }
+
+    /// The identity this replica writes as.
+    pub fn author(&self) -> PublicKey {
+        self.author
+    }
+
+    /// The current heads, sorted.
+    pub fn heads(&self) -> Vec<DeltaId> {
+        self.dag.heads()
+    }
+
+    /// The root hash of the persisted state.
+    pub fn root_hash(&self) -> Hash {
+        self.core.root_hash
+    }
+
+    /// The state version ([`PreparedWrite::base_version`]).
+    pub fn state_version(&self) -> u64 {
+        self.core.version
+    }
+
+    /// The DAG (read-only).
+    pub fn dag(&self) -> &DagStore<DeltaPayload> {
+        &self.dag
+    }
+
+    /// Applied ids in apply order.
+    pub fn apply_log(&self) -> &[DeltaId] {
+        &self.core.apply_log
+    }
+
+    /// The store (read-only).
+    pub fn store(&self) -> &S {
+        &self.core.store
+    }
+
+    /// Give the store back (a stop or a simulated crash: everything else is
+    /// memory and is lost).
+    pub fn into_store(self) -> S {
+        self.core.store
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ReplicaStats {
+        self.stats
+    }
+
+    /// Connected member peers.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.peers.iter()
+    }
+
+    /// Open sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// What this replica has, as sent in a sync request.
+    pub fn summary(&self) -> Summary {
+        let mut heads = self.dag.heads();
+        heads.truncate(HEADS_MAX);
+        Summary { root_hash: self.core.root_hash, heads, hints: have_hints(&self.core.apply_log) }
+    }
+
+    /// Check the invariants linking the DAG, the apply order and the ids:
+    /// every applied delta's parents were applied before it, every kept
+    /// delta's id is its content hash, the pending buffer is within bounds.
+    /// Costs O(history); for tests and simulations.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let log = &self.core.apply_log;
+        if log.len() != self.dag.applied_count() {
+            return Err(format!("apply log has {} ids, DAG {} applied", log.len(), self.dag.applied_count()));
+        }
+        for (position, id) in log.iter().enumerate() {
+            if self.core.positions.get(id) != Some(&(position as u64)) {
+                return Err(format!("{id:?} at {position} but indexed at {:?}", self.core.positions.get(id)));
+            }
+            let Some(delta) = self.dag.get(id) else {
+                if self.dag.is_pruned(id) {
+                    continue;
+                }
+                return Err(format!("{id:?} applied but not held"));
+            };
+            for parent in &delta.parents {
+                let ok = *parent == self.dag.root()
+                    || self.core.positions.get(parent).is_some_and(|p| (*p as usize) < position);
+                if !ok {
+                    return Err(format!("{id:?} applied before its parent {parent:?}"));
+                }
+            }
+            let signed = SignedDelta::from_causal(delta);
+            if signed.content_id() != *id {
+                return Err(format!("{id:?} is not its content hash"));
+            }
+        }
+        if self.dag.pending_count() > self.config.dag_limits.pending_max {
+            return Err(format!("{} pending deltas over the bound", self.dag.pending_count()));
+        }
+        Ok(())
+    }
+
+    fn on_peer_up(&mut self, peer: PeerId, now_ms: u64) {
+        if peer == self.local_peer || !self.peers.insert(peer) {
+            return;
+        }
+        // A (re)connected peer may have missed our writes or hold new ones.
+        self.request_sync_soon(Some(peer), now_ms);
+        self.wants.mark_dirty();
+    }
+
+    fn on_peer_down(&mut self, peer: PeerId) {
+        self.peers.remove(&peer);
+        let gone: Vec<SessionId> =
+            self.sessions.iter().filter(|(_, session)| session.peer == peer).map(|(id, _)| *id).collect();
+        for id in gone {
+            self.end_session(id, false);
+        }
+    }
+
+    fn penalize(&mut self, peer: PeerId, offense: Offense) {
+        self.out.push(Output::Penalize { peer, offense });
+    }
+
+    fn emit_applied(&mut self, deltas: Vec<AppliedDelta>) {
+        if deltas.is_empty() {
+            return;
+        }
+        self.stats.applied += deltas.len() as u64;
+        self.out.push(Output::Applied { deltas });
+    }
+
+    fn new_session_id(&mut self) -> SessionId {
+        let n = self.next_session;
+        self.next_session = self.next_session.wrapping_add(1);
+        SessionId { opener: self.local_peer, n }
+    }
+}

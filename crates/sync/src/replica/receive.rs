@@ -1,0 +1,148 @@
+//! The receive path: a delta from gossip, a sync page or a parent answer.
+//!
+//! Order of checks (cheapest first, all before the DAG sees the delta):
+//! size bound, strict decode, id = content hash; then a known id is a
+//! duplicate and costs nothing more (same hash, same content, already
+//! verified); then parents, membership, signature, clock drift. A verified
+//! delta goes to the DAG, which applies it (and cascades) through the
+//! [`StateApplier`](super::apply::StateApplier) or buffers it; a buffered
+//! delta's missing parents are wanted **at once**, from the peer that sent
+//! it first (it built on them, or forwarded a delta that names them).
+
+use weft_dag::{AddOutcome, DagError};
+
+use super::apply::{ApplyError, ApplyMode, StateApplier};
+use super::interface::{Offense, Output, PeerId, Verdict};
+use super::{Replica, ReplicaStore};
+use crate::delta::{DeltaRejection, SignedDelta};
+
+/// Where a delta came from; decides how its missing parents are fetched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Gossip (the fast path).
+    Gossip,
+    /// A page of an anti-entropy session.
+    Sync,
+    /// An answer to a parent request that was `depth` rounds deep.
+    Parent { depth: u32 },
+    /// The persisted pending buffer, at restart.
+    Restore,
+}
+
+/// What happened to a verified delta.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Received {
+    /// Applied (with its cascade).
+    Applied,
+    /// Buffered until its parents arrive.
+    Pending,
+    /// Already known.
+    Duplicate,
+    /// Verified, but applying it (or a delta of its cascade) failed.
+    Stalled,
+}
+
+impl<S: ReplicaStore> Replica<S> {
+    pub(super) fn on_gossip(&mut self, from: PeerId, message: u64, bytes: &[u8], now_ms: u64) {
+        let verdict = match self.accept_delta(Some(from), bytes, Origin::Gossip, now_ms) {
+            Ok(Received::Duplicate) => Verdict::Ignore,
+            Ok(_) => Verdict::Accept,
+            Err(rejection) => {
+                self.penalize(from, Offense::BadDelta(rejection));
+                Verdict::Reject
+            }
+        };
+        self.out.push(Output::GossipVerdict { message, verdict });
+    }
+
+    /// Verify `bytes` and hand the delta to the DAG. `from` is the peer it
+    /// came from (`None` when restoring).
+    pub(super) fn accept_delta(
+        &mut self,
+        from: Option<PeerId>,
+        bytes: &[u8],
+        origin: Origin,
+        now_ms: u64,
+    ) -> Result<Received, DeltaRejection> {
+        let delta = SignedDelta::decode(bytes).inspect_err(|_| self.stats.rejected += 1)?;
+        delta.check_id().inspect_err(|_| self.stats.rejected += 1)?;
+        if self.dag.has(&delta.id) || self.rejected.contains(&delta.id) {
+            self.stats.duplicates += 1;
+            return Ok(Received::Duplicate);
+        }
+        self.verify_new(&delta, now_ms).inspect_err(|_| self.stats.rejected += 1)?;
+        let id = delta.id;
+        let mut applier = StateApplier::new(&mut self.core, ApplyMode::Apply, self.author);
+        let result = self.dag.add(delta.into_causal(), now_ms, &mut applier);
+        let applied = std::mem::take(&mut applier.applied);
+        self.emit_applied(applied);
+        match result {
+            Ok(AddOutcome::Applied { .. }) => Ok(Received::Applied),
+            Ok(AddOutcome::Duplicate) => Ok(Received::Duplicate),
+            Ok(AddOutcome::Pending { missing, evicted }) => {
+                if origin != Origin::Restore && self.core.store.put_pending(id, bytes).is_err() {
+                    // Still pending in memory; only a restart would lose it.
+                    self.stats.store_failures += 1;
+                }
+                self.forget_pending(&evicted);
+                let depth = match origin {
+                    Origin::Parent { depth } => depth + 1,
+                    Origin::Gossip | Origin::Sync | Origin::Restore => 0,
+                };
+                self.want_parents(&missing, from, depth);
+                Ok(Received::Pending)
+            }
+            Err(DagError::Apply { id: failed, source, .. }) => {
+                self.on_apply_failure(failed, &source);
+                Ok(Received::Stalled)
+            }
+            Err(error) => Err(DeltaRejection::Dag { reason: error.to_string() }),
+        }
+    }
+
+    /// The checks a delta we do not hold yet must pass.
+    fn verify_new(&mut self, delta: &SignedDelta, now_ms: u64) -> Result<(), DeltaRejection> {
+        delta.check_shape()?;
+        if !self.members.contains(&delta.author) {
+            return Err(DeltaRejection::NonMember { author: delta.author });
+        }
+        delta.check_signature()?;
+        let ahead_ms = delta.hlc.wall_ms.saturating_sub(now_ms);
+        if ahead_ms > self.config.max_drift_ms {
+            return Err(DeltaRejection::TooFarInFuture { ahead_ms, max_drift_ms: self.config.max_drift_ms });
+        }
+        // Within the drift bound `observe` cannot fail; later local writes
+        // now stamp after this delta.
+        let _ = self.clock.observe(delta.hlc, now_ms);
+        Ok(())
+    }
+
+    /// A delta (ours to apply, or one of its cascade) failed to apply. It
+    /// stays in the DAG's buffer as stalled: storage trouble is retried by
+    /// the sweep; a delta whose actions no replica can apply is remembered so
+    /// it is not fetched and retried forever (the stale sweep evicts it).
+    pub(super) fn on_apply_failure(&mut self, id: weft_dag::DeltaId, error: &ApplyError) {
+        self.stats.apply_failures += 1;
+        if !error.is_transient() {
+            self.rejected.insert(id);
+        }
+    }
+
+    /// Drop the persisted rows of deltas that left the buffer unapplied.
+    pub(super) fn forget_pending(&mut self, ids: &[weft_dag::DeltaId]) {
+        if !ids.is_empty() && self.core.store.remove_pending(ids).is_err() {
+            self.stats.store_failures += 1;
+        }
+    }
+
+    /// Emit the outputs of `result` from a retry of stalled deltas.
+    pub(super) fn retry_stalled(&mut self) {
+        let mut applier = StateApplier::new(&mut self.core, ApplyMode::Apply, self.author);
+        let result = self.dag.retry_pending(&mut applier);
+        let applied = std::mem::take(&mut applier.applied);
+        self.emit_applied(applied);
+        if let Err(DagError::Apply { id, source, .. }) = result {
+            self.on_apply_failure(id, &source);
+        }
+    }
+}

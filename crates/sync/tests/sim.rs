@@ -1,0 +1,52 @@
+//! TESTING.md S1 through the deterministic simulator: the CI slice (a few
+//! seeds, fewer nodes and ops) and the full run (`#[ignore]`; `scripts/sim`
+//! runs it in release). Set `SIM_SEED=<n>` to run one seed of the slice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use weft_sync::sim::{S1Config, S1Report, run_s1};
+
+/// Seeds of the CI slice. A seed that ever failed joins this list.
+const CI_SEEDS: [u64; 6] = [1, 2, 3, 4, 5, 0xdead_beef];
+
+fn assert_passed(report: &S1Report) {
+    println!("{report}");
+    assert!(report.passed(), "S1 failed\nSEED={}\nreplay: {}\n{report}", report.config.seed, report.replay_command());
+}
+
+fn seeds() -> Vec<u64> {
+    match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => vec![seed],
+        None => CI_SEEDS.to_vec(),
+    }
+}
+
+#[test]
+fn s1_slice_converges_with_no_lost_writes() {
+    for seed in seeds() {
+        assert_passed(&run_s1(&S1Config::ci(seed)));
+    }
+}
+
+#[test]
+fn s1_same_seed_gives_the_same_trace() {
+    let config = S1Config { ops: 80, ..S1Config::ci(7) };
+    let first = run_s1(&config);
+    let second = run_s1(&config);
+    assert_eq!(first.trace_hash, second.trace_hash, "same seed, different trace");
+    let other = run_s1(&S1Config { seed: 8, ..config });
+    assert_ne!(first.trace_hash, other.trace_hash, "the trace must depend on the seed");
+}
+
+#[test]
+fn s1_twenty_nodes_slice() {
+    let config = S1Config { nodes: 20, ops: 300, ..S1Config::ci(11) };
+    assert_passed(&run_s1(&config));
+}
+
+#[test]
+#[ignore = "long: 20 nodes, 10 000 ops; run with scripts/sim"]
+fn s1_full() {
+    let seed = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    assert_passed(&run_s1(&S1Config::full(seed)));
+}
