@@ -1,8 +1,11 @@
-//! State benchmarks: map insert throughput in memory, and how the cost of an
-//! insert grows with the map (1k vs 1M entries). One JSON line per figure.
+//! State benchmarks: map insert throughput in memory, how the cost of an
+//! insert grows with the map (1k vs 1M entries), and the cost of an insert
+//! read through a `LayeredKv` while earlier inserts are still in flight (how
+//! the node pipelines group commit). One JSON line per figure.
 //!
-//! Every commit's writes are applied to the `MemoryKv`, as a node would
-//! commit them, so the figures include encoding and storing rows.
+//! Every commit's writes are applied to the `MemoryKv` (or, pipelined,
+//! folded into the in-flight `WriteSet`), as a node would commit them, so the
+//! figures include encoding and storing rows.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,9 +13,9 @@ use std::time::Instant;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use weft_primitives::kv::MemoryKv;
+use weft_primitives::kv::{KvRead, MemoryKv, WriteSet};
 use weft_primitives::{Hlc, SigningKey};
-use weft_state::{CrdtKind, EntityId, StateTxn, StorageKind, root_id};
+use weft_state::{CrdtKind, EntityId, LayeredKv, StateTxn, StorageKind, root_id};
 
 const THROUGHPUT_INSERTS: usize = 100_000;
 const SMALL_MAP: usize = 1_000;
@@ -20,6 +23,9 @@ const LARGE_MAP: usize = 1_000_000;
 const BUILD_BATCH: usize = 10_000;
 const MEASURED_INSERTS: usize = 10_000;
 const SMALL_ROUND: usize = 100;
+/// Inserts submitted to the group committer but not yet durable, as in
+/// `weft-bench`'s group-commit figure.
+const IN_FLIGHT_INSERTS: usize = 512;
 
 #[derive(Clone)]
 struct Bench {
@@ -56,6 +62,15 @@ impl Bench {
         out
     }
 
+    /// One single-insert transaction over `kv`; returns its writes.
+    fn insert_over<K: KvRead + ?Sized>(&mut self, kv: &K) -> WriteSet {
+        self.wall_ms += 1;
+        let key: [u8; 16] = self.rng.random();
+        let mut txn = StateTxn::new(kv, &self.key, Hlc::new(self.wall_ms, 0));
+        txn.map_insert(self.map, &key, &[0xabu8; 32]).unwrap();
+        txn.commit().unwrap().writes
+    }
+
     /// Insert `count` random keys, `batch` per commit; returns seconds.
     fn insert(&mut self, count: usize, batch: usize) -> f64 {
         let map = self.map;
@@ -74,6 +89,31 @@ impl Bench {
     }
 }
 
+/// Seconds for `MEASURED_INSERTS` single-insert commits into copies of
+/// `base`, each read through a `LayeredKv` whose write set already holds
+/// `IN_FLIGHT_INSERTS` earlier inserts; each commit's writes join the set,
+/// as the node's pipeline does.
+fn pipelined_secs(base: &Bench) -> f64 {
+    let mut secs = 0.0;
+    for round in 0..MEASURED_INSERTS / SMALL_ROUND {
+        let mut bench = base.clone();
+        bench.rng = SmallRng::seed_from_u64(5_000 + round as u64);
+        let kv = bench.kv.clone();
+        let mut in_flight = WriteSet::new();
+        for _ in 0..IN_FLIGHT_INSERTS {
+            let writes = bench.insert_over(&LayeredKv::new(&kv, &in_flight));
+            in_flight.extend(writes);
+        }
+        let start = Instant::now();
+        for _ in 0..SMALL_ROUND {
+            let writes = bench.insert_over(&LayeredKv::new(&kv, &in_flight));
+            in_flight.extend(writes);
+        }
+        secs += start.elapsed().as_secs_f64();
+    }
+    secs
+}
+
 fn report(name: &str, value: f64, unit: &str) {
     println!("{{\"name\": \"{name}\", \"value\": {value:.2}, \"unit\": \"{unit}\"}}");
 }
@@ -87,6 +127,9 @@ fn main() {
 
     let mut small_base = Bench::new(2);
     small_base.insert(SMALL_MAP, BUILD_BATCH);
+    let pipelined_ns = pipelined_secs(&small_base) * 1e9 / MEASURED_INSERTS as f64;
+    report("map_insert_into_1k_layered_512_in_flight_commit_per_1", pipelined_ns, "ns/insert");
+
     let mut large = Bench::new(3);
     let build = Instant::now();
     for _ in 0..LARGE_MAP / BUILD_BATCH {

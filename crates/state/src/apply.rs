@@ -30,7 +30,7 @@ use crate::error::StateError;
 use crate::model::{CrdtKind, EntityId, StorageKind, child_id, root_id};
 use crate::overlay::{Entry, Overlay};
 use crate::rows::{self, Index, ParentLink, SlotValue, Winner};
-use crate::treap;
+use crate::tree;
 use crate::{ACTIONS_PER_BATCH_MAX, KEY_BYTES_MAX, NESTING_DEPTH_MAX, VALUE_BYTES_MAX};
 
 /// What [`check`] learned about the target, for [`merge`].
@@ -97,7 +97,7 @@ pub(crate) fn check<K: KvRead + ?Sized>(
                 return Err(wrong_kind());
             }
             // Causal delivery guarantees the push arrived first.
-            if ov.node(&action.target, &element.to_key())?.is_none() {
+            if ov.slot(&action.target, &element.to_key())?.is_none() {
                 return Err(StateError::UnknownElement);
             }
         }
@@ -169,54 +169,51 @@ pub(crate) fn merge<K: KvRead + ?Sized>(
     match &action.op {
         Op::Create { key, kind, storage } => {
             let id = child_id(entity, key, *kind, storage);
-            let child_hash = match ov.index(&id)?.is_some() {
+            match ov.index(&id)?.is_some() {
                 true => {
                     let child = ov.index_mut(&id)?;
                     child.created = child.created.min(stamp);
                     child.updated = child.updated.max(stamp);
-                    let (hash, depth) = (child.full_hash, child.depth);
+                    let depth = child.depth;
                     ov.mark_changed(id, depth);
-                    hash
                 }
                 false => {
                     let link = ParentLink { id: *entity, key: key.clone() };
-                    let child = Index::fresh(id, Some(link), target.depth + 1, *kind, *storage, stamp);
-                    let hash = child.full_hash;
-                    ov.insert_index(child);
-                    hash
+                    ov.insert_index(Index::fresh(id, Some(link), target.depth + 1, *kind, *storage, stamp));
                 }
-            };
+            }
+            // The child's index exists now: the slot hash reads its full hash.
             let write = Winner { stamp, value: SlotValue::Nested { id, kind: *kind } };
-            treap::update_slot(ov, entity, key, |slot| {
-                slot.add_nested(id, child_hash);
+            tree::update_slot(ov, entity, key, |slot| {
+                slot.add_nested(id);
                 slot.merge_write(write);
             })?;
         }
         Op::MapInsert { key, value } => {
             let write = Winner { stamp, value: SlotValue::Bytes(value.clone()) };
             let frozen = target.storage == StorageKind::Frozen;
-            treap::update_slot(ov, entity, key, |slot| match frozen {
+            tree::update_slot(ov, entity, key, |slot| match frozen {
                 true => slot.merge_first_write(write),
                 false => slot.merge_write(write),
             })?;
         }
         Op::MapRemove { key } | Op::SetRemove { element: key } => {
-            treap::update_slot(ov, entity, key, |slot| slot.merge_remove(stamp))?;
+            tree::update_slot(ov, entity, key, |slot| slot.merge_remove(stamp))?;
         }
         Op::SetAdd { element } => {
             let write = Winner { stamp, value: SlotValue::Present };
-            treap::update_slot(ov, entity, element, |slot| slot.merge_write(write))?;
+            tree::update_slot(ov, entity, element, |slot| slot.merge_write(write))?;
         }
         Op::VectorPush { value } => {
             let write = Winner { stamp, value: SlotValue::Bytes(value.clone()) };
-            treap::update_slot(ov, entity, &stamp.to_key(), |slot| slot.merge_write(write))?;
+            tree::update_slot(ov, entity, &stamp.to_key(), |slot| slot.merge_write(write))?;
         }
         Op::VectorSet { element, value } => {
             let write = Winner { stamp, value: SlotValue::Bytes(value.clone()) };
-            treap::update_slot(ov, entity, &element.to_key(), |slot| slot.merge_write(write))?;
+            tree::update_slot(ov, entity, &element.to_key(), |slot| slot.merge_write(write))?;
         }
         Op::VectorRemove { element } => {
-            treap::update_slot(ov, entity, &element.to_key(), |slot| slot.merge_remove(stamp))?;
+            tree::update_slot(ov, entity, &element.to_key(), |slot| slot.merge_remove(stamp))?;
         }
         Op::RegisterSet { value } => {
             if let Entry::Register(current) = ov.entry_mut(entity, target.kind)? {
@@ -249,30 +246,35 @@ pub(crate) fn merge<K: KvRead + ?Sized>(
 /// into parent slots; returns the new root hash.
 pub(crate) fn finalize<K: KvRead + ?Sized>(ov: &mut Overlay<'_, K>) -> Result<Hash, StateError> {
     while let Some(id) = ov.pop_changed() {
-        let tree_hash = treap::rehash(ov, &id)?;
+        let tree_hash = tree::rehash(ov, &id)?;
         let kind = ov.index(&id)?.ok_or(StateError::UnknownTarget(id))?.kind;
         let entry_hash = match ov.entry_is_dirty(&id) {
             true => Some(entry_hash(ov.entry(&id, kind)?)),
             false => None,
         };
-        let index = ov.index_mut(&id)?;
         if let Some(entry_hash) = entry_hash {
-            index.entry_hash = entry_hash;
+            ov.index_mut(&id)?.entry_hash = entry_hash;
         }
-        index.own_hash = rows::own_hash(index.kind, &index.storage, &index.created, &index.updated, &index.entry_hash);
+        let own_stale = ov.own_hash_stale(&id);
+        let index = ov.index_mut(&id)?;
+        if own_stale {
+            index.own_hash =
+                rows::own_hash(index.kind, &index.storage, &index.created, &index.updated, &index.entry_hash);
+        }
         let full = rows::full_hash(&id, &index.own_hash, tree_hash.as_ref());
         if full == index.full_hash {
             continue;
         }
         index.full_hash = full;
-        let Some(parent) = index.parent.clone() else { continue };
-        let parent_depth = index.depth.saturating_sub(1);
-        let mut known = false;
-        treap::update_slot(ov, &parent.id, &parent.key, |slot| known = slot.set_nested_hash(&id, full))?;
-        if !known {
-            return Err(StateError::corrupt(format!("slot of {id:?}"), "parent slot does not list the entity"));
+        let Some(parent) = index.parent.as_ref() else { continue };
+        let (parent_id, parent_depth) = (parent.id, index.depth.saturating_sub(1));
+        let mut parent_key = ov.take_buffer();
+        if let Some(parent) = ov.index(&id)?.and_then(|index| index.parent.as_ref()) {
+            parent_key.extend_from_slice(&parent.key);
         }
-        ov.mark_changed(parent.id, parent_depth);
+        tree::refresh_nested(ov, &parent_id, &parent_key, &id)?;
+        ov.give_buffer(parent_key);
+        ov.mark_changed(parent_id, parent_depth);
     }
     Ok(ov.index(&root_id())?.map_or_else(|| Index::empty_root().full_hash, |i| i.full_hash))
 }
@@ -333,6 +335,5 @@ pub fn root_hash<K: KvRead + ?Sized>(kv: &K) -> Result<Hash, StateError> {
 
 /// The stored index of entity `id`, if it exists.
 pub fn entity_index<K: KvRead + ?Sized>(kv: &K, id: &EntityId) -> Result<Option<Index>, StateError> {
-    let mut ov = Overlay::new(kv);
-    Ok(ov.index(id)?.cloned())
+    crate::overlay::read_index(kv, id)
 }

@@ -110,9 +110,9 @@ pub enum StateError {
     /// The transaction's clock cannot issue another stamp.
     #[error("stamp clock overflow")]
     StampOverflow,
-    /// A Merkle treap is deeper than [`crate::TREAP_DEPTH_MAX`] (needs
-    /// astronomically unlucky or ground keys).
-    #[error("merkle treap deeper than the limit")]
+    /// A walk of a collection's Merkle search tree went deeper than
+    /// [`crate::TREE_LEVEL_MAX`] levels (only a corrupt tree can).
+    #[error("merkle search tree deeper than the limit")]
     TreeTooDeep,
     /// A mutating call on a read-only transaction.
     #[error("read-only transaction")]

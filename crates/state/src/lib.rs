@@ -41,23 +41,30 @@
 //!
 //! An entity's full hash covers its kind, storage, stamps, own bytes and its
 //! children's hashes; the root entity's full hash is the context's root hash.
-//! Each collection keeps its children in a persisted Merkle treap whose shape
-//! depends only on its keys, so equal content gives equal hashes (replicas
-//! can diff top-down), and changing one child of `n` costs `O(log n)` rows
-//! and hashes. The row layout is in the `rows` module.
-//! [`recompute_root_hash`] recomputes everything from scratch (the feature
-//! `slow-reference` runs it after every commit and apply).
+//! Each collection indexes its children with a persisted Merkle search tree
+//! (fanout about 16; a key's level comes from a hash of the key) whose shape
+//! depends only on the set of keys, so equal content gives equal rows and
+//! equal hashes (replicas can diff top-down), and changing one child of `n`
+//! rewrites its child row and about `log16 n` tree nodes: 5 rows for an
+//! insert into a nested map of a thousand entries, 8 at a million. The tree's
+//! top node is stored in the collection's index row. The row layout is in
+//! the `rows` module, the node encoding in the `node` module.
+//! [`recompute_root_hash`] recomputes everything from scratch and checks the
+//! stored trees have the canonical shape (the feature `slow-reference` runs
+//! it after every commit and apply).
 
 mod action;
 mod apply;
+mod digest;
 mod error;
 mod layered;
 mod model;
+mod node;
 mod overlay;
 mod reference;
 mod rows;
 mod text;
-mod treap;
+mod tree;
 mod txn;
 
 pub use action::{Action, Op};
@@ -65,8 +72,12 @@ pub use apply::{Applied, apply_actions, entity_index, root_hash};
 pub use error::StateError;
 pub use layered::LayeredKv;
 pub use model::{CrdtKind, EntityId, Page, STAMP_KEY_LEN, Stamp, StorageKind, Value, child_id, root_id};
+pub use node::{Link, TreeNode};
 pub use reference::{Materialized, materialize, recompute_root_hash};
-pub use rows::{Index, Link, ParentLink, entry_key, index_key, node_key, node_prefix, state_prefix};
+pub use rows::{
+    Index, ParentLink, child_key, child_prefix, entry_key, index_key, node_key, node_prefix, state_prefix,
+    tree_node_key, tree_prefix,
+};
 pub use txn::{Commit, StateTxn};
 
 /// The longest map key or set element, in bytes.
@@ -78,10 +89,11 @@ pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
 /// The deepest nesting of collections (root = 0).
 pub const NESTING_DEPTH_MAX: u32 = 32;
 
-/// The deepest a Merkle treap may grow. Expected depth is about
-/// `2 ln n` (≈ 28 for a million children); reaching 256 needs ground keys
-/// and ~2^256 work, so this only guards the stack.
-pub const TREAP_DEPTH_MAX: usize = 256;
+/// The highest level of a key in a collection's Merkle search tree, and so
+/// the most nodes on a path from its top node down (plus one). A key's level
+/// is the number of leading zero 4-bit digits of a 64-bit hash of it, capped
+/// here; a million children reach about level 5.
+pub const TREE_LEVEL_MAX: u8 = 16;
 
 /// The most actions in one transaction or one remote batch.
 pub const ACTIONS_PER_BATCH_MAX: usize = 65_536;

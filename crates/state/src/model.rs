@@ -108,7 +108,7 @@ impl CrdtKind {
         }
     }
 
-    /// True for the kinds whose children live in a Merkle treap.
+    /// True for the kinds whose children live in a Merkle search tree.
     pub const fn has_children(self) -> bool {
         matches!(self, CrdtKind::Map | CrdtKind::Set | CrdtKind::Vector)
     }

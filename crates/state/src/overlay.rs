@@ -3,26 +3,86 @@
 //!
 //! Guarantees: nothing reaches storage except through [`Overlay::into_writes`];
 //! reads see the overlay first, then the store; a dropped overlay leaves no
-//! trace (there is no cache that outlives it).
+//! trace (there is no cache that outlives it). Each row is fetched and
+//! decoded at most once per overlay, and encoded at most once.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash as StdHash;
 use std::ops::Bound;
 
-use weft_primitives::encoding;
+use borsh::BorshSerialize;
 use weft_primitives::kv::{KvPair, KvRead, WriteSet};
+use weft_primitives::{Hash, encoding};
 
 use crate::error::StateError;
-use crate::model::{CrdtKind, EntityId, root_id};
-use crate::rows::{self, CounterEntry, Index, Node, RegisterEntry, Slot};
+use crate::model::{CrdtKind, EntityId, Stamp, root_id};
+use crate::node::TreeNode;
+use crate::rows::{self, CounterEntry, Index, RegisterEntry, Slot};
 use crate::text::TextEntry;
 
 /// Rows fetched per store scan while listing a collection.
 pub(crate) const SCAN_PAGE_ROWS: usize = 256;
 
-/// Initial room in the node cache: a single-insert transaction into a
-/// million-entry map touches about 30 nodes.
-const NODES_CAPACITY_HINT: usize = 64;
+/// Walk buffers kept for reuse: a walk holds two (node row, lower bound),
+/// a rehash one per level.
+const BUFFERS_KEPT_MAX: usize = 24;
+
+/// A row cache. Keys come from peers, so the hash is randomly seeded.
+type RowMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+fn row_map<K: Eq + StdHash, V>(capacity: usize) -> RowMap<K, V> {
+    HashMap::with_capacity_and_hasher(capacity, foldhash::fast::RandomState::default())
+}
+
+/// Cached rows by row key. A lookup returns a plain index into `items`, so
+/// a cached row costs one hash lookup (a map of references would cost two).
+struct RowArena<T> {
+    ids: RowMap<Vec<u8>, usize>,
+    /// `None` only while being drained into writes.
+    items: Vec<Option<T>>,
+}
+
+impl<T> RowArena<T> {
+    fn with_capacity(capacity: usize) -> RowArena<T> {
+        RowArena { ids: row_map(capacity), items: Vec::with_capacity(capacity) }
+    }
+
+    fn id(&self, row: &[u8]) -> Option<usize> {
+        self.ids.get(row).copied()
+    }
+
+    fn get(&self, row: &[u8]) -> Option<&T> {
+        self.id(row).and_then(|id| self.items.get(id)).and_then(Option::as_ref)
+    }
+
+    fn at_mut(&mut self, id: usize) -> Option<&mut T> {
+        self.items.get_mut(id).and_then(Option::as_mut)
+    }
+
+    /// Add the row (absent) and return its id.
+    fn push(&mut self, row: Vec<u8>, item: T) -> usize {
+        let id = self.items.len();
+        self.items.push(Some(item));
+        self.ids.insert(row, id);
+        id
+    }
+
+    /// The rows with their items, in no particular order.
+    fn into_rows(self) -> impl Iterator<Item = (Vec<u8>, T)> {
+        let mut items = self.items;
+        self.ids
+            .into_iter()
+            .filter_map(move |(row, id)| items.get_mut(id).and_then(Option::take).map(|item| (row, item)))
+    }
+}
+
+/// Initial room in the node and slot caches: a single insert into a
+/// million-entry map touches about 7 tree nodes and 2 slots. (Kept small:
+/// allocations above a kilobyte are slow paths in common allocators.)
+const NODES_CAPACITY_HINT: usize = 7;
+const SLOTS_CAPACITY_HINT: usize = 3;
 
 /// An entity's own bytes, decoded.
 pub(crate) enum Entry {
@@ -36,9 +96,23 @@ pub(crate) enum Entry {
     Nothing,
 }
 
+/// An index row; its top tree node lives in the node cache meanwhile.
 struct CachedIndex {
+    /// `tree` is `None` here; see `root_level`.
     index: Index,
+    /// The level of the top tree node, if the entity has children.
+    root_level: Option<u8>,
+    /// The stored own hash's inputs that can change (`created`, `updated`,
+    /// entry hash), as read; `None` for a new entity.
+    own_basis: Option<OwnBasis>,
     dirty: bool,
+}
+
+/// What an entity's own hash depends on besides its fixed kind and storage.
+type OwnBasis = (Stamp, Stamp, Hash);
+
+fn own_basis(index: &Index) -> OwnBasis {
+    (index.created, index.updated, index.entry_hash)
 }
 
 struct CachedEntry {
@@ -46,25 +120,38 @@ struct CachedEntry {
     dirty: bool,
 }
 
-/// A decoded node; `stale` means its `hash` must be recomputed before use.
-pub(crate) struct CachedNode {
-    pub(crate) node: Node,
+struct CachedSlot {
+    slot: Slot,
     dirty: bool,
-    pub(crate) stale: bool,
+}
+
+/// A tree node, or the absence of one that this overlay deleted.
+struct CachedNode {
+    node: Option<TreeNode>,
+    dirty: bool,
+    /// A row holds it in the store (so deleting it must write a delete).
+    stored: bool,
 }
 
 /// Decoded rows over a store, with pending changes.
 pub(crate) struct Overlay<'k, K: KvRead + ?Sized> {
     kv: &'k K,
-    indexes: HashMap<EntityId, CachedIndex>,
-    entries: HashMap<EntityId, CachedEntry>,
-    /// Decoded treap nodes by row key.
-    nodes: HashMap<Vec<u8>, CachedNode>,
-    /// Row keys of the nodes created here (absent from the store), in
+    /// Boxed: an index is a few hundred bytes, and a table of them would
+    /// be a large allocation.
+    indexes: RowMap<EntityId, Box<CachedIndex>>,
+    entries: RowMap<EntityId, CachedEntry>,
+    /// Decoded child slots by row key.
+    slots: RowArena<CachedSlot>,
+    /// Row keys of the slots created here (absent from the store), in
     /// order, so listings can merge them into a store scan.
-    created_rows: BTreeSet<Vec<u8>>,
+    created_slots: BTreeSet<Vec<u8>>,
+    /// Decoded tree nodes by row key (top nodes too, under the row key they
+    /// would have).
+    nodes: RowArena<CachedNode>,
     /// Reused buffer for building row keys on lookups.
     scratch: Vec<u8>,
+    /// Reused buffers for tree walks (see [`Overlay::take_buffer`]).
+    buffers: Vec<Vec<u8>>,
     /// Entities whose hashes must be recomputed, deepest first.
     changed: BTreeSet<(Reverse<u32>, EntityId)>,
 }
@@ -73,28 +160,39 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
     pub(crate) fn new(kv: &'k K) -> Overlay<'k, K> {
         Overlay {
             kv,
-            indexes: HashMap::new(),
-            entries: HashMap::new(),
-            nodes: HashMap::with_capacity(NODES_CAPACITY_HINT),
-            created_rows: BTreeSet::new(),
+            indexes: row_map(0),
+            entries: row_map(0),
+            slots: RowArena::with_capacity(SLOTS_CAPACITY_HINT),
+            created_slots: BTreeSet::new(),
+            nodes: RowArena::with_capacity(NODES_CAPACITY_HINT),
             scratch: Vec::new(),
+            buffers: Vec::new(),
             changed: BTreeSet::new(),
         }
     }
 
     fn load_index(&mut self, id: &EntityId) -> Result<Option<&mut CachedIndex>, StateError> {
-        if !self.indexes.contains_key(id) {
-            let key = rows::index_key(id);
-            let index = match self.kv.get(&key)? {
-                Some(bytes) => {
-                    encoding::decode::<Index>(&bytes).map_err(|e| StateError::corrupt(format!("index {id:?}"), e))?
+        // Ids are `Copy`: one hash lookup whether cached or not.
+        match self.indexes.entry(*id) {
+            MapEntry::Occupied(cached) => Ok(Some(&mut **cached.into_mut())),
+            MapEntry::Vacant(vacant) => {
+                let Some(mut index) = read_index(self.kv, id)? else { return Ok(None) };
+                let root_level = index.tree.as_ref().map(TreeNode::level);
+                if let Some(top) = index.tree.take() {
+                    let row = rows::tree_node_key(id, top.level(), None);
+                    self.nodes.push(row, CachedNode { node: Some(top), dirty: false, stored: false });
                 }
-                None if *id == root_id() => Index::empty_root(),
-                None => return Ok(None),
-            };
-            self.indexes.insert(*id, CachedIndex { index, dirty: false });
+                let own_basis = Some(own_basis(&index));
+                let cached = CachedIndex { index, root_level, own_basis, dirty: false };
+                Ok(Some(&mut **vacant.insert(Box::new(cached))))
+            }
         }
-        Ok(self.indexes.get_mut(id))
+    }
+
+    /// Whether `id`'s own hash must be recomputed: it is new, or its stamps
+    /// or entry hash changed since it was read.
+    pub(crate) fn own_hash_stale(&self, id: &EntityId) -> bool {
+        self.indexes.get(id).is_none_or(|c| c.own_basis.is_none_or(|basis| basis != own_basis(&c.index)))
     }
 
     /// The store under the overlay.
@@ -103,7 +201,8 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
         self.kv
     }
 
-    /// The index of `id`, if the entity exists (the root always does).
+    /// The index of `id`, if the entity exists (the root always does). Its
+    /// `tree` is `None`: the tree is reached through [`Overlay::root_level`].
     pub(crate) fn index(&mut self, id: &EntityId) -> Result<Option<&Index>, StateError> {
         Ok(self.load_index(id)?.map(|c| &c.index))
     }
@@ -119,9 +218,30 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
         }
     }
 
-    /// Add a new entity.
+    /// Add a new entity (without children).
     pub(crate) fn insert_index(&mut self, index: Index) {
-        self.indexes.insert(index.id, CachedIndex { index, dirty: true });
+        self.indexes.insert(index.id, Box::new(CachedIndex { index, root_level: None, own_basis: None, dirty: true }));
+    }
+
+    /// The level of `id`'s top tree node; `None` when it has no children.
+    pub(crate) fn root_level(&mut self, id: &EntityId) -> Result<Option<u8>, StateError> {
+        match self.load_index(id)? {
+            Some(cached) => Ok(cached.root_level),
+            None => Err(StateError::UnknownTarget(*id)),
+        }
+    }
+
+    /// Make the node at `level` with the lowest range `id`'s top tree node
+    /// (it must be in the node cache).
+    pub(crate) fn set_root_level(&mut self, id: &EntityId, level: u8) -> Result<(), StateError> {
+        match self.load_index(id)? {
+            Some(cached) => {
+                cached.root_level = Some(level);
+                cached.dirty = true;
+                Ok(())
+            }
+            None => Err(StateError::UnknownTarget(*id)),
+        }
     }
 
     /// The entry of `id` (of kind `kind`) for reading or changing.
@@ -166,62 +286,124 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
         self.entries.get(id).is_some_and(|c| c.dirty)
     }
 
-    fn load_node(&mut self, entity: &EntityId, key: &[u8]) -> Result<Option<&mut CachedNode>, StateError> {
+    /// The cache id of the slot of child `key` of `entity`, loading it;
+    /// `None` if the child does not exist.
+    fn slot_id(&mut self, entity: &EntityId, key: &[u8]) -> Result<Option<usize>, StateError> {
         let mut row = std::mem::take(&mut self.scratch);
-        rows::write_node_key(&mut row, entity, key);
-        if !self.nodes.contains_key(row.as_slice()) {
-            let Some(bytes) = self.kv.get(&row)? else {
-                self.scratch = row;
-                return Ok(None);
-            };
-            let node = decode_node(entity, &bytes)?;
-            self.nodes.insert(row.clone(), CachedNode { node, dirty: false, stale: false });
-        }
-        let found = self.nodes.get_mut(row.as_slice());
+        rows::write_child_key(&mut row, entity, key);
+        let id = match self.slots.id(&row) {
+            Some(id) => Some(id),
+            None => match self.kv.get(&row)? {
+                Some(bytes) => {
+                    let slot = decode_slot(entity, &bytes)?;
+                    Some(self.slots.push(row.clone(), CachedSlot { slot, dirty: false }))
+                }
+                None => None,
+            },
+        };
         self.scratch = row;
-        Ok(found)
+        Ok(id)
     }
 
-    /// The node for child `key` of `entity`, if the child exists.
-    pub(crate) fn node(&mut self, entity: &EntityId, key: &[u8]) -> Result<Option<&Node>, StateError> {
-        Ok(self.load_node(entity, key)?.map(|c| &c.node))
+    /// The slot of child `key` of `entity`, if the child exists.
+    pub(crate) fn slot(&mut self, entity: &EntityId, key: &[u8]) -> Result<Option<&Slot>, StateError> {
+        let id = self.slot_id(entity, key)?;
+        Ok(id.and_then(|id| self.slots.at_mut(id)).map(|c| &c.slot))
     }
 
-    /// A node the tree links to (so it must exist), for reading.
-    pub(crate) fn linked(&mut self, entity: &EntityId, key: &[u8]) -> Result<&Node, StateError> {
-        match self.load_node(entity, key)? {
-            Some(cached) => Ok(&cached.node),
-            None => Err(dangling(entity)),
-        }
+    /// Whether the slot of child `key` of `entity` is in the overlay.
+    pub(crate) fn has_slot_loaded(&mut self, entity: &EntityId, key: &[u8]) -> bool {
+        rows::write_child_key(&mut self.scratch, entity, key);
+        self.slots.id(&self.scratch).is_some()
     }
 
-    /// A node the tree links to, for changing: marks it for writing and rehashing.
-    pub(crate) fn linked_mut(&mut self, entity: &EntityId, key: &[u8]) -> Result<&mut Node, StateError> {
-        match self.load_node(entity, key)? {
-            Some(cached) => {
-                cached.dirty = true;
-                cached.stale = true;
-                Ok(&mut cached.node)
+    /// The slot of child `key` of `entity` for changing; marks it for
+    /// writing. `exists` says whether the child exists (its key is in the
+    /// tree): if not, the slot is created empty without reading the store.
+    pub(crate) fn slot_mut(&mut self, entity: &EntityId, key: &[u8], exists: bool) -> Result<&mut Slot, StateError> {
+        let id = match exists {
+            true => self.slot_id(entity, key)?.ok_or_else(|| {
+                StateError::corrupt(format!("children tree of {entity:?}"), "holds a key without a slot")
+            })?,
+            false => {
+                let row = rows::child_key(entity, key);
+                self.created_slots.insert(row.clone());
+                self.slots.push(row, CachedSlot { slot: Slot::default(), dirty: true })
             }
-            None => Err(dangling(entity)),
+        };
+        let cached = self.slots.at_mut(id).ok_or_else(|| dangling(entity))?;
+        cached.dirty = true;
+        Ok(&mut cached.slot)
+    }
+
+    /// The cache id of the tree node at row key `row`, loading it.
+    pub(crate) fn node_id(&mut self, entity: &EntityId, row: &[u8]) -> Result<usize, StateError> {
+        if let Some(id) = self.nodes.id(row) {
+            return Ok(id);
+        }
+        let bytes = self.kv.get(row)?.ok_or_else(|| dangling(entity))?;
+        let node =
+            TreeNode::from_bytes(bytes).map_err(|e| StateError::corrupt(format!("tree node of {entity:?}"), e))?;
+        Ok(self.nodes.push(row.to_vec(), CachedNode { node: Some(node), dirty: false, stored: true }))
+    }
+
+    fn load_node(&mut self, entity: &EntityId, row: &[u8]) -> Result<&mut CachedNode, StateError> {
+        let id = self.node_id(entity, row)?;
+        self.nodes.at_mut(id).ok_or_else(|| dangling(entity))
+    }
+
+    /// The tree node at row key `row` of `entity`'s tree, which a link or
+    /// the index names (so it must exist).
+    pub(crate) fn tree_node(&mut self, entity: &EntityId, row: &[u8]) -> Result<&TreeNode, StateError> {
+        self.load_node(entity, row)?.node.as_ref().ok_or_else(|| dangling(entity))
+    }
+
+    /// [`Overlay::tree_node`] for changing; marks it for writing.
+    pub(crate) fn tree_node_mut(&mut self, entity: &EntityId, row: &[u8]) -> Result<&mut TreeNode, StateError> {
+        let cached = self.load_node(entity, row)?;
+        cached.dirty = true;
+        cached.node.as_mut().ok_or_else(|| dangling(entity))
+    }
+
+    /// The tree node with cache id `id` (from [`Overlay::node_id`]), for
+    /// reading or for filling in the hashes it caches (only a node already
+    /// marked for writing can lack them); marks nothing.
+    pub(crate) fn node_by_id(&mut self, entity: &EntityId, id: usize) -> Result<&mut TreeNode, StateError> {
+        self.nodes.at_mut(id).and_then(|c| c.node.as_mut()).ok_or_else(|| dangling(entity))
+    }
+
+    /// Store `node` at row key `row` (a new node, or one replacing a deleted one).
+    pub(crate) fn put_tree_node(&mut self, row: &[u8], node: TreeNode) {
+        match self.nodes.id(row).and_then(|id| self.nodes.at_mut(id)) {
+            Some(cached) => {
+                cached.node = Some(node);
+                cached.dirty = true;
+            }
+            None => {
+                self.nodes.push(row.to_vec(), CachedNode { node: Some(node), dirty: true, stored: false });
+            }
         }
     }
 
-    /// The node for `key` if it is loaded and stale (changed and not
-    /// rehashed since); never reads the store.
-    pub(crate) fn stale_node(&mut self, entity: &EntityId, key: &[u8]) -> Option<&mut CachedNode> {
-        let mut row = std::mem::take(&mut self.scratch);
-        rows::write_node_key(&mut row, entity, key);
-        let found = self.nodes.get_mut(row.as_slice()).filter(|c| c.stale);
-        self.scratch = row;
-        found
+    /// Delete the (loaded) tree node at row key `row`.
+    pub(crate) fn delete_tree_node(&mut self, row: &[u8]) {
+        if let Some(cached) = self.nodes.id(row).and_then(|id| self.nodes.at_mut(id)) {
+            cached.node = None;
+            cached.dirty = true;
+        }
     }
 
-    /// Add a new node.
-    pub(crate) fn insert_node(&mut self, entity: &EntityId, key: &[u8], node: Node) {
-        let row = rows::node_key(entity, key);
-        self.created_rows.insert(row.clone());
-        self.nodes.insert(row, CachedNode { node, dirty: true, stale: true });
+    /// An empty buffer, reused from an earlier walk when one was given back.
+    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
+        self.buffers.pop().unwrap_or_default()
+    }
+
+    /// Give a buffer back for reuse (a few are kept).
+    pub(crate) fn give_buffer(&mut self, mut buffer: Vec<u8>) {
+        if self.buffers.len() < BUFFERS_KEPT_MAX {
+            buffer.clear();
+            self.buffers.push(buffer);
+        }
     }
 
     /// Queue `id` (at `depth`) for rehashing.
@@ -245,8 +427,8 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
         rows_max: usize,
         mut visit: impl FnMut(&[u8], &Slot) -> bool,
     ) -> Result<bool, StateError> {
-        let prefix = rows::node_prefix(entity);
-        let mut cursor: Option<Vec<u8>> = after.map(|a| rows::node_key(entity, a));
+        let prefix = rows::child_prefix(entity);
+        let mut cursor: Option<Vec<u8>> = after.map(|a| rows::child_key(entity, a));
         let mut visited = 0usize;
         // Each round reads one page from the store and advances the cursor
         // past it, so the loop ends within rows_max / SCAN_PAGE_ROWS + 1
@@ -266,10 +448,10 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
                 None => Bound::Unbounded,
             };
             let mut pending = self
-                .created_rows
+                .created_slots
                 .range::<[u8], _>((lower, high))
                 .take_while(|k| k.starts_with(&prefix))
-                .filter_map(|k| self.nodes.get(k).map(|c| (k.as_slice(), &c.node.slot)))
+                .filter_map(|k| self.slots.get(k).map(|c| (k.as_slice(), &c.slot)))
                 .peekable();
             let mut stored_iter = stored.into_iter().peekable();
             loop {
@@ -282,13 +464,13 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
                 let keep_going = if take_pending {
                     let Some((row, slot)) = pending.next() else { break };
                     cursor = Some(row.to_vec());
-                    visit(&row[rows::NODE_PREFIX_LEN..], slot)
+                    visit(&row[rows::CHILD_PREFIX_LEN..], slot)
                 } else {
                     let Some((row, bytes)) = stored_iter.next() else { break };
                     // A row changed in this overlay shadows the stored one.
-                    let keep_going = match self.nodes.get(&row) {
-                        Some(cached) => visit(&row[rows::NODE_PREFIX_LEN..], &cached.node.slot),
-                        None => visit(&row[rows::NODE_PREFIX_LEN..], &decode_node(entity, &bytes)?.slot),
+                    let keep_going = match self.slots.get(&row) {
+                        Some(cached) => visit(&row[rows::CHILD_PREFIX_LEN..], &cached.slot),
+                        None => visit(&row[rows::CHILD_PREFIX_LEN..], &decode_slot(entity, &bytes)?),
                     };
                     cursor = Some(row);
                     keep_going
@@ -304,12 +486,28 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
         }
     }
 
-    /// Encode every changed row.
-    pub(crate) fn into_writes(self) -> WriteSet {
+    /// Encode every changed row. A top tree node goes into its index row
+    /// (rewritten when the node changed); every other changed node into its
+    /// own row, or a delete.
+    pub(crate) fn into_writes(mut self) -> WriteSet {
         let mut writes = WriteSet::new();
-        for (id, cached) in self.indexes {
+        let mut row = Vec::new();
+        for (id, mut cached) in self.indexes {
+            if let Some(level) = cached.root_level {
+                rows::write_tree_node_key(&mut row, &id, level, None);
+                if let Some(top) = self.nodes.id(&row).and_then(|id| self.nodes.at_mut(id)) {
+                    cached.dirty |= top.dirty;
+                    // Taken out of the node rows: it goes into the index row.
+                    top.dirty = false;
+                    cached.index.tree = top.node.take().map(|mut node| {
+                        node.refresh_entries_hash();
+                        node
+                    });
+                }
+            }
             if cached.dirty {
-                writes.put(rows::index_key(&id), encoding::encode(&cached.index));
+                let size = INDEX_BYTES_HINT + cached.index.tree.as_ref().map_or(0, |node| 4 + node.encoded_len());
+                writes.put(rows::index_key(&id), encode_sized(&cached.index, size));
             }
         }
         for (id, cached) in self.entries {
@@ -323,19 +521,52 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
                 writes.put(rows::entry_key(&id), bytes);
             }
         }
-        for (row, cached) in self.nodes {
+        for (row, cached) in self.slots.into_rows() {
             if cached.dirty {
-                writes.put(row, encoding::encode(&cached.node));
+                let size = SLOT_BYTES_HINT + cached.slot.value_len();
+                writes.put(row, encode_sized(&cached.slot, size));
+            }
+        }
+        for (row, cached) in self.nodes.into_rows() {
+            match (cached.dirty, cached.node) {
+                (true, Some(node)) => writes.put(row, node.into_bytes()),
+                (true, None) if cached.stored => writes.delete(row),
+                _ => {}
             }
         }
         writes
     }
 }
 
-fn decode_node(entity: &EntityId, bytes: &[u8]) -> Result<Node, StateError> {
-    encoding::decode::<Node>(bytes).map_err(|e| StateError::corrupt(format!("treap node of {entity:?}"), e))
+/// The stored index of `id`, top tree node included (`None` if the entity
+/// does not exist; the root always does).
+pub(crate) fn read_index<K: KvRead + ?Sized>(kv: &K, id: &EntityId) -> Result<Option<Index>, StateError> {
+    match kv.get(&rows::index_key_array(id))? {
+        Some(bytes) => Ok(Some(Index::from_row(bytes).map_err(|e| StateError::corrupt(format!("index {id:?}"), e))?)),
+        None if *id == root_id() => Ok(Some(Index::empty_root())),
+        None => Ok(None),
+    }
+}
+
+/// Room for an index row without its tree node (a user-owned entity's
+/// parent key can make it longer; the buffer then grows).
+const INDEX_BYTES_HINT: usize = 384;
+
+/// Room for a slot row beyond its value's bytes (stamps, tags, lengths).
+const SLOT_BYTES_HINT: usize = 160;
+
+/// The canonical encoding of `value` into a buffer of `capacity` bytes.
+fn encode_sized<T: BorshSerialize>(value: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    // Writing into a Vec cannot fail.
+    let _ = value.serialize(&mut out);
+    out
+}
+
+fn decode_slot(entity: &EntityId, bytes: &[u8]) -> Result<Slot, StateError> {
+    encoding::decode::<Slot>(bytes).map_err(|e| StateError::corrupt(format!("child slot of {entity:?}"), e))
 }
 
 fn dangling(entity: &EntityId) -> StateError {
-    StateError::corrupt(format!("treap of {entity:?}"), "link to a missing node")
+    StateError::corrupt(format!("children tree of {entity:?}"), "link to a missing node")
 }

@@ -2,10 +2,13 @@
 //!
 //! [`recompute_root_hash`] recomputes the root hash from the rows alone: it
 //! trusts no stored hash, link or live count, but rebuilds each collection's
-//! canonical treap from its sorted children (a Cartesian tree by priority) and
-//! recomputes every slot, entry, entity and node hash. Equality with the
-//! incremental root therefore checks the incremental code, the treap shape
-//! and the stored hashes at once. Cost: O(state).
+//! canonical Merkle search tree from its child rows (sorted keys and their
+//! levels) and recomputes every slot, entry, entity and node hash. It also
+//! checks that the stored tree — the top node in the index row, every other
+//! node in its own row, no other tree rows — has exactly the canonical
+//! shape (keys, levels, visibility, links and counts; an error otherwise).
+//! Equality with the incremental root therefore checks the incremental
+//! code, the tree shape and the stored hashes at once. Cost: O(state).
 //!
 //! [`materialize`] dumps the visible tree as a comparable value, for tests
 //! and debugging.
@@ -19,8 +22,9 @@ use weft_primitives::kv::{KvRead, WriteSet};
 use crate::NESTING_DEPTH_MAX;
 use crate::error::StateError;
 use crate::model::{CrdtKind, EntityId, root_id};
+use crate::node::{Link, TreeNode, key_level};
 use crate::overlay::{Entry, Overlay, SCAN_PAGE_ROWS};
-use crate::rows::{self, Index, Node, SlotValue, outranks, priority};
+use crate::rows::{self, Index, Slot, SlotValue};
 use crate::text::TextEntry;
 
 /// The root hash recomputed from scratch from every row of the state.
@@ -74,75 +78,120 @@ fn recompute_entity<K: KvRead + ?Sized>(
         (kind, None) => rows::empty_entry_hash(kind),
     };
     let own = rows::own_hash(index.kind, &index.storage, &index.created, &index.updated, &entry_hash);
-    let tree = recompute_tree(kv, id, depth)?;
+    let tree = recompute_tree(kv, id, index.tree.as_ref(), depth)?;
     Ok(rows::full_hash(id, &own, tree.as_ref()))
 }
 
-/// The canonical treap hash of `entity`'s children, from their rows.
-fn recompute_tree<K: KvRead + ?Sized>(kv: &K, entity: &EntityId, depth: u32) -> Result<Option<Hash>, StateError> {
-    let prefix = rows::node_prefix(entity);
-    // (key, priority, slot hash), in key order.
-    let mut items: Vec<(Vec<u8>, u64, Hash)> = Vec::new();
+/// One child of a collection, as the canonical tree needs it.
+struct Item {
+    key: Vec<u8>,
+    level: u8,
+    slot_hash: Hash,
+    live: bool,
+}
+
+/// The canonical tree hash of `entity`'s children, from their rows, after
+/// checking that the stored tree (`top` and the tree rows) has the canonical shape.
+fn recompute_tree<K: KvRead + ?Sized>(
+    kv: &K,
+    entity: &EntityId,
+    top: Option<&TreeNode>,
+    depth: u32,
+) -> Result<Option<Hash>, StateError> {
+    let prefix = rows::child_prefix(entity);
+    let mut items: Vec<Item> = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     // Each page advances `after`; the prefix holds finitely many rows.
     loop {
         let page = kv.scan(&prefix, after.as_deref(), SCAN_PAGE_ROWS)?;
         let done = page.len() < SCAN_PAGE_ROWS;
         for (row, bytes) in page {
-            let key = row[rows::NODE_PREFIX_LEN..].to_vec();
-            let mut node = encoding::decode::<Node>(&bytes)
-                .map_err(|e| StateError::corrupt(format!("treap node of {entity:?}"), e))?;
-            for nested in &mut node.slot.nested {
-                nested.full_hash = recompute_entity(kv, &nested.id, Some((entity, &key)), depth + 1)?;
+            let key = row[rows::CHILD_PREFIX_LEN..].to_vec();
+            let slot = encoding::decode::<Slot>(&bytes)
+                .map_err(|e| StateError::corrupt(format!("child slot of {entity:?}"), e))?;
+            let mut full_hashes = Vec::with_capacity(slot.nested.len());
+            for nested in &slot.nested {
+                full_hashes.push(recompute_entity(kv, nested, Some((entity, &key)), depth + 1)?);
             }
-            items.push((key.clone(), priority(&key), node.slot.hash()));
+            let slot_hash = slot.hash(&key, &full_hashes);
+            items.push(Item { level: key_level(&key), slot_hash, live: slot.is_visible(), key });
             after = Some(row);
         }
         if done {
             break;
         }
     }
-    Ok(cartesian_hash(&items))
+    let mut canonical: Vec<(Vec<u8>, TreeNode)> = Vec::new();
+    let top_link = build(entity, &items, None, &mut canonical);
+    check_stored_tree(kv, entity, top, canonical)?;
+    Ok(top_link.map(|link| link.hash))
 }
 
-/// Hash of the treap over `items` (sorted by key), built bottom-up with a
-/// stack: the shape is the unique one the incremental treap must have.
-fn cartesian_hash(items: &[(Vec<u8>, u64, Hash)]) -> Option<Hash> {
-    let n = items.len();
-    let mut left: Vec<Option<usize>> = vec![None; n];
-    let mut right: Vec<Option<usize>> = vec![None; n];
-    let mut stack: Vec<usize> = Vec::new();
-    for i in 0..n {
-        let mut last = None;
-        while let Some(&top) = stack.last() {
-            if !outranks(items[i].1, &items[i].0, items[top].1, &items[top].0) {
-                break;
-            }
-            last = stack.pop();
-        }
-        left[i] = last;
-        if let Some(&top) = stack.last() {
-            right[top] = Some(i);
-        }
-        stack.push(i);
+/// Build the canonical tree over `items` (sorted by key, all in the range
+/// after `bound`), pushing each node with its row key, children first.
+fn build(entity: &EntityId, items: &[Item], bound: Option<&[u8]>, out: &mut Vec<(Vec<u8>, TreeNode)>) -> Option<Link> {
+    let level = items.iter().map(|item| item.level).max()?;
+    // Levels strictly decrease with each recursion, so it is at most
+    // TREE_LEVEL_MAX + 1 deep.
+    let mut entries: Vec<(&[u8], &Hash, bool)> = Vec::new();
+    let mut gaps: Vec<Option<Link>> = Vec::new();
+    let mut start = 0;
+    let mut gap_bound = bound;
+    for (at, item) in items.iter().enumerate().filter(|(_, item)| item.level == level) {
+        gaps.push(build(entity, &items[start..at], gap_bound, out));
+        entries.push((&item.key, &item.slot_hash, item.live));
+        start = at + 1;
+        gap_bound = Some(&item.key);
     }
-    let root = *stack.first()?;
-    // Post-order without recursion: a node is hashed once both children are.
-    let mut hashes: Vec<Option<Hash>> = vec![None; n];
-    let mut work = vec![root];
-    while let Some(&i) = work.last() {
-        let pending: Vec<usize> = [left[i], right[i]].into_iter().flatten().filter(|c| hashes[*c].is_none()).collect();
-        if pending.is_empty() {
-            work.pop();
-            let (key, _, slot_hash) = &items[i];
-            let l = left[i].and_then(|c| hashes[c]);
-            let r = right[i].and_then(|c| hashes[c]);
-            hashes[i] = Some(rows::node_hash(l.as_ref(), key, slot_hash, r.as_ref()));
-        } else {
-            work.extend(pending);
+    gaps.push(build(entity, &items[start..], gap_bound, out));
+    let mut node = TreeNode::from_entries(level, &entries, &gaps);
+    let link = Link { level, hash: node.hash(), live: node.live_total(), stale: false };
+    out.push((rows::tree_node_key(entity, level, bound), node));
+    Some(link)
+}
+
+/// Check that the stored tree of `entity` has the shape of `canonical`
+/// (whose last node is the top one, stored in the index row). Hashes are
+/// left to the root hash comparison: a changed entity changes them.
+fn check_stored_tree<K: KvRead + ?Sized>(
+    kv: &K,
+    entity: &EntityId,
+    top: Option<&TreeNode>,
+    mut canonical: Vec<(Vec<u8>, TreeNode)>,
+) -> Result<(), StateError> {
+    let differs = |reason: &str| StateError::corrupt(format!("children tree of {entity:?}"), reason);
+    let canonical_top = canonical.pop().map(|(_, node)| node);
+    let same_top = match (&canonical_top, top) {
+        (Some(canonical), Some(stored)) => canonical.same_shape(stored),
+        (None, None) => true,
+        _ => false,
+    };
+    if !same_top {
+        return Err(differs("top node is not the canonical one"));
+    }
+    for (row, node) in &canonical {
+        let bytes = kv.get(row)?.ok_or_else(|| differs("a canonical node has no row"))?;
+        let stored = TreeNode::from_bytes(bytes).map_err(differs)?;
+        if !stored.same_shape(node) {
+            return Err(differs("a node row is not the canonical node"));
         }
     }
-    hashes[root]
+    // No other tree rows: count them.
+    let prefix = rows::tree_prefix(entity);
+    let mut stored_rows = 0usize;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = kv.scan(&prefix, after.as_deref(), SCAN_PAGE_ROWS)?;
+        stored_rows += page.len();
+        if page.len() < SCAN_PAGE_ROWS {
+            break;
+        }
+        after = page.last().map(|(row, _)| row.clone());
+    }
+    if stored_rows != canonical.len() {
+        return Err(differs("tree rows beyond the canonical nodes"));
+    }
+    Ok(())
 }
 
 /// The visible state as a plain value.

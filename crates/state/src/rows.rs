@@ -5,42 +5,66 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `S i <entity id:32>` | [`Index`]: position, kind, storage, stamps, hashes, treap root |
+//! | `S i <entity id:32>` | [`Index`]: position, kind, storage, stamps, hashes, and the top node of its children tree |
 //! | `S e <entity id:32>` | the entity's own bytes: register value, counter totals, encoded text |
-//! | `S n <entity id:32> <child key>` | one node of the entity's Merkle treap of children |
+//! | `S n <entity id:32> <child key>` | one child slot: LWW write, remove stamp, ids of nested entities |
+//! | `S t <entity id:32> <level:1> 0` | the tree node of that level whose range starts at the lowest key |
+//! | `S t <entity id:32> <level:1> 1 <key>` | the tree node of that level whose range starts just after `key` |
 //!
-//! Node rows sort by child key, so listing a collection in key order is a
+//! Child rows sort by child key, so listing a collection in key order is a
 //! prefix scan, and a child is found by one `get` without walking the tree.
+//! The children of a collection are indexed by a Merkle search tree of
+//! fanout about 16 (the `node` module): a change to one child rewrites its
+//! child row and the about `log16 n` tree nodes above it; the top node lives
+//! in the entity's index row, which every change rewrites anyway. A tree
+//! node is named by its level and the lower end of its key range, both fixed
+//! by the set of keys, so the rows depend only on the content (two replicas
+//! with the same content hold byte-identical state rows). The slot of a
+//! nested collection does not repeat the collection's full hash (it is read
+//! from the collection's index row), so a change inside a nested collection
+//! does not rewrite the parent's child row.
 //!
 //! Hashes (all BLAKE3 in derive mode, one context string per kind of hash):
-//! - slot hash: the slot's LWW winner, remove stamp and nested entities' full hashes;
-//! - node hash: `H(left node hash, key, slot hash, right node hash)`;
+//! - slot hash: the child key, the slot's LWW winner and remove stamp, and
+//!   its nested entities' ids and full hashes;
+//! - tree node hash: its level, its key count, the hash of its keys' slot
+//!   hashes (kept in the node, so a node whose keys did not change rehashes
+//!   only its links), which gaps hold a subtree, and those subtrees' hashes;
 //! - own hash: `H(kind, storage, created, updated, entry hash)`;
-//! - full hash: `H(id, own hash, treap root hash)` — the root entity's is the root hash.
-//!
-//! The treap is a BST by key and a max-heap by `(priority(key), key)`, so
-//! its shape, and with it every hash, depends only on the set of keys.
+//! - full hash: `H(id, own hash, top tree node hash)` — the root entity's is the root hash.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use weft_primitives::{Hash, PublicKey, encoding};
 
+use crate::digest::{self, digest};
 use crate::model::{CrdtKind, EntityId, Stamp, StorageKind};
+use crate::node::TreeNode;
 
 const NAMESPACE: u8 = b'S';
 const ROW_INDEX: u8 = b'i';
 const ROW_ENTRY: u8 = b'e';
-const ROW_NODE: u8 = b'n';
-/// Bytes before the child key in a node row key.
-pub(crate) const NODE_PREFIX_LEN: usize = 2 + 32;
+const ROW_CHILD: u8 = b'n';
+const ROW_TREE: u8 = b't';
+/// Bytes before the child key in a child row key.
+pub(crate) const CHILD_PREFIX_LEN: usize = 2 + 32;
+/// Bytes of a tree node row key before the bound key: prefix, level, tag.
+const TREE_BOUND_AT: usize = 2 + 32 + 2;
 
 /// The key of an entity's index row.
 pub fn index_key(id: &EntityId) -> Vec<u8> {
     let mut key = Vec::with_capacity(34);
     key.extend_from_slice(&[NAMESPACE, ROW_INDEX]);
     key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// [`index_key`] without allocating.
+pub(crate) fn index_key_array(id: &EntityId) -> [u8; 34] {
+    let mut key = [0u8; 34];
+    key[..2].copy_from_slice(&[NAMESPACE, ROW_INDEX]);
+    key[2..].copy_from_slice(id.as_bytes());
     key
 }
 
@@ -52,49 +76,80 @@ pub fn entry_key(id: &EntityId) -> Vec<u8> {
     key
 }
 
-/// The prefix of every treap node row of an entity.
-pub fn node_prefix(id: &EntityId) -> Vec<u8> {
-    node_key(id, &[])
+/// The prefix of every child row of an entity.
+pub fn child_prefix(id: &EntityId) -> Vec<u8> {
+    child_key(id, &[])
 }
 
-/// The key of the treap node for child `child` of entity `id`.
-pub fn node_key(id: &EntityId, child: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(NODE_PREFIX_LEN + child.len());
-    write_node_key(&mut key, id, child);
+/// The key of the row of child `child` of entity `id`.
+pub fn child_key(id: &EntityId, child: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(CHILD_PREFIX_LEN + child.len());
+    write_child_key(&mut key, id, child);
     key
 }
 
-/// [`node_key`] into a reused buffer.
-pub(crate) fn write_node_key(out: &mut Vec<u8>, id: &EntityId, child: &[u8]) {
+/// Former name of [`child_prefix`].
+pub fn node_prefix(id: &EntityId) -> Vec<u8> {
+    child_prefix(id)
+}
+
+/// Former name of [`child_key`].
+pub fn node_key(id: &EntityId, child: &[u8]) -> Vec<u8> {
+    child_key(id, child)
+}
+
+/// [`child_key`] into a reused buffer.
+pub(crate) fn write_child_key(out: &mut Vec<u8>, id: &EntityId, child: &[u8]) {
     out.clear();
-    out.extend_from_slice(&[NAMESPACE, ROW_NODE]);
+    out.reserve(CHILD_PREFIX_LEN + child.len());
+    out.extend_from_slice(&[NAMESPACE, ROW_CHILD]);
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(child);
+}
+
+/// The prefix of every tree node row of an entity (the top node is in the
+/// index row, not under this prefix).
+pub fn tree_prefix(id: &EntityId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(34);
+    key.extend_from_slice(&[NAMESPACE, ROW_TREE]);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The key of the tree node of entity `id` at `level` whose range starts
+/// just after `bound` (`None`: at the lowest key).
+pub fn tree_node_key(id: &EntityId, level: u8, bound: Option<&[u8]>) -> Vec<u8> {
+    let mut key = Vec::new();
+    write_tree_node_key(&mut key, id, level, bound);
+    key
+}
+
+/// [`tree_node_key`] into a reused buffer.
+pub(crate) fn write_tree_node_key(out: &mut Vec<u8>, id: &EntityId, level: u8, bound: Option<&[u8]>) {
+    out.clear();
+    out.reserve(TREE_BOUND_AT + bound.map_or(0, <[u8]>::len));
+    out.extend_from_slice(&[NAMESPACE, ROW_TREE]);
+    out.extend_from_slice(id.as_bytes());
+    match bound {
+        None => out.extend_from_slice(&[level, 0]),
+        Some(bound) => {
+            out.extend_from_slice(&[level, 1]);
+            out.extend_from_slice(bound);
+        }
+    }
+}
+
+/// The lower bound named by a tree node row key (`None`: the lowest key).
+pub(crate) fn tree_node_bound(row: &[u8]) -> Option<&[u8]> {
+    match row.get(TREE_BOUND_AT - 1) {
+        Some(1) => row.get(TREE_BOUND_AT..),
+        _ => None,
+    }
 }
 
 /// The prefix shared by every state row.
 pub fn state_prefix() -> Vec<u8> {
     vec![NAMESPACE]
-}
-
-/// A hash domain: BLAKE3 in derive-key mode with its context key computed
-/// once (the same digests as `Hash::derive(context, ..)`, one compression
-/// cheaper per hash — these run once per treap node on every write path).
-type Domain = LazyLock<blake3::Hasher>;
-
-static SLOT_DOMAIN: Domain = LazyLock::new(|| blake3::Hasher::new_derive_key("weft state slot"));
-static NODE_DOMAIN: Domain = LazyLock::new(|| blake3::Hasher::new_derive_key("weft state treap node"));
-static PRIORITY_DOMAIN: Domain = LazyLock::new(|| blake3::Hasher::new_derive_key("weft state treap priority"));
-static OWN_DOMAIN: Domain = LazyLock::new(|| blake3::Hasher::new_derive_key("weft state own"));
-static ENTITY_DOMAIN: Domain = LazyLock::new(|| blake3::Hasher::new_derive_key("weft state entity"));
-static ENTRY_DOMAIN: Domain = LazyLock::new(|| blake3::Hasher::new_derive_key("weft state entry"));
-
-fn derive(domain: &Domain, parts: &[&[u8]]) -> Hash {
-    let mut hasher = (**domain).clone();
-    for part in parts {
-        hasher.update(part);
-    }
-    Hash(*hasher.finalize().as_bytes())
 }
 
 /// Where an entity hangs in its parent.
@@ -129,8 +184,9 @@ pub struct Index {
     pub own_hash: Hash,
     /// Hash of own hash and children: the Merkle hash of the subtree.
     pub full_hash: Hash,
-    /// The root of its children treap.
-    pub tree_root: Option<Link>,
+    /// The top node of its children tree (kept here because every change
+    /// to a child rewrites both this row and that node).
+    pub tree: Option<TreeNode>,
 }
 
 impl Index {
@@ -157,7 +213,43 @@ impl Index {
             entry_hash,
             own_hash,
             full_hash,
-            tree_root: None,
+            tree: None,
+        }
+    }
+
+    /// Decode an index row (its canonical encoding), reusing `bytes` for the
+    /// top tree node instead of copying it out.
+    pub(crate) fn from_row(mut bytes: Vec<u8>) -> Result<Index, String> {
+        let mut reader: &[u8] = &bytes;
+        let read = &mut reader;
+        let error = |e: std::io::Error| e.to_string();
+        let mut index = Index {
+            id: BorshDeserialize::deserialize_reader(read).map_err(error)?,
+            parent: BorshDeserialize::deserialize_reader(read).map_err(error)?,
+            depth: BorshDeserialize::deserialize_reader(read).map_err(error)?,
+            kind: BorshDeserialize::deserialize_reader(read).map_err(error)?,
+            storage: BorshDeserialize::deserialize_reader(read).map_err(error)?,
+            created: BorshDeserialize::deserialize_reader(read).map_err(error)?,
+            updated: BorshDeserialize::deserialize_reader(read).map_err(error)?,
+            entry_hash: BorshDeserialize::deserialize_reader(read).map_err(error)?,
+            own_hash: BorshDeserialize::deserialize_reader(read).map_err(error)?,
+            full_hash: BorshDeserialize::deserialize_reader(read).map_err(error)?,
+            tree: None,
+        };
+        // `Option<TreeNode>`: a tag, then the node's length-prefixed bytes.
+        match reader {
+            [0] => Ok(index),
+            [1, len @ ..] if len.len() >= 4 => {
+                let node_len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                if len.len() - 4 != node_len {
+                    return Err("index row: tree node length disagrees with the row".into());
+                }
+                let node_at = bytes.len() - node_len;
+                bytes.drain(..node_at);
+                index.tree = Some(TreeNode::from_bytes(bytes)?);
+                Ok(index)
+            }
+            _ => Err("index row: malformed or trailing bytes after the fields".into()),
         }
     }
 
@@ -191,22 +283,16 @@ pub(crate) struct Winner {
     pub(crate) value: SlotValue,
 }
 
-/// A nested entity ever created under a slot, with its current full hash.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub(crate) struct NestedRef {
-    pub(crate) id: EntityId,
-    pub(crate) full_hash: Hash,
-}
-
 /// One child of a collection: an LWW write, a remove tombstone, and every
 /// nested entity created at this key (kept even when hidden, so their
-/// contents stay covered by the Merkle hash).
+/// contents stay covered by the Merkle hash: the slot hash covers their
+/// full hashes, read from their index rows).
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub(crate) struct Slot {
     pub(crate) winner: Option<Winner>,
     pub(crate) removed: Option<Stamp>,
-    /// Sorted by id.
-    pub(crate) nested: Vec<NestedRef>,
+    /// Sorted.
+    pub(crate) nested: Vec<EntityId>,
 }
 
 impl Slot {
@@ -217,11 +303,6 @@ impl Slot {
             (Some(_), None) => true,
             (None, _) => false,
         }
-    }
-
-    /// 1 when visible, for live counts.
-    pub(crate) fn live(&self) -> u64 {
-        u64::from(self.is_visible())
     }
 
     /// The visible value, if any.
@@ -251,101 +332,41 @@ impl Slot {
         }
     }
 
-    /// Record nested entity `id` (full hash `full_hash`) if not yet known.
-    pub(crate) fn add_nested(&mut self, id: EntityId, full_hash: Hash) {
-        if let Err(at) = self.nested.binary_search_by(|r| r.id.cmp(&id)) {
-            self.nested.insert(at, NestedRef { id, full_hash });
+    /// Record nested entity `id` if not yet known.
+    pub(crate) fn add_nested(&mut self, id: EntityId) {
+        if let Err(at) = self.nested.binary_search(&id) {
+            self.nested.insert(at, id);
         }
     }
 
-    /// Update the recorded full hash of nested entity `id`; false if unknown.
-    pub(crate) fn set_nested_hash(&mut self, id: &EntityId, full_hash: Hash) -> bool {
-        match self.nested.binary_search_by(|r| r.id.cmp(id)) {
-            Ok(at) => {
-                self.nested[at].full_hash = full_hash;
-                true
+    /// The length of the plain bytes it holds (to size its encoding).
+    pub(crate) fn value_len(&self) -> usize {
+        let value = match self.winner.as_ref().map(|w| &w.value) {
+            Some(SlotValue::Bytes(bytes)) => bytes.len(),
+            _ => 0,
+        };
+        value + 32 * self.nested.len()
+    }
+
+    /// Whether nested entity `id` was created at this slot.
+    pub(crate) fn lists_nested(&self, id: &EntityId) -> bool {
+        self.nested.binary_search(id).is_ok()
+    }
+
+    /// The slot's Merkle hash at child key `key`, given the full hashes of
+    /// its nested entities (in the order of `nested`).
+    pub(crate) fn hash(&self, key: &[u8], nested_full_hashes: &[Hash]) -> Hash {
+        digest(&digest::SLOT, |input| {
+            input.push(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
+            input.push(key);
+            // Gathering the canonical encoding cannot fail.
+            let _ = (&self.winner, &self.removed).serialize(input);
+            for (id, full_hash) in self.nested.iter().zip(nested_full_hashes) {
+                input.push(id.as_bytes());
+                input.push(full_hash.as_bytes());
             }
-            Err(_) => false,
-        }
+        })
     }
-
-    /// The slot's Merkle hash.
-    pub(crate) fn hash(&self) -> Hash {
-        let head = encoding::encode(&(&self.winner, &self.removed));
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + 2 * self.nested.len());
-        parts.push(&head);
-        for nested in &self.nested {
-            parts.push(nested.id.as_bytes());
-            parts.push(nested.full_hash.as_bytes());
-        }
-        derive(&SLOT_DOMAIN, &parts)
-    }
-}
-
-/// A link to a treap node, carrying what the parent needs about the subtree
-/// so that rehashing and counting never read the untouched side of a path.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct Link {
-    /// The child key of the linked node.
-    pub key: Vec<u8>,
-    /// Merkle hash of the linked subtree.
-    pub hash: Hash,
-    /// Visible slots in the linked subtree (map len, vector index lookups).
-    pub live: u64,
-}
-
-/// One node of a Merkle treap: a child slot plus links to its subtrees.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub(crate) struct Node {
-    /// `priority(key)`, stored to save a hash per visited node.
-    pub(crate) priority: u64,
-    pub(crate) left: Option<Link>,
-    pub(crate) right: Option<Link>,
-    pub(crate) slot: Slot,
-    /// `slot.hash()`, so rehashing a path never re-encodes unchanged slots.
-    pub(crate) slot_hash: Hash,
-}
-
-impl Node {
-    /// Visible slots in this node's subtree.
-    pub(crate) fn subtree_live(&self) -> u64 {
-        let side = |link: &Option<Link>| link.as_ref().map_or(0, |l| l.live);
-        side(&self.left).saturating_add(side(&self.right)).saturating_add(self.slot.live())
-    }
-
-    /// This subtree's hash, from the hashes in its links.
-    pub(crate) fn subtree_hash(&self, key: &[u8]) -> Hash {
-        node_hash(self.left.as_ref().map(|l| &l.hash), key, &self.slot_hash, self.right.as_ref().map(|l| &l.hash))
-    }
-}
-
-/// The heap priority of a treap key.
-pub(crate) fn priority(key: &[u8]) -> u64 {
-    let digest = derive(&PRIORITY_DOMAIN, &[key]);
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest.as_bytes()[..8]);
-    u64::from_be_bytes(first)
-}
-
-/// Whether node `(a_priority, a_key)` sits above `(b_priority, b_key)`:
-/// higher priority first, ties (astronomically rare) broken by key.
-pub(crate) fn outranks(a_priority: u64, a_key: &[u8], b_priority: u64, b_key: &[u8]) -> bool {
-    (a_priority, a_key) > (b_priority, b_key)
-}
-
-/// The Merkle hash of a treap node.
-pub(crate) fn node_hash(left: Option<&Hash>, key: &[u8], slot_hash: &Hash, right: Option<&Hash>) -> Hash {
-    let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes();
-    derive(
-        &NODE_DOMAIN,
-        &[
-            left.unwrap_or(&Hash::ZERO).as_bytes(),
-            &key_len,
-            key,
-            slot_hash.as_bytes(),
-            right.unwrap_or(&Hash::ZERO).as_bytes(),
-        ],
-    )
 }
 
 /// The hash of an entity's own data.
@@ -356,18 +377,26 @@ pub(crate) fn own_hash(
     updated: &Stamp,
     entry_hash: &Hash,
 ) -> Hash {
-    let meta = encoding::encode(&(storage, created, updated));
-    derive(&OWN_DOMAIN, &[&[kind.tag()], &meta, entry_hash.as_bytes()])
+    digest(&digest::OWN, |input| {
+        input.push(&[kind.tag()]);
+        // Gathering the canonical encoding cannot fail.
+        let _ = (storage, created, updated).serialize(input);
+        input.push(entry_hash.as_bytes());
+    })
 }
 
 /// The Merkle hash of an entity and everything below it.
 pub(crate) fn full_hash(id: &EntityId, own_hash: &Hash, tree_hash: Option<&Hash>) -> Hash {
-    derive(&ENTITY_DOMAIN, &[id.as_bytes(), own_hash.as_bytes(), tree_hash.unwrap_or(&Hash::ZERO).as_bytes()])
+    digest(&digest::ENTITY, |input| {
+        input.push(id.as_bytes());
+        input.push(own_hash.as_bytes());
+        input.push(tree_hash.unwrap_or(&Hash::ZERO).as_bytes());
+    })
 }
 
 /// The hash of an entry row's bytes (registers and counters).
 pub(crate) fn entry_bytes_hash(bytes: &[u8]) -> Hash {
-    derive(&ENTRY_DOMAIN, &[bytes])
+    digest::digest_bytes(&digest::ENTRY, bytes)
 }
 
 /// Per-author totals of a counter.
@@ -394,20 +423,42 @@ pub(crate) fn empty_entry_hash(kind: CrdtKind) -> Hash {
 
 #[cfg(test)]
 mod tests {
+    use weft_primitives::{Hlc, PublicKey};
+
     use super::*;
+    use crate::node::Link;
+
+    fn index(tree: Option<TreeNode>) -> Index {
+        let stamp = Stamp::new(Hlc::new(5, 1), PublicKey([3; 32]));
+        let parent = ParentLink { id: Hash([1; 32]), key: b"key".to_vec() };
+        let mut index = Index::fresh(
+            Hash([2; 32]),
+            Some(parent),
+            1,
+            CrdtKind::Map,
+            StorageKind::UserOwned { owner: PublicKey([4; 32]) },
+            stamp,
+        );
+        index.tree = tree;
+        index
+    }
 
     #[test]
-    fn precomputed_domains_equal_hash_derive() {
-        let parts: [&[u8]; 2] = [b"abc", &[7; 100]];
-        for (domain, context) in [
-            (&SLOT_DOMAIN, "weft state slot"),
-            (&NODE_DOMAIN, "weft state treap node"),
-            (&PRIORITY_DOMAIN, "weft state treap priority"),
-            (&OWN_DOMAIN, "weft state own"),
-            (&ENTITY_DOMAIN, "weft state entity"),
-            (&ENTRY_DOMAIN, "weft state entry"),
-        ] {
-            assert_eq!(derive(domain, &parts), Hash::derive(context, &parts));
+    fn index_row_decoder_agrees_with_the_derived_one() {
+        let link = Link { level: 0, hash: Hash([6; 32]), live: 2, stale: false };
+        let mut node = TreeNode::single(1, b"k", &Hash([5; 32]), true, Some(link), None);
+        let _ = node.hash();
+        for index in [index(None), index(Some(node))] {
+            let bytes = encoding::encode(&index);
+            assert_eq!(Index::from_row(bytes.clone()), Ok(index.clone()));
+            assert_eq!(encoding::decode::<Index>(&bytes), Ok(index));
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(Index::from_row(longer.clone()).is_err());
+            assert!(encoding::decode::<Index>(&longer).is_err());
+            for cut in 0..bytes.len() {
+                assert!(Index::from_row(bytes[..cut].to_vec()).is_err());
+            }
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::model::{CrdtKind, EntityId, Page, Stamp, StorageKind, Value, child_id
 use crate::overlay::{Entry, Overlay};
 use crate::rows::SlotValue;
 use crate::text::text_error;
-use crate::{ACTIONS_PER_BATCH_MAX, LIST_LIMIT_MAX, SCAN_ROWS_MAX, treap};
+use crate::{ACTIONS_PER_BATCH_MAX, LIST_LIMIT_MAX, SCAN_ROWS_MAX, tree};
 
 /// The result of a committed transaction.
 #[derive(Debug)]
@@ -56,7 +56,8 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
             author: signer.public_key(),
             next_hlc: start,
             last_hlc: None,
-            actions: Vec::new(),
+            // Most transactions hold one action; Action is a few hundred bytes.
+            actions: Vec::with_capacity(1),
             poisoned: None,
         }
     }
@@ -161,7 +162,7 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
     }
 
     fn visible_slot_value(&mut self, entity: &EntityId, key: &[u8]) -> Result<Option<SlotValue>, StateError> {
-        Ok(self.ov.node(entity, key)?.and_then(|n| n.slot.visible_value().cloned()))
+        Ok(self.ov.slot(entity, key)?.and_then(|slot| slot.visible_value().cloned()))
     }
 
     /// Visible children of `entity` after `after`, converted by `convert`.
@@ -195,7 +196,7 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
     pub fn map_insert(&mut self, map: EntityId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
         let target = self.target(&map, "map insert", &[CrdtKind::Map])?;
         if target.storage == StorageKind::Frozen
-            && self.ov.node(&map, key)?.is_some_and(|n| n.slot.winner.is_some())
+            && self.ov.slot(&map, key)?.is_some_and(|slot| slot.winner.is_some())
             && key == Hash::of(value).as_bytes()
         {
             return Ok(());
@@ -233,10 +234,10 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
         Ok(Page { items, next_after: page.next_after })
     }
 
-    /// The number of visible entries of `map` (O(1)).
+    /// The number of visible entries of `map` (from the top tree node: one row, no walk).
     pub fn map_len(&mut self, map: EntityId) -> Result<u64, StateError> {
         self.target(&map, "map len", &[CrdtKind::Map])?;
-        treap::live_len(&mut self.ov, &map)
+        tree::live_len(&mut self.ov, &map)
     }
 
     /// Create (or make visible again) the collection at `key` of `map`;
@@ -336,10 +337,10 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
         self.list(&set, after, limit, |key, _| key.to_vec())
     }
 
-    /// The number of elements (O(1)).
+    /// The number of elements (from the top tree node: one row, no walk).
     pub fn set_len(&mut self, set: EntityId) -> Result<u64, StateError> {
         self.target(&set, "set len", &[CrdtKind::Set])?;
-        treap::live_len(&mut self.ov, &set)
+        tree::live_len(&mut self.ov, &set)
     }
 
     // ---- vectors ----
@@ -350,26 +351,26 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
         self.actions.last().map(|a| a.stamp).ok_or(StateError::ReadOnly)
     }
 
-    /// The element at `index` (O(log n)).
+    /// The element at `index` (one path down the tree: O(log n) rows).
     pub fn vector_get(&mut self, vector: EntityId, index: u64) -> Result<Option<Vec<u8>>, StateError> {
         self.target(&vector, "vector get", &[CrdtKind::Vector])?;
-        let Some(key) = treap::select(&mut self.ov, &vector, index)? else { return Ok(None) };
+        let Some(key) = tree::select(&mut self.ov, &vector, index)? else { return Ok(None) };
         Ok(match self.visible_slot_value(&vector, &key)? {
             Some(SlotValue::Bytes(bytes)) => Some(bytes),
             _ => None,
         })
     }
 
-    /// The number of elements (O(1)).
+    /// The number of elements (from the top tree node: one row, no walk).
     pub fn vector_len(&mut self, vector: EntityId) -> Result<u64, StateError> {
         self.target(&vector, "vector len", &[CrdtKind::Vector])?;
-        treap::live_len(&mut self.ov, &vector)
+        tree::live_len(&mut self.ov, &vector)
     }
 
     fn element_at(&mut self, vector: &EntityId, index: u64, op: &'static str) -> Result<Stamp, StateError> {
         self.target(vector, op, &[CrdtKind::Vector])?;
-        let len = treap::live_len(&mut self.ov, vector)?;
-        let key = treap::select(&mut self.ov, vector, index)?.ok_or(StateError::IndexOutOfRange { index, len })?;
+        let len = tree::live_len(&mut self.ov, vector)?;
+        let key = tree::select(&mut self.ov, vector, index)?.ok_or(StateError::IndexOutOfRange { index, len })?;
         Stamp::from_key(&key).ok_or_else(|| StateError::corrupt("vector element key", "not a stamp"))
     }
 

@@ -1,4 +1,4 @@
-//! Property tests of the encodings and of the treap's history independence.
+//! Property tests of the encodings and of the children tree's history independence.
 
 // Helpers outside #[test] fns are not covered by clippy's allow-unwrap-in-tests.
 #![allow(clippy::unwrap_used)]
@@ -108,11 +108,11 @@ proptest! {
         let _ = Action::decode(&noise);
     }
 
-    /// The treap's shape depends only on its keys: the same entries inserted
+    /// The children tree's shape depends only on its keys: the same entries inserted
     /// in any order and batching give the same root hash, equal to the
     /// from-scratch recomputation; removes and re-inserts do not disturb it.
     #[test]
-    fn treap_hash_is_independent_of_insertion_order_and_batching(
+    fn tree_hash_is_independent_of_insertion_order_and_batching(
         keys in prop::collection::btree_set(bytes(6), 0..80),
         removed in prop::collection::vec(any::<prop::sample::Index>(), 0..10),
         seed in any::<u64>(),

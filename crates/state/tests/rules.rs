@@ -451,7 +451,7 @@ fn maps_and_sets_list_in_pages_skipping_removed_entries() {
 }
 
 #[test]
-fn treap_shape_and_hash_do_not_depend_on_insertion_order() {
+fn tree_shape_and_hash_do_not_depend_on_insertion_order() {
     let keys: Vec<Vec<u8>> = (0u32..200).map(|i| (i * 7919 % 1000).to_be_bytes().to_vec()).collect();
     let mut a = Replica::new(1);
     let mut b = Replica::new(1);
