@@ -1,0 +1,222 @@
+//! Weft's network: one libp2p swarm per node, driven on a tokio task, seen
+//! by the rest of the node through one cloneable [`NetHandle`] and one
+//! bounded stream of [`NetEvent`]s.
+//!
+//! What runs: TCP and QUIC (Noise + Yamux on TCP), gossipsub (signed
+//! messages, strict validation, message id = BLAKE3 of the data, nothing
+//! forwarded before the caller's [`Validation`], rejected senders lose
+//! score), identify, ping, Kademlia in server mode with bootstrap peers,
+//! mDNS when enabled, relay client + DCUtR + AutoNAT for nodes behind NAT,
+//! connection limits, and the `/weft/sync/1` stream protocol carrying
+//! length-framed messages ([`FramedStream`]).
+//!
+//! Guarantees:
+//! - every queue is bounded by a named `*_MAX` constant; a slow event
+//!   consumer never blocks the swarm (see the `driver` module for the
+//!   backlog-then-drop policy and [`NetStats`] for the counters);
+//! - publishing is never gated on gossip mesh peers, and a message that
+//!   reached nobody is reported as such ([`PublishOutcome`]): gossip is the
+//!   fast path, correctness lives in the repair path;
+//! - a bad configuration is refused with an error naming the field before
+//!   any socket opens; a port in use fails the start, not later.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), weft_net::NetError> {
+//! use weft_net::{NetConfig, NetEvent, Network, Validation};
+//! let (net, mut events) = Network::spawn(NetConfig::loopback([7; 32])).await?;
+//! net.subscribe("context/abc").await?;
+//! while let Some(event) = events.recv().await {
+//!     if let NetEvent::Message { msg_id, propagation_source, .. } = event {
+//!         net.report_validation(msg_id, propagation_source, Validation::Accept).await?;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+mod behaviour;
+mod config;
+mod driver;
+mod error;
+mod handle;
+mod identity;
+mod stream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use libp2p::StreamProtocol;
+use libp2p::futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+pub use behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
+pub use config::{CheckedAddrs, GossipParams, NetConfig, SWARM_PORT_DEFAULT, peer_of_addr};
+pub use error::NetError;
+pub use handle::{IncomingStreams, NetEvent, NetHandle, NetStats, PeerInfo, PublishOutcome, Validation};
+pub use identity::{peer_id_from_seed, peer_id_of, peer_public_key};
+pub use libp2p::{Multiaddr, PeerId};
+pub use stream::FramedStream;
+
+use handle::{Counters, StreamTimeouts};
+
+/// The sync stream protocol (versioned: a new wire format gets a new id).
+pub const SYNC_PROTOCOL: &str = "/weft/sync/1";
+
+/// Commands waiting for the swarm task; callers wait when it is full.
+pub const COMMANDS_MAX: usize = 256;
+/// Events waiting in the channel to the node.
+pub const EVENTS_MAX: usize = 1024;
+/// Events waiting inside the swarm task while the channel is full; beyond
+/// this, events are dropped and counted.
+pub const EVENT_BACKLOG_MAX: usize = 4096;
+/// Inbound streams waiting to be accepted; beyond this they are refused.
+pub const INCOMING_STREAMS_MAX: usize = 64;
+/// Outbound stream opens in flight at once (more wait for a slot).
+pub const STREAM_OPENS_IN_FLIGHT_MAX: usize = 64;
+/// Dials waiting for their outcome at once.
+pub const PENDING_DIALS_MAX: usize = 64;
+/// The longest topic name.
+pub const TOPIC_BYTES_MAX: usize = 256;
+/// Bytes of a gossip RPC reserved for the envelope (signature, key, topic,
+/// sequence number): the largest publishable payload is the transmit size
+/// minus this.
+pub const GOSSIP_ENVELOPE_BYTES_MAX: usize = 4096;
+/// How long the start waits for every listener to report an address.
+pub const LISTEN_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The message id gossipsub gives `data`: its BLAKE3 hash.
+pub fn message_id(data: &[u8]) -> weft_primitives::Hash {
+    weft_primitives::Hash::of(data)
+}
+
+/// Starts the network.
+#[derive(Debug)]
+pub struct Network;
+
+impl Network {
+    /// Check `config`, build the swarm, listen on every configured address
+    /// (waiting until each has bound, within [`LISTEN_READY_TIMEOUT`]), dial
+    /// the bootstrap peers, and run the swarm on a tokio task. Must be called
+    /// inside a tokio runtime. The task ends on [`NetHandle::shutdown`] or
+    /// when every handle is dropped.
+    pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), NetError> {
+        tokio::runtime::Handle::try_current().map_err(|_| NetError::NoRuntime)?;
+        let addrs = config.check()?;
+        let keypair = identity::keypair_from_seed(&config.identity_seed)?;
+        let local_peer = keypair.public().to_peer_id();
+        let mut swarm = behaviour::build_swarm(&config, keypair, &addrs)?;
+
+        let mut control = swarm.behaviour().stream.new_control();
+        // Registered before listening, so no early stream finds the protocol missing.
+        let inbound = control
+            .accept(StreamProtocol::new(SYNC_PROTOCOL))
+            .map_err(|e| NetError::Transport(format!("registering {SYNC_PROTOCOL}: {e}")))?;
+
+        let mut waiting = HashMap::new();
+        for addr in &addrs.listen {
+            ensure_tcp_port_free(addr)?;
+            let id = swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+            // A relayed address binds nothing locally; its reservation may take
+            // long and is not a reason to fail the start.
+            if !config::is_relayed(addr) {
+                waiting.insert(id, addr.clone());
+            }
+        }
+
+        let (commands_tx, commands_rx) = mpsc::channel(COMMANDS_MAX);
+        let (events_tx, events_rx) = mpsc::channel(EVENTS_MAX);
+        let counters = Arc::new(Counters::default());
+        let mut driver =
+            driver::Driver::new(swarm, commands_rx, events_tx, counters.clone(), config.gossip.max_transmit_bytes);
+        driver.wait_listening(waiting, LISTEN_READY_TIMEOUT).await?;
+
+        for (_, addr) in &addrs.bootstrap {
+            // Unreachable bootstrap peers are not fatal: Kademlia and the
+            // node's own redials keep trying.
+            let _ = driver.swarm.dial(addr.clone());
+        }
+        if !addrs.bootstrap.is_empty()
+            && let Some(kad) = driver.swarm.behaviour_mut().kad.as_mut()
+        {
+            let _ = kad.bootstrap();
+        }
+
+        let timeouts = StreamTimeouts {
+            open: config.stream_open_timeout,
+            read: config.stream_read_timeout,
+            write: config.stream_write_timeout,
+        };
+        let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_STREAMS_MAX);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        tokio::spawn(forward_incoming(inbound, incoming_tx, stop_rx, counters.clone(), timeouts));
+        tokio::spawn(async move {
+            driver.run().await;
+            // Dropping the swarm closed every connection; stop accepting too.
+            drop(stop_tx);
+        });
+
+        let handle = NetHandle {
+            commands: commands_tx,
+            control,
+            local_peer,
+            open_slots: Arc::new(Semaphore::new(STREAM_OPENS_IN_FLIGHT_MAX)),
+            incoming: Arc::new(Mutex::new(Some(IncomingStreams { receiver: incoming_rx }))),
+            counters,
+            timeouts,
+        };
+        Ok((handle, events_rx))
+    }
+}
+
+/// libp2p binds TCP listeners with `SO_REUSEPORT`, so a second node on the
+/// same port would start "successfully" and split the port's connections with
+/// the first. A plain bind (no `SO_REUSEPORT`) fails on a taken port: probe
+/// with one first. A port of 0 (the OS picks) needs no probe.
+fn ensure_tcp_port_free(addr: &Multiaddr) -> Result<(), NetError> {
+    use libp2p::multiaddr::Protocol;
+    let mut parts = addr.iter();
+    let ip: std::net::IpAddr = match parts.next() {
+        Some(Protocol::Ip4(ip)) => ip.into(),
+        Some(Protocol::Ip6(ip)) => ip.into(),
+        _ => return Ok(()),
+    };
+    let port = match (parts.next(), parts.next()) {
+        (Some(Protocol::Tcp(port)), None) if port != 0 => port,
+        _ => return Ok(()),
+    };
+    match std::net::TcpListener::bind((ip, port)) {
+        // Dropped at once: libp2p binds it next.
+        Ok(_) => Ok(()),
+        Err(e) => Err(NetError::Listen { addr: addr.to_string(), reason: e.to_string() }),
+    }
+}
+
+/// Move accepted streams from libp2p's unbuffered channel into the bounded
+/// queue the node reads, framing each. Ends when the swarm stops or the
+/// node drops its [`IncomingStreams`].
+async fn forward_incoming(
+    mut inbound: libp2p_stream::IncomingStreams,
+    queue: mpsc::Sender<FramedStream>,
+    mut stop: oneshot::Receiver<()>,
+    counters: Arc<Counters>,
+    timeouts: StreamTimeouts,
+) {
+    loop {
+        let next = tokio::select! {
+            next = inbound.next() => next,
+            _ = &mut stop => return,
+            _ = queue.closed() => return,
+        };
+        let Some((peer, stream)) = next else { return };
+        match queue.try_send(FramedStream::new(stream, peer, timeouts.read, timeouts.write)) {
+            Ok(()) => {}
+            // Dropping the stream resets it: the opener gets an error at once.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                counters.incoming_streams_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
