@@ -111,6 +111,26 @@ impl StoreKey for (Hash, Vec<u8>) {
     }
 }
 
+/// A context id and a sequence number (big-endian, so byte order is numeric
+/// order): 40 bytes, e.g. (context id, apply position).
+impl StoreKey for (Hash, u64) {
+    type Owned = (Hash, u64);
+
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0.as_bytes());
+        out.extend_from_slice(&self.1.to_be_bytes());
+    }
+
+    fn decode_key(bytes: &[u8]) -> Result<(Hash, u64), String> {
+        if bytes.len() != 40 {
+            return Err(format!("(hash, u64) key must be 40 bytes, found {}", bytes.len()));
+        }
+        let (context, sequence) = bytes.split_at(32);
+        let sequence = <[u8; 8]>::try_from(sequence).map_err(|_| "sequence must be 8 bytes".to_string())?;
+        Ok((Hash(array32(context, "context")?), u64::from_be_bytes(sequence)))
+    }
+}
+
 /// UTF-8 names, for the `meta` table.
 impl StoreKey for str {
     type Owned = String;
@@ -165,6 +185,16 @@ mod tests {
             let _ = <(Hash, PublicKey)>::decode_key(&bytes);
             let _ = <(Hash, Vec<u8>)>::decode_key(&bytes);
             let _ = str::decode_key(&bytes);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn sequence_key_byte_order_equals_typed_order(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), x in any::<u64>(), y in any::<u64>()) {
+            let (left, right) = ((hash(a), x), (hash(b), y));
+            prop_assert_eq!(left.key_bytes().cmp(&right.key_bytes()), left.cmp(&right));
+            prop_assert_eq!(<(Hash, u64)>::decode_key(&left.key_bytes()), Ok(left));
         }
     }
 

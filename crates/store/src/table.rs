@@ -98,6 +98,16 @@ pub const HEADS: Table<Hash, Vec<Hash>> = Table::new("heads");
 /// so a restart does not lose them.
 pub const PENDING: Table<(Hash, Hash), Vec<u8>> = Table::new("pending");
 
+/// Applied deltas in apply order: (context id, apply position) -> the
+/// delta's canonical encoding. Restart replays them in order; the position
+/// is dense from 0 for each context.
+pub const APPLIED: Table<(Hash, u64), Vec<u8>> = Table::new("applied");
+
+/// Work owed to applied deltas that must survive a restart (event handlers
+/// not yet run): (context id, sequence) -> the owner's borsh-encoded job.
+/// Written in the same transaction as the delta that caused it.
+pub const JOBS: Table<(Hash, u64), Vec<u8>> = Table::new("jobs");
+
 /// Contexts this node is part of: context id -> the node's borsh-encoded
 /// context record (application, configuration, root hash, sync markers).
 pub const CONTEXTS: Table<Hash, Vec<u8>> = Table::new("contexts");
@@ -124,8 +134,10 @@ pub const META: Table<str, Vec<u8>> = Table::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The names of every built-in table, created together with the store.
-pub const BUILTIN_TABLES: [&str; 9] = [
+pub const BUILTIN_TABLES: [&str; 11] = [
     STATE.name(),
+    APPLIED.name(),
+    JOBS.name(),
     DELTAS.name(),
     HEADS.name(),
     PENDING.name(),

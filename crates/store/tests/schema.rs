@@ -47,10 +47,10 @@ fn creation_writes_the_schema_version_and_every_table() {
 #[test]
 fn another_schema_version_is_refused() {
     let (_dir, path) = fresh_store_file();
-    raw_put(&path, META.name(), SCHEMA_VERSION_KEY.as_bytes(), &weft_primitives::encoding::encode(&vec![2u8, 0, 0, 0]));
+    raw_put(&path, META.name(), SCHEMA_VERSION_KEY.as_bytes(), &weft_primitives::encoding::encode(&vec![9u8, 0, 0, 0]));
     match Store::open(&path) {
         Err(StoreError::SchemaVersion { found, expected }) => {
-            assert_eq!((found, expected), (2, SCHEMA_VERSION));
+            assert_eq!((found, expected), (9, SCHEMA_VERSION));
         }
         other => panic!("expected SchemaVersion, got {other:?}"),
     }
