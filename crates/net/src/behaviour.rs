@@ -16,7 +16,6 @@ use libp2p::{
     PeerId, StreamProtocol, Swarm, SwarmBuilder, autonat, connection_limits, dcutr, gossipsub, identify, identity, kad,
     mdns, noise, ping, relay, tcp, yamux,
 };
-use weft_primitives::Hash;
 
 use crate::config::CheckedAddrs;
 use crate::{NetConfig, NetError};
@@ -135,8 +134,11 @@ fn gossip_config(config: &NetConfig) -> Result<gossipsub::Config, NetError> {
         .validation_mode(gossipsub::ValidationMode::Strict)
         // Nothing is forwarded until the caller reports it valid.
         .validate_messages()
-        // Content-addressed ids: the same bytes from two routes are one message.
-        .message_id_fn(|message: &gossipsub::Message| gossipsub::MessageId::new(Hash::of(&message.data).as_bytes()))
+        // Delta ids (the clear prefix): the same delta from two routes, or
+        // encrypted twice, is one message. The node checks the prefix.
+        .message_id_fn(|message: &gossipsub::Message| {
+            gossipsub::MessageId::new(crate::message_id(&message.data).as_bytes())
+        })
         .build()
         .map_err(|e| NetError::BadConfig(format!("gossipsub: {e}")))
 }

@@ -219,6 +219,11 @@ impl Driver {
             Command::PeerScore { peer, reply } => {
                 let _ = reply.send(gossip.peer_score(&peer));
             }
+            Command::Disconnect { peer, reply } => {
+                // Err only means "not connected"; ConnectionClosed events
+                // update the peer table and report PeerDisconnected.
+                let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
+            }
             Command::Shutdown { reply } => {
                 let _ = reply.send(());
                 return Flow::Stop;
@@ -235,7 +240,7 @@ impl Driver {
         if len > max {
             return Err(NetError::MessageTooLarge { len, max });
         }
-        let msg_id = Hash::of(&data);
+        let msg_id = crate::message_id(&data);
         match self.swarm.behaviour_mut().gossipsub.publish(IdentTopic::new(topic), data) {
             Ok(_) => Ok(PublishOutcome::Sent(msg_id)),
             Err(PublishError::NoPeersSubscribedToTopic) => Ok(PublishOutcome::NoPeers(msg_id)),
@@ -371,7 +376,7 @@ impl Driver {
     fn on_gossip_event(&mut self, event: gossipsub::Event) {
         match event {
             gossipsub::Event::Message { propagation_source, message_id, message } => {
-                let msg_id = hash_of_id(&message_id).unwrap_or_else(|| Hash::of(&message.data));
+                let msg_id = hash_of_id(&message_id).unwrap_or_else(|| crate::message_id(&message.data));
                 // Strict validation drops unsigned messages before they get
                 // here; if one slipped through, it is ignored, not trusted.
                 let Some(source) = message.source else {

@@ -39,15 +39,18 @@ pub enum PublishOutcome {
     Sent(Hash),
     /// No connected peer is subscribed to the topic: nothing was sent.
     NoPeers(Hash),
-    /// The same bytes (same message id) were published or received recently;
-    /// gossipsub does not send them again.
+    /// A message with the same id (the same delta id prefix, or the same
+    /// short bytes) was published or received recently; gossipsub does not
+    /// send this one.
     Duplicate(Hash),
     /// Every subscribed peer's send queue was full: nothing was sent.
     QueuesFull(Hash),
 }
 
 impl PublishOutcome {
-    /// The message id: BLAKE3 of the published bytes.
+    /// The message id, [`crate::message_id`] of the published bytes: the
+    /// delta id prefix of `delta id || ciphertext` (which the publishing
+    /// node vouches for), or BLAKE3 of a payload too short to carry one.
     pub fn msg_id(&self) -> Hash {
         match self {
             PublishOutcome::Sent(id)
@@ -73,7 +76,12 @@ pub enum NetEvent {
         topic: String,
         /// The published bytes.
         data: Vec<u8>,
-        /// BLAKE3 of `data`; pass it back to `report_validation`.
+        /// [`crate::message_id`] of `data`, which the network has NOT
+        /// checked: for `delta id || ciphertext` it is the claimed delta id
+        /// in clear. The node must verify, after decrypting, that it is the
+        /// id of the delta inside and report [`Validation::Reject`] if not
+        /// (the message is dropped and the sender penalized). Pass it back
+        /// to `report_validation`.
         msg_id: Hash,
         /// The peer that published (signed) it.
         source: PeerId,
@@ -151,6 +159,7 @@ pub(crate) enum Command {
     ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
     MeshPeers { topic: String, reply: oneshot::Sender<Vec<PeerId>> },
     PeerScore { peer: PeerId, reply: oneshot::Sender<Option<f64>> },
+    Disconnect { peer: PeerId, reply: oneshot::Sender<bool> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -263,6 +272,14 @@ impl NetHandle {
     /// or `None` if the peer is unknown to the scorer.
     pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>, NetError> {
         self.request(|reply| Command::PeerScore { peer, reply }).await
+    }
+
+    /// Close every connection to `peer` at once (not gracefully: its open
+    /// streams fail on both sides). Returns whether it was connected. This
+    /// is not a ban: nothing stops the peer (or discovery) from connecting
+    /// again, so a caller punishing a peer also stops serving it.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool, NetError> {
+        self.request(|reply| Command::Disconnect { peer, reply }).await
     }
 
     /// Open a `/weft/sync/1` stream to `peer`, dialing it first if needed

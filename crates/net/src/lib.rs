@@ -3,12 +3,25 @@
 //! bounded stream of [`NetEvent`]s.
 //!
 //! What runs: TCP and QUIC (Noise + Yamux on TCP), gossipsub (signed
-//! messages, strict validation, message id = BLAKE3 of the data, nothing
+//! messages, strict validation, message id from [`message_id`], nothing
 //! forwarded before the caller's [`Validation`], rejected senders lose
 //! score), identify, ping, Kademlia in server mode with bootstrap peers,
 //! mDNS when enabled, relay client + DCUtR + AutoNAT for nodes behind NAT,
 //! connection limits, and the `/weft/sync/1` stream protocol carrying
-//! length-framed messages ([`FramedStream`]).
+//! length-framed messages ([`FramedStream`], splittable into a
+//! [`FramedReader`] and a [`FramedWriter`] for full-duplex sessions).
+//!
+//! Gossip message ids: the node publishes `delta id (32 bytes) ||
+//! ciphertext` on a context topic, and the message id is that clear
+//! prefix, so the same delta is one gossip message whichever route or
+//! encryption nonce it came with (see [`message_id`]; shorter payloads are
+//! identified by their BLAKE3 hash). This crate cannot check the prefix: it
+//! sees only ciphertext. **The node must verify, after decrypting, that the
+//! prefix is the id of the delta inside**, and report a mismatch as
+//! [`Validation::Reject`], which drops the message and penalizes the peer
+//! that sent it. A forged prefix still occupies that id in gossipsub's
+//! duplicate cache, so the genuine delta may then arrive only through the
+//! repair path (see [`message_id`] for the consequences).
 //!
 //! Guarantees:
 //! - every queue is bounded by a named `*_MAX` constant; a slow event
@@ -55,7 +68,7 @@ pub use error::NetError;
 pub use handle::{IncomingStreams, NetEvent, NetHandle, NetStats, PeerInfo, PublishOutcome, Validation};
 pub use identity::{peer_id_from_seed, peer_id_of, peer_public_key};
 pub use libp2p::{Multiaddr, PeerId};
-pub use stream::FramedStream;
+pub use stream::{FramedReader, FramedStream, FramedWriter};
 
 use handle::{Counters, StreamTimeouts};
 
@@ -84,8 +97,46 @@ pub const GOSSIP_ENVELOPE_BYTES_MAX: usize = 4096;
 /// How long the start waits for every listener to report an address.
 pub const LISTEN_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The message id gossipsub gives `data`: its BLAKE3 hash.
+/// Bytes of the clear prefix that is a gossip message's id: the delta id
+/// (a BLAKE3 [`weft_primitives::Hash`]) in front of the ciphertext.
+pub const MESSAGE_ID_PREFIX_BYTES: usize = 32;
+
+/// Bytes of the authentication tag every XChaCha20-Poly1305 ciphertext
+/// carries: even an empty plaintext encrypts to this many bytes.
+pub const AEAD_TAG_BYTES: usize = 16;
+
+/// The shortest payload whose id is its prefix: the prefix plus the
+/// smallest ciphertext. Anything shorter cannot be `delta id || ciphertext`.
+pub const MESSAGE_ID_PREFIXED_BYTES_MIN: usize = MESSAGE_ID_PREFIX_BYTES + AEAD_TAG_BYTES;
+
+/// The message id gossipsub gives `data`: its first
+/// [`MESSAGE_ID_PREFIX_BYTES`] bytes when it is at least
+/// [`MESSAGE_ID_PREFIXED_BYTES_MIN`] long (`delta id || ciphertext`: the id
+/// is the delta id), else the BLAKE3 hash of all of it.
+///
+/// Two payloads with the same prefix are one message to gossipsub: the
+/// second is a duplicate, neither delivered nor forwarded again. That is
+/// the point (one delta, one message, even when re-encrypted under a new
+/// nonce), and it is why the prefix must be checked: **the node verifies,
+/// after decrypting, that the prefix is the id of the content**, and
+/// reports [`Validation::Reject`] when it is not, which drops the message
+/// and penalizes the peer that sent it.
+///
+/// What a forged prefix still costs (gossipsub's rules, not this crate's):
+/// the forged message takes the id's place in the duplicate cache, so the
+/// genuine delta arriving afterwards is dropped as a duplicate (the repair
+/// path then carries it); and after a `Reject`, gossipsub's scorer counts
+/// every other delivery of that id (made while the verdict was pending, or
+/// within about two minutes after it) as an invalid delivery by the peer
+/// that made it, honest or not. [`Validation::Ignore`] plus
+/// [`NetHandle::disconnect`] avoids that collateral penalty, at the price of
+/// no score penalty for the forger.
 pub fn message_id(data: &[u8]) -> weft_primitives::Hash {
+    if data.len() >= MESSAGE_ID_PREFIXED_BYTES_MIN
+        && let Some((prefix, _)) = data.split_first_chunk::<MESSAGE_ID_PREFIX_BYTES>()
+    {
+        return weft_primitives::Hash(*prefix);
+    }
     weft_primitives::Hash::of(data)
 }
 
@@ -218,5 +269,37 @@ async fn forward_incoming(
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_primitives::Hash;
+
+    fn prefixed(prefix: [u8; MESSAGE_ID_PREFIX_BYTES], ciphertext: &[u8]) -> Vec<u8> {
+        let mut data = prefix.to_vec();
+        data.extend_from_slice(ciphertext);
+        data
+    }
+
+    #[test]
+    fn message_id_of_a_prefixed_payload_is_its_prefix() {
+        let id = [7u8; MESSAGE_ID_PREFIX_BYTES];
+        let one = prefixed(id, &[1; AEAD_TAG_BYTES]);
+        let other = prefixed(id, &[2; 100]);
+        assert_eq!(message_id(&one), Hash(id));
+        assert_eq!(message_id(&other), Hash(id));
+    }
+
+    #[test]
+    fn message_id_of_a_payload_too_short_for_a_ciphertext_is_its_hash() {
+        let just_short = prefixed([7; MESSAGE_ID_PREFIX_BYTES], &[1; AEAD_TAG_BYTES - 1]);
+        assert_eq!(just_short.len(), MESSAGE_ID_PREFIXED_BYTES_MIN - 1);
+        assert_eq!(message_id(&just_short), Hash::of(&just_short));
+        assert_eq!(message_id(b""), Hash::of(b""));
+        assert_eq!(message_id(b"delta-1"), Hash::of(b"delta-1"));
+        let shortest = prefixed([7; MESSAGE_ID_PREFIX_BYTES], &[1; AEAD_TAG_BYTES]);
+        assert_eq!(message_id(&shortest), Hash([7; MESSAGE_ID_PREFIX_BYTES]));
     }
 }

@@ -13,10 +13,18 @@
 //!   cannot hold a task forever.
 //!
 //! After any error the stream is in an unknown position and must be dropped.
+//!
+//! A [`FramedStream`] can be split into a [`FramedReader`] and a
+//! [`FramedWriter`] that live on different tasks (a sync session is full
+//! duplex: pages one way, acknowledgements the other). Both halves run the
+//! same frame code as the whole stream, so every guarantee above holds for
+//! each half. The underlying stream is closed for sending by
+//! [`FramedWriter::close`] and released when both halves are dropped.
 
 use std::time::Duration;
 
-use libp2p::futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::futures::io::{ReadHalf, WriteHalf};
+use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{PeerId, Stream};
 use weft_primitives::encoding::{DecodeError, FRAME_BYTES_MAX, split_frame};
 
@@ -54,39 +62,27 @@ impl FramedStream {
 
     /// Send one frame carrying `payload`.
     pub async fn send(&mut self, payload: &[u8]) -> Result<(), NetError> {
-        if payload.len() > FRAME_BYTES_MAX {
-            return Err(NetError::FrameTooLarge { len: payload.len(), max: FRAME_BYTES_MAX });
-        }
-        // The check above keeps the length within u32.
-        let header = (payload.len() as u32).to_be_bytes();
-        let write = async {
-            // Header and payload are written separately so an 8 MiB payload
-            // is not copied into a new buffer.
-            self.stream.write_all(&header).await?;
-            self.stream.write_all(payload).await?;
-            self.stream.flush().await
-        };
-        match tokio::time::timeout(self.write_timeout, write).await {
-            Ok(result) => result.map_err(|e| NetError::Io(e.to_string())),
-            Err(_) => Err(NetError::Timeout { what: "stream write", after: self.write_timeout }),
-        }
+        send_frame(&mut self.stream, payload, self.write_timeout).await
     }
 
     /// Receive one frame's payload.
     pub async fn recv(&mut self) -> Result<Vec<u8>, NetError> {
-        match tokio::time::timeout(self.read_timeout, read_frame(&mut self.stream)).await {
-            Ok(result) => result,
-            Err(_) => Err(NetError::Timeout { what: "stream read", after: self.read_timeout }),
-        }
+        recv_frame(&mut self.stream, self.read_timeout).await
     }
 
     /// Close the sending side (the peer's next `recv` sees
     /// [`NetError::StreamClosed`]) and drop the stream.
     pub async fn close(mut self) -> Result<(), NetError> {
-        match tokio::time::timeout(self.write_timeout, self.stream.close()).await {
-            Ok(result) => result.map_err(|e| NetError::Io(e.to_string())),
-            Err(_) => Err(NetError::Timeout { what: "stream close", after: self.write_timeout }),
-        }
+        close_writer(&mut self.stream, self.write_timeout).await
+    }
+
+    /// Split into a receiving and a sending half, usable from two tasks at
+    /// once, each keeping this stream's frame limit and timeouts.
+    pub fn split(self) -> (FramedReader, FramedWriter) {
+        let (read, write) = AsyncReadExt::split(self.stream);
+        let reader = FramedReader { read, peer: self.peer, read_timeout: self.read_timeout };
+        let writer = FramedWriter { write, peer: self.peer, write_timeout: self.write_timeout };
+        (reader, writer)
     }
 
     /// The raw libp2p stream, for callers that frame differently.
@@ -95,9 +91,102 @@ impl FramedStream {
     }
 }
 
+/// The receiving half of a split [`FramedStream`].
+pub struct FramedReader {
+    read: ReadHalf<Stream>,
+    peer: PeerId,
+    read_timeout: Duration,
+}
+
+impl std::fmt::Debug for FramedReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramedReader").field("peer", &self.peer).finish_non_exhaustive()
+    }
+}
+
+impl FramedReader {
+    /// The peer at the other end.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// Receive one frame's payload, as [`FramedStream::recv`].
+    pub async fn recv(&mut self) -> Result<Vec<u8>, NetError> {
+        recv_frame(&mut self.read, self.read_timeout).await
+    }
+}
+
+/// The sending half of a split [`FramedStream`].
+pub struct FramedWriter {
+    write: WriteHalf<Stream>,
+    peer: PeerId,
+    write_timeout: Duration,
+}
+
+impl std::fmt::Debug for FramedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramedWriter").field("peer", &self.peer).finish_non_exhaustive()
+    }
+}
+
+impl FramedWriter {
+    /// The peer at the other end.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// Send one frame carrying `payload`, as [`FramedStream::send`].
+    pub async fn send(&mut self, payload: &[u8]) -> Result<(), NetError> {
+        send_frame(&mut self.write, payload, self.write_timeout).await
+    }
+
+    /// Close the sending side: the peer's next `recv` sees
+    /// [`NetError::StreamClosed`]. The [`FramedReader`] keeps receiving
+    /// until the peer closes its side.
+    pub async fn close(mut self) -> Result<(), NetError> {
+        close_writer(&mut self.write, self.write_timeout).await
+    }
+}
+
+/// Write one frame within `timeout`: the length prefix, then the payload.
+async fn send_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8], timeout: Duration) -> Result<(), NetError> {
+    if payload.len() > FRAME_BYTES_MAX {
+        return Err(NetError::FrameTooLarge { len: payload.len(), max: FRAME_BYTES_MAX });
+    }
+    // The check above keeps the length within u32.
+    let header = (payload.len() as u32).to_be_bytes();
+    let write = async {
+        // Header and payload are written separately so an 8 MiB payload
+        // is not copied into a new buffer.
+        writer.write_all(&header).await?;
+        writer.write_all(payload).await?;
+        writer.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(result) => result.map_err(|e| NetError::Io(e.to_string())),
+        Err(_) => Err(NetError::Timeout { what: "stream write", after: timeout }),
+    }
+}
+
+/// Read one whole frame within `timeout`.
+async fn recv_frame<R: AsyncRead + Unpin>(reader: &mut R, timeout: Duration) -> Result<Vec<u8>, NetError> {
+    match tokio::time::timeout(timeout, read_frame(reader)).await {
+        Ok(result) => result,
+        Err(_) => Err(NetError::Timeout { what: "stream read", after: timeout }),
+    }
+}
+
+/// Close the sending side within `timeout`.
+async fn close_writer<W: AsyncWrite + Unpin>(writer: &mut W, timeout: Duration) -> Result<(), NetError> {
+    match tokio::time::timeout(timeout, writer.close()).await {
+        Ok(result) => result.map_err(|e| NetError::Io(e.to_string())),
+        Err(_) => Err(NetError::Timeout { what: "stream close", after: timeout }),
+    }
+}
+
 /// Read one frame: the length prefix, checked against the limit before any
 /// allocation, then exactly that many payload bytes.
-async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R) -> Result<Vec<u8>, NetError> {
+async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Vec<u8>, NetError> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     let mut filled = 0;
     while filled < FRAME_HEADER_BYTES {
@@ -130,6 +219,8 @@ async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R) -> Result<Vec<u8>, 
 mod tests {
     use super::*;
     use libp2p::futures::io::Cursor;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
     use weft_primitives::encoding::encode_frame;
 
     #[tokio::test]
@@ -153,6 +244,42 @@ mod tests {
         );
         let just_over = ((FRAME_BYTES_MAX + 1) as u32).to_be_bytes().to_vec();
         assert!(matches!(read_frame(&mut Cursor::new(just_over)).await, Err(NetError::FrameTooLarge { .. })));
+    }
+
+    /// A peer that never takes bytes (flow control never opens).
+    struct NeverReady;
+
+    impl AsyncWrite for NeverReady {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<std::io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn sent_frames_are_received_in_order() {
+        let mut wire = Cursor::new(Vec::new());
+        let timeout = Duration::from_secs(5);
+        send_frame(&mut wire, b"one", timeout).await.unwrap();
+        send_frame(&mut wire, b"", timeout).await.unwrap();
+        wire.set_position(0);
+        assert_eq!(recv_frame(&mut wire, timeout).await.unwrap(), b"one");
+        assert_eq!(recv_frame(&mut wire, timeout).await.unwrap(), b"");
+        assert!(matches!(recv_frame(&mut wire, timeout).await, Err(NetError::StreamClosed)));
+    }
+
+    #[tokio::test]
+    async fn a_stuck_writer_times_out_the_send_and_the_close() {
+        let after = Duration::from_millis(50);
+        let err = send_frame(&mut NeverReady, b"x", after).await.unwrap_err();
+        assert!(matches!(err, NetError::Timeout { what: "stream write", .. }), "{err}");
+        let err = close_writer(&mut NeverReady, after).await.unwrap_err();
+        assert!(matches!(err, NetError::Timeout { what: "stream close", .. }), "{err}");
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{Transport, config, node, start};
 use libp2p::futures::AsyncWriteExt;
-use weft_net::NetError;
+use weft_net::{NetError, NetEvent};
 use weft_primitives::encoding::FRAME_BYTES_MAX;
 
 async fn frames_round_trip(transport: Transport) {
@@ -147,4 +147,128 @@ async fn a_full_incoming_queue_refuses_and_counts() {
     assert!(waiting.len() <= weft_net::INCOMING_STREAMS_MAX, "{} streams waited", waiting.len());
     assert!(waiting.len() as u64 + b.net.stats().incoming_streams_dropped <= opened as u64);
     assert_eq!(waiting[0].recv().await.unwrap(), b"x");
+}
+
+/// Receive frames on `reader` until the peer closes its side; anything but
+/// a clean close between frames fails the test.
+async fn receive_until_closed(mut reader: weft_net::FramedReader) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    loop {
+        match reader.recv().await {
+            Ok(frame) => frames.push(frame),
+            Err(NetError::StreamClosed) => return frames,
+            Err(other) => panic!("reader of {}: {other}", reader.peer()),
+        }
+    }
+}
+
+/// Send every frame on `writer`, then close it.
+async fn send_then_close(mut writer: weft_net::FramedWriter, frames: Vec<Vec<u8>>) {
+    for frame in &frames {
+        writer.send(frame).await.expect("send on a split writer");
+    }
+    writer.close().await.expect("close a split writer");
+}
+
+/// Both ends split their stream and send and receive at once, each half on
+/// its own task. Each direction carries far more than the transport's
+/// flow-control window, so each writer repeatedly waits for the other
+/// side's reader while its own reader keeps going. The side that finishes
+/// sending first closes its writer while its reader keeps receiving (half
+/// close), and each reader ends with `StreamClosed` once the other side's
+/// writer closes, after every frame arrived in order.
+async fn split_halves_send_and_receive_concurrently(transport: Transport, seeds: (u8, u8)) {
+    let a = node(seeds.0, transport).await;
+    let b = node(seeds.1, transport).await;
+    a.net.dial(b.addr.clone()).await.unwrap();
+    let mut incoming = b.net.incoming_streams().unwrap();
+
+    // 16 MiB each way: a in few large frames, b in many smaller ones.
+    let a_frames: Vec<Vec<u8>> = (0..16u8).map(|i| vec![i; 1024 * 1024]).collect();
+    let b_frames: Vec<Vec<u8>> = (0..256u32).map(|i| i.to_be_bytes().repeat(16 * 1024 + i as usize)).collect();
+
+    let (a_reader, a_writer) = a.net.open_stream(b.peer()).await.unwrap().split();
+    // The stream reaches b with its first frame, sent by a's writer task.
+    let a_sends = tokio::spawn(send_then_close(a_writer, a_frames.clone()));
+    let a_receives = tokio::spawn(receive_until_closed(a_reader));
+
+    let (b_reader, b_writer) = incoming.next().await.expect("an inbound stream").split();
+    assert_eq!((b_reader.peer(), b_writer.peer()), (a.peer(), a.peer()));
+    let b_sends = tokio::spawn(send_then_close(b_writer, b_frames.clone()));
+    let b_receives = tokio::spawn(receive_until_closed(b_reader));
+
+    a_sends.await.unwrap();
+    b_sends.await.unwrap();
+    assert!(b_receives.await.unwrap() == a_frames, "b received a's frames in order");
+    assert!(a_receives.await.unwrap() == b_frames, "a received b's frames in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_halves_send_and_receive_concurrently_over_tcp() {
+    split_halves_send_and_receive_concurrently(Transport::Tcp, (21, 22)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_halves_send_and_receive_concurrently_over_quic() {
+    split_halves_send_and_receive_concurrently(Transport::Quic, (23, 24)).await;
+}
+
+/// The halves keep the whole stream's rules: the frame limit on send, the
+/// read timeout per frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_halves_keep_the_frame_limit_and_the_read_timeout() {
+    let a = node(25, Transport::Tcp).await;
+    let mut b_config = config(26, Transport::Tcp);
+    b_config.stream_read_timeout = Duration::from_millis(200);
+    let b = start(b_config, Transport::Tcp).await;
+    a.net.dial(b.addr.clone()).await.unwrap();
+    let mut incoming = b.net.incoming_streams().unwrap();
+    let (_a_reader, mut a_writer) = a.net.open_stream(b.peer()).await.unwrap().split();
+    let err = a_writer.send(&vec![0; FRAME_BYTES_MAX + 1]).await.unwrap_err();
+    assert!(matches!(err, NetError::FrameTooLarge { .. }), "{err}");
+    a_writer.send(b"only").await.unwrap();
+    let (mut b_reader, _b_writer) = incoming.next().await.unwrap().split();
+    assert_eq!(b_reader.recv().await.unwrap(), b"only");
+    let err = b_reader.recv().await.unwrap_err();
+    assert!(matches!(err, NetError::Timeout { what: "stream read", .. }), "{err}");
+}
+
+/// Disconnecting a peer closes its connections: both sides see it gone, an
+/// open stream fails at once rather than waiting for its timeout, and a
+/// second disconnect reports the peer was not connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnecting_a_peer_closes_its_connections_and_streams() {
+    // No Kademlia: nothing redials the peer behind the test's back.
+    let quiet = |seed| {
+        let mut c = config(seed, Transport::Tcp);
+        c.kademlia = false;
+        c.stream_read_timeout = common::LIVENESS * 2;
+        c
+    };
+    let mut a = start(quiet(27), Transport::Tcp).await;
+    let mut b = start(quiet(28), Transport::Tcp).await;
+    a.net.dial(b.addr.clone()).await.unwrap();
+    let mut incoming = b.net.incoming_streams().unwrap();
+    let mut opened = a.net.open_stream(b.peer()).await.unwrap();
+    opened.send(b"before").await.unwrap();
+    let mut accepted = incoming.next().await.unwrap();
+    assert_eq!(accepted.recv().await.unwrap(), b"before");
+
+    let (a_peer, b_peer) = (a.peer(), b.peer());
+    assert!(a.net.disconnect(b_peer).await.unwrap(), "b was connected");
+    a.wait_for("a loses b", |e| matches!(e, NetEvent::PeerDisconnected { peer } if *peer == b_peer).then_some(()))
+        .await;
+    b.wait_for("b loses a", |e| matches!(e, NetEvent::PeerDisconnected { peer } if *peer == a_peer).then_some(()))
+        .await;
+    assert!(a.net.peers().await.unwrap().is_empty());
+    assert!(b.net.peers().await.unwrap().is_empty());
+
+    // Read timeouts are longer than the liveness bound: an error within it
+    // comes from the closed connection, not from a timeout.
+    let read = tokio::time::timeout(common::LIVENESS, accepted.recv()).await.expect("b's read ends");
+    assert!(read.is_err() && !matches!(read, Err(NetError::Timeout { .. })), "{read:?}");
+    let read = tokio::time::timeout(common::LIVENESS, opened.recv()).await.expect("a's read ends");
+    assert!(read.is_err() && !matches!(read, Err(NetError::Timeout { .. })), "{read:?}");
+
+    assert!(!a.net.disconnect(b_peer).await.unwrap(), "b is no longer connected");
 }
