@@ -3,32 +3,38 @@
 //! ```text
 //! sim [--seed N | --seeds FROM..TO] [--ci] [--nodes N] [--ops N] [--ops-per-s N]
 //!     [--loss PCT] [--dup PCT] [--reorder MS] [--partitions N] [--crashes N]
-//!     [--periods N] [--catch-up MISSING]
+//!     [--periods N] [--catch-up MISSING] [--joins]
 //! ```
 //! Runs TESTING.md S1 (default: 20 nodes, 10 000 ops, seed 1; `--ci`: the CI
 //! slice's shape) for each seed and prints a report per seed; a failing
 //! seed prints `SEED=…` and the command that replays it exactly, and the
 //! exit status is 1. `--catch-up` instead measures the catch-up of a
-//! replica that missed MISSING deltas.
+//! replica that missed MISSING deltas; `--joins` runs the membership
+//! scenario (nodes joining and leaving mid-run, CI shape) for each seed.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use weft_sync::sim::{S1Config, measure_catch_up, run_s1};
+use weft_sync::sim::{JoinsConfig, S1Config, measure_catch_up, run_joins, run_s1};
 
 struct Args {
     seeds: Vec<u64>,
     base: fn(u64) -> S1Config,
     overrides: Vec<(String, u64)>,
     catch_up: Option<usize>,
+    joins: bool,
 }
 
 fn parse() -> Result<Args, String> {
-    let mut args = Args { seeds: vec![1], base: S1Config::full, overrides: Vec::new(), catch_up: None };
+    let mut args = Args { seeds: vec![1], base: S1Config::full, overrides: Vec::new(), catch_up: None, joins: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--ci" {
             args.base = S1Config::ci;
+            continue;
+        }
+        if flag == "--joins" {
+            args.joins = true;
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -91,7 +97,16 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut failed = Vec::new();
-    for seed in &args.seeds {
+    if args.joins {
+        for seed in &args.seeds {
+            let report = run_joins(&JoinsConfig::ci(*seed));
+            println!("{report}");
+            if !report.passed() {
+                failed.push(format!("sim --joins --seed {seed}"));
+            }
+        }
+    }
+    for seed in args.seeds.iter().filter(|_| !args.joins) {
         let started = Instant::now();
         let report = run_s1(&config(&args, *seed));
         println!("{report}\n  wall_s={:.1}", started.elapsed().as_secs_f64());

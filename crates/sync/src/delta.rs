@@ -16,7 +16,8 @@
 //!   parent list, that the id is the content hash, and the signature; every
 //!   failure is its own [`DeltaRejection`] variant, so a driver can penalize a
 //!   peer by variant. Membership and clock drift need the replica's context
-//!   and are checked there, with the same error type.
+//!   and are checked there, with the same error type
+//!   ([`membership`](crate::membership) for the rules).
 //! - Borsh is canonical for these types, so re-encoding a decoded delta gives
 //!   back the same bytes: a delta can be stored decoded and served encoded.
 
@@ -25,6 +26,8 @@ use weft_dag::{CausalDelta, DeltaId};
 use weft_primitives::encoding::{self, DecodeError};
 use weft_primitives::{Hash, Hlc, KeyError, PublicKey, Signature, SigningKey};
 use weft_state::Action;
+
+use crate::membership::MembershipError;
 
 /// The largest encoded delta: 1 MiB of plaintext (DESIGN.md defaults).
 pub const DELTA_BYTES_MAX: usize = 1024 * 1024;
@@ -141,11 +144,29 @@ pub enum DeltaRejection {
         /// The claimed author.
         author: PublicKey,
     },
-    /// The author is not a member of the context.
+    /// The author is not a member of the context at the delta's causal
+    /// point (see [`membership`](crate::membership)).
     #[error("author {author:?} is not a member of the context")]
     NonMember {
         /// The author.
         author: PublicKey,
+    },
+    /// A membership event's data is not a canonical
+    /// [`MembershipChange`](crate::MembershipChange).
+    #[error("membership event {index} is malformed: {reason}")]
+    MalformedMembership {
+        /// Its index among the delta's events.
+        index: usize,
+        /// What the decoder objected to.
+        reason: String,
+    },
+    /// A membership `Leave` names someone other than the author.
+    #[error("{author:?} cannot make {member:?} leave: a member only leaves by itself")]
+    LeaveOfOther {
+        /// The author.
+        author: PublicKey,
+        /// The member it tried to remove.
+        member: PublicKey,
     },
     /// The timestamp runs further ahead of local time than the allowed drift.
     #[error("timestamp {ahead_ms} ms ahead of local time (max drift {max_drift_ms} ms)")]
@@ -162,6 +183,16 @@ pub enum DeltaRejection {
         /// The DAG's reason.
         reason: String,
     },
+}
+
+impl From<MembershipError> for DeltaRejection {
+    fn from(error: MembershipError) -> Self {
+        match error {
+            MembershipError::Malformed { index, reason } => DeltaRejection::MalformedMembership { index, reason },
+            MembershipError::LeaveOfOther { author, member } => DeltaRejection::LeaveOfOther { author, member },
+            MembershipError::NotMember { author } => DeltaRejection::NonMember { author },
+        }
+    }
 }
 
 impl From<DecodeError> for DeltaRejection {

@@ -15,9 +15,11 @@
 //!
 //! A delta from gossip, a sync page or a parent answer is checked before the
 //! DAG sees it: size (≤ [`DELTA_BYTES_MAX`]), strict decode, id = content
-//! hash (a known id is then a free duplicate), parents, membership of the
-//! author, signature, clock drift. Each failure is its own
-//! [`DeltaRejection`] variant and penalizes the sender. The DAG applies a
+//! hash (a known id is then a free duplicate), parents, the membership
+//! changes it carries, membership of the author (when its parents are all
+//! applied; otherwise decided when it applies, see below), signature, clock
+//! drift. Each failure is its own [`DeltaRejection`] variant and penalizes
+//! the sender. The DAG applies a
 //! delta whose parents are applied (natively: `weft_state::apply_actions`,
 //! committed with the delta row in one store write) and cascades its waiting
 //! children; otherwise the delta is buffered (and persisted as pending) and
@@ -46,6 +48,27 @@
 //! (without re-applying them: state and rows commit atomically), the
 //! persisted pending deltas are buffered again, and anti-entropy starts as
 //! soon as a peer connects.
+//!
+//! # Membership
+//!
+//! Who may write is part of the history: a membership change is a signed
+//! delta whose events include a [`MembershipChange`] (kind
+//! [`MEMBERSHIP_EVENT_KIND`], built with [`Event::membership`]), applied by
+//! every replica in apply order ([`membership`] has the rules). The initial
+//! members are [`ReplicaParams::members`]; any member may `Add` another
+//! identity (with an invitation), a member may `Leave` by itself; removing
+//! others needs group-key rotation and is not implemented. A delta's author
+//! must be a member at the delta's causal point, approximated by the member
+//! set after everything applied before it, which covers its causal past. A
+//! delta whose parents are all applied is judged at once; one whose parents
+//! are missing may be by an author admitted in a delta not seen yet, so it
+//! waits (at most [`replica::UNVETTED_PENDING_MAX`] of them) and is judged
+//! when it applies — refused for good (never retried) if the author is not
+//! a member then. A write is refused unless the local identity is a member
+//! now. [`Replica::members`] and [`Replica::is_member`] read the set;
+//! [`Output::MembersChanged`] reports each change made by applying deltas
+//! (not by restoring them: a restart rebuilds the same set silently from
+//! the persisted rows).
 //!
 //! # Anti-entropy and reconciliation
 //!
@@ -150,6 +173,7 @@
 //! | parent requests in flight | 8 | [`Config::parent_requests_in_flight_max`] |
 //! | wanted parents | pending bound (10 000) | `Config::dag_limits.pending_max` |
 //! | remembered unappliable ids | 1024 | [`replica::REJECTED_IDS_MAX`] |
+//! | pending deltas by non-members | 1024 | [`replica::UNVETTED_PENDING_MAX`] |
 //! | remembered ended sessions | 1024 | [`replica::ENDED_SESSIONS_MAX`] |
 //! | session lifetime / silence | 30 s / 5 s | [`Config::sync_timeout_ms`], [`Config::session_idle_ms`] |
 //! | parent request lifetime, attempts, depth | 5 s, 3, 3 | [`Config::parent_request_timeout_ms`], `…_attempts_max`, `…_depth_max` |
@@ -221,6 +245,7 @@
 
 pub mod config;
 pub mod delta;
+pub mod membership;
 pub mod protocol;
 pub mod replica;
 mod seeded_rng;
@@ -230,6 +255,10 @@ pub mod store;
 
 pub use config::Config;
 pub use delta::{DELTA_BYTES_MAX, DeltaPayload, DeltaRejection, Event, SignedDelta};
+pub use membership::{
+    MEMBERSHIP_EVENT_KIND, MemberSet, MembershipChange, MembershipError, RESERVED_EVENT_KIND_PREFIX,
+    is_reserved_event_kind,
+};
 pub use replica::{
     AppliedDelta, Input, Offense, Output, PeerId, PreparedWrite, Replica, ReplicaParams, ReplicaStats, RestoreError,
     SessionId, Verdict, WriteBase, WriteError,

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use weft_sync::sim::{S1Config, S1Report, run_s1};
+use weft_sync::sim::{JoinsConfig, S1Config, S1Report, run_joins, run_s1};
 
 /// Seeds of the CI slice. A seed that ever failed joins this list.
 const CI_SEEDS: [u64; 6] = [1, 2, 3, 4, 5, 0xdead_beef];
@@ -42,6 +42,18 @@ fn s1_same_seed_gives_the_same_trace() {
 fn s1_twenty_nodes_slice() {
     let config = S1Config { nodes: 20, ops: 300, ..S1Config::ci(11) };
     assert_passed(&run_s1(&config));
+}
+
+#[test]
+fn membership_converges_in_the_sim() {
+    let mut buffered = 0;
+    for seed in seeds() {
+        let report = run_joins(&JoinsConfig::ci(seed));
+        println!("{report}");
+        assert!(report.passed(), "joins scenario failed\nSEED={seed}\n{report}");
+        buffered += report.unvetted_buffered;
+    }
+    assert!(buffered > 0, "no replica ever got a joiner's write before its Add");
 }
 
 #[test]

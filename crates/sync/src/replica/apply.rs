@@ -8,15 +8,25 @@
 //! holds the delta (a restart replaying persisted rows, or a local write
 //! committed just before) and only the apply order is recorded.
 //!
+//! Both modes enforce the membership rules ([`crate::membership`]) against
+//! the member set *before* anything is committed, then apply the delta's
+//! membership changes to it: a restart replaying the persisted rows in
+//! apply order rebuilds exactly the member set the replica had. A delta
+//! refused before (its id in `rejected`) is refused again without work.
+//!
 //! [`ApplyCore`] is the part of the replica the applier needs: it is a field
 //! of its own so the DAG and the core can be borrowed mutably at once.
+
+use std::collections::BTreeMap;
 
 use weft_dag::id_map::IdMap;
 use weft_dag::{CausalDelta, DeltaApplier, DeltaId};
 use weft_primitives::{Hash, PublicKey};
 use weft_state::StateError;
 
+use super::RecentSet;
 use crate::delta::{DeltaPayload, encode_causal};
+use crate::membership::{MemberSet, MembershipError};
 use crate::replica::interface::AppliedDelta;
 use crate::store::{AppliedRow, ReplicaStore, StoreError};
 
@@ -32,6 +42,11 @@ pub(crate) struct ApplyCore<S> {
     pub(crate) version: u64,
     /// The root hash of the persisted state.
     pub(crate) root_hash: Hash,
+    /// The member set after the last applied delta.
+    pub(crate) members: MemberSet,
+    /// Ids of verified deltas that can never apply (invalid actions,
+    /// membership refused): not fetched, not retried.
+    pub(crate) rejected: RecentSet<DeltaId>,
 }
 
 impl<S: ReplicaStore> ApplyCore<S> {
@@ -60,6 +75,27 @@ pub(crate) enum ApplyError {
     /// The store refused the commit.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The author is not a member at the delta's causal point.
+    #[error("author {author:?} is not a member at the delta's causal point")]
+    NotMember {
+        /// The author.
+        author: PublicKey,
+    },
+    /// The delta's membership changes break a rule.
+    #[error(transparent)]
+    Membership(MembershipError),
+    /// The delta was refused before (see `ApplyCore::rejected`).
+    #[error("delta refused earlier")]
+    RefusedBefore,
+}
+
+impl From<MembershipError> for ApplyError {
+    fn from(error: MembershipError) -> Self {
+        match error {
+            MembershipError::NotMember { author } => ApplyError::NotMember { author },
+            other => ApplyError::Membership(other),
+        }
+    }
 }
 
 impl ApplyError {
@@ -68,6 +104,13 @@ impl ApplyError {
     pub(crate) fn is_transient(&self) -> bool {
         matches!(self, ApplyError::Store(_) | ApplyError::State(StateError::Kv(_)))
     }
+}
+
+/// The net change of the member set over one call into the DAG.
+#[derive(Debug, Default)]
+pub(crate) struct MembersChange {
+    pub(crate) added: Vec<PublicKey>,
+    pub(crate) left: Vec<PublicKey>,
 }
 
 /// See the module doc.
@@ -85,12 +128,30 @@ pub(crate) struct StateApplier<'a, S> {
     mode: ApplyMode,
     local_author: PublicKey,
     /// What this call applied, for [`Output::Applied`](crate::Output::Applied).
-    pub(crate) applied: Vec<AppliedDelta>,
+    applied: Vec<AppliedDelta>,
+    /// Whether each identity whose membership flipped during this call was
+    /// a member before it.
+    members_before: BTreeMap<PublicKey, bool>,
 }
 
 impl<'a, S: ReplicaStore> StateApplier<'a, S> {
     pub(crate) fn new(core: &'a mut ApplyCore<S>, mode: ApplyMode, local_author: PublicKey) -> Self {
-        StateApplier { core, mode, local_author, applied: Vec::new() }
+        StateApplier { core, mode, local_author, applied: Vec::new(), members_before: BTreeMap::new() }
+    }
+
+    /// What this call applied so far, and the net change of the member set
+    /// (for [`Output::Applied`](crate::Output::Applied) and
+    /// [`Output::MembersChanged`](crate::Output::MembersChanged)).
+    pub(crate) fn take_report(&mut self) -> (Vec<AppliedDelta>, MembersChange) {
+        let mut change = MembersChange::default();
+        for (member, was) in std::mem::take(&mut self.members_before) {
+            match (was, self.core.members.contains(&member)) {
+                (false, true) => change.added.push(member),
+                (true, false) => change.left.push(member),
+                _ => {}
+            }
+        }
+        (std::mem::take(&mut self.applied), change)
     }
 }
 
@@ -98,7 +159,16 @@ impl<S: ReplicaStore> DeltaApplier<DeltaPayload> for StateApplier<'_, S> {
     type Error = ApplyError;
 
     fn apply(&mut self, delta: &CausalDelta<DeltaPayload>) -> Result<(), ApplyError> {
+        if self.core.rejected.contains(&delta.id) {
+            // Deterministic refusals stay refused: a retry could only differ
+            // if concurrent deltas changed the member set meanwhile, which
+            // must not decide membership at the causal point.
+            return Err(ApplyError::RefusedBefore);
+        }
         let payload = &delta.payload;
+        // Every parent was applied first, so the member set covers the
+        // delta's causal past (see `crate::membership`).
+        let changes = self.core.members.check(&payload.author, &payload.events)?;
         if self.mode == ApplyMode::Apply {
             let merged = weft_state::apply_actions(self.core.store.state(), &payload.author, &payload.actions)?;
             let bytes = encode_causal(delta);
@@ -111,7 +181,10 @@ impl<S: ReplicaStore> DeltaApplier<DeltaPayload> for StateApplier<'_, S> {
             })?;
         }
         self.core.record(delta.id);
-        // A restart discards this list: restored deltas are not news.
+        for (member, was) in self.core.members.apply(delta.id, delta.hlc, &changes) {
+            self.members_before.entry(member).or_insert(was);
+        }
+        // A restart discards this report: restored deltas are not news.
         self.applied.push(AppliedDelta {
             id: delta.id,
             author: payload.author,

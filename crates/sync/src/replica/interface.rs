@@ -6,6 +6,7 @@ use weft_primitives::{Hash, Hlc, HlcError, PublicKey};
 use weft_state::{Action, StateError};
 
 use crate::delta::{DeltaRejection, Event};
+use crate::membership::MembershipError;
 use crate::protocol::ProtocolError;
 use crate::store::StoreError;
 
@@ -143,9 +144,13 @@ pub enum WriteError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// This replica's identity is not a member.
+    /// This replica's identity is not a member (now).
     #[error("the local identity is not a member of the context")]
     NotMember,
+    /// The write's membership changes break a rule (a malformed change, or
+    /// a `Leave` of another member).
+    #[error(transparent)]
+    Membership(MembershipError),
 }
 
 impl From<HlcError> for WriteError {
@@ -270,6 +275,15 @@ pub enum Output {
         peer: PeerId,
         /// The common root hash.
         root_hash: Hash,
+    },
+    /// Applying deltas (not restoring them) changed the member set: the
+    /// net change over one call into the DAG, right after the
+    /// [`Output::Applied`] that made it. Sorted by key.
+    MembersChanged {
+        /// Identities that became members.
+        added: Vec<PublicKey>,
+        /// Identities that stopped being members.
+        left: Vec<PublicKey>,
     },
     /// A peer cannot serve history we need (it was pruned): bootstrap from
     /// a snapshot.

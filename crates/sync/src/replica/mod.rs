@@ -37,10 +37,11 @@ pub use timers::SYNC_RETRY_MS;
 
 use crate::config::Config;
 use crate::delta::{DeltaPayload, SignedDelta};
+use crate::membership::MemberSet;
 use crate::protocol::{HEADS_MAX, Summary, have_hints};
 use crate::seeded_rng::SeededRng;
 use crate::store::{ReplicaStore, StoreError};
-use apply::{ApplyCore, ApplyMode, StateApplier};
+use apply::{ApplyCore, ApplyMode, MembersChange, StateApplier};
 use parents::Wants;
 use session::Session;
 
@@ -48,8 +49,16 @@ use session::Session;
 pub const RESTORE_PAGE_MAX: usize = 4096;
 
 /// Ids of deltas remembered as unappliable (valid signature, invalid
-/// actions), so they are not fetched and retried again and again.
+/// actions or membership), so they are not fetched and retried again and
+/// again.
 pub const REJECTED_IDS_MAX: usize = 1024;
+
+/// Pending deltas by authors that are not members (yet) that the buffer
+/// holds at once: such a delta may be admitted by a delta we have not seen,
+/// but must not crowd members' deltas out of the pending buffer. Beyond it
+/// they are dropped unjudged (anti-entropy brings them back in causal
+/// order).
+pub const UNVETTED_PENDING_MAX: usize = 1024;
 
 /// Everything a replica is made of.
 #[derive(Debug)]
@@ -62,7 +71,9 @@ pub struct ReplicaParams<S> {
     pub local_peer: PeerId,
     /// The member identity this node writes as.
     pub identity: SigningKey,
-    /// The members: only their deltas are accepted.
+    /// The context's initial members (its creator): members from the
+    /// start, the same on every replica. Later changes come from deltas
+    /// ([`crate::membership`]); a restart rebuilds them from the store.
     pub members: Vec<PublicKey>,
     /// Tunables.
     pub config: Config,
@@ -99,6 +110,9 @@ pub struct ReplicaStats {
     pub duplicates: u64,
     /// Deltas refused by verification.
     pub rejected: u64,
+    /// Deltas buffered while their author was not a member and their
+    /// causal point unknown (judged when they apply).
+    pub unvetted: u64,
     /// Deltas whose application failed (transient or not).
     pub apply_failures: u64,
     /// Anti-entropy sessions started.
@@ -162,7 +176,6 @@ pub struct Replica<S: ReplicaStore> {
     local_peer: PeerId,
     identity: SigningKey,
     author: PublicKey,
-    members: BTreeSet<PublicKey>,
     config: Config,
     dag: DagStore<DeltaPayload>,
     core: ApplyCore<S>,
@@ -179,7 +192,10 @@ pub struct Replica<S: ReplicaStore> {
     sync_soon: Option<SyncSoon>,
     next_sweep_ms: u64,
     pruned_below: usize,
-    rejected: RecentSet<DeltaId>,
+    /// Pending deltas whose authors were not members when they arrived
+    /// (at most [`UNVETTED_PENDING_MAX`]; ids no longer pending are
+    /// dropped lazily).
+    unvetted: BTreeSet<DeltaId>,
     ended_sessions: RecentSet<SessionId>,
     stats: ReplicaStats,
     out: Vec<Output>,
@@ -207,9 +223,16 @@ impl<S: ReplicaStore> Replica<S> {
             local_peer,
             author: identity.public_key(),
             identity,
-            members: members.into_iter().collect(),
             dag: DagStore::new(genesis, config.dag_limits),
-            core: ApplyCore { store, apply_log: Vec::new(), positions: IdMap::default(), version: 0, root_hash },
+            core: ApplyCore {
+                store,
+                apply_log: Vec::new(),
+                positions: IdMap::default(),
+                version: 0,
+                root_hash,
+                members: MemberSet::new(members),
+                rejected: RecentSet::new(REJECTED_IDS_MAX),
+            },
             clock: HlcClock::new(config.max_drift_ms),
             rng,
             peers: BTreeSet::new(),
@@ -221,7 +244,7 @@ impl<S: ReplicaStore> Replica<S> {
             sync_soon: Some(SyncSoon { preferred: None, not_before_ms: now_ms }),
             next_sweep_ms: now_ms.saturating_add(config.pending_sweep_ms),
             pruned_below: 0,
-            rejected: RecentSet::new(REJECTED_IDS_MAX),
+            unvetted: BTreeSet::new(),
             ended_sessions: RecentSet::new(ENDED_SESSIONS_MAX),
             stats: ReplicaStats::default(),
             out: Vec::new(),
@@ -252,6 +275,8 @@ impl<S: ReplicaStore> Replica<S> {
                 // signature was checked when the delta arrived.
                 delta.check_id().map_err(|e| corrupt(e.to_string()))?;
                 let _ = self.clock.observe(delta.hlc, u64::MAX);
+                // Record mode re-runs the membership rules and changes, so
+                // the member set is rebuilt in apply order.
                 let mut applier = StateApplier::new(&mut self.core, ApplyMode::Record, self.author);
                 match self.dag.add(delta.into_causal(), now_ms, &mut applier) {
                     Ok(AddOutcome::Applied { .. }) => {}
@@ -267,9 +292,15 @@ impl<S: ReplicaStore> Replica<S> {
     fn restore_pending(&mut self, now_ms: u64) -> Result<(), RestoreError> {
         let rows = self.core.store.load_pending(self.config.dag_limits.pending_max)?;
         for bytes in rows {
-            // A row that no longer verifies is dropped, not fatal: it is
-            // fetched again if still needed.
-            let _ = self.accept_delta(None, &bytes, receive::Origin::Restore, now_ms);
+            // A row that no longer verifies (or no longer fits the bound on
+            // non-members' deltas) is dropped, not fatal: it is fetched
+            // again if still needed.
+            let outcome = self.accept_delta(None, &bytes, receive::Origin::Restore, now_ms);
+            if matches!(outcome, Err(_) | Ok(receive::Received::Dropped))
+                && let Ok(delta) = SignedDelta::decode(&bytes)
+            {
+                self.forget_pending(&[delta.id]);
+            }
         }
         Ok(())
     }
@@ -314,6 +345,21 @@ impl<S: ReplicaStore> Replica<S> {
     /// The identity this replica writes as.
     pub fn author(&self) -> PublicKey {
         self.author
+    }
+
+    /// The current members (after the last applied delta), in key order.
+    pub fn members(&self) -> impl Iterator<Item = &PublicKey> {
+        self.core.members.iter()
+    }
+
+    /// Whether `key` is currently a member.
+    pub fn is_member(&self, key: &PublicKey) -> bool {
+        self.core.members.contains(key)
+    }
+
+    /// The current member set, with its audit data.
+    pub fn member_set(&self) -> &MemberSet {
+        &self.core.members
     }
 
     /// The current heads, sorted.
@@ -433,12 +479,16 @@ impl<S: ReplicaStore> Replica<S> {
         self.out.push(Output::Penalize { peer, offense });
     }
 
-    fn emit_applied(&mut self, deltas: Vec<AppliedDelta>) {
-        if deltas.is_empty() {
-            return;
+    /// Emit what one call into the DAG applied, then the net change of the
+    /// member set it made, if any.
+    fn emit_applied(&mut self, (deltas, members): (Vec<AppliedDelta>, MembersChange)) {
+        if !deltas.is_empty() {
+            self.stats.applied += deltas.len() as u64;
+            self.out.push(Output::Applied { deltas });
         }
-        self.stats.applied += deltas.len() as u64;
-        self.out.push(Output::Applied { deltas });
+        if !members.added.is_empty() || !members.left.is_empty() {
+            self.out.push(Output::MembersChanged { added: members.added, left: members.left });
+        }
     }
 
     fn new_session_id(&mut self) -> SessionId {

@@ -79,7 +79,7 @@ impl<S: ReplicaStore> Replica<S> {
             if self.wants.entries.len() >= bound {
                 break;
             }
-            if self.wants.entries.contains_key(id) || self.rejected.contains(id) {
+            if self.wants.entries.contains_key(id) || self.core.rejected.contains(id) {
                 continue;
             }
             self.wants.entries.insert(*id, Want { preferred: from, depth, failed_by: Vec::new(), in_flight: None });
@@ -135,7 +135,7 @@ impl<S: ReplicaStore> Replica<S> {
             if assigned >= capacity {
                 break;
             }
-            if self.dag.has(&id) || self.rejected.contains(&id) {
+            if self.dag.has(&id) || self.core.rejected.contains(&id) {
                 self.wants.entries.remove(&id);
                 self.wants.idle.remove(&id);
                 continue;

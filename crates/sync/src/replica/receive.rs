@@ -3,18 +3,29 @@
 //! Order of checks (cheapest first, all before the DAG sees the delta):
 //! size bound, strict decode, id = content hash; then a known id is a
 //! duplicate and costs nothing more (same hash, same content, already
-//! verified); then parents, membership, signature, clock drift. A verified
-//! delta goes to the DAG, which applies it (and cascades) through the
-//! [`StateApplier`](super::apply::StateApplier) or buffers it; a buffered
-//! delta's missing parents are wanted **at once**, from the peer that sent
-//! it first (it built on them, or forwarded a delta that names them).
+//! verified); then parents, the membership changes it carries (well formed,
+//! a `Leave` only by the leaver), the author's membership, signature, clock
+//! drift. A verified delta goes to the DAG, which applies it (and cascades)
+//! through the [`StateApplier`](super::apply::StateApplier) or buffers it;
+//! a buffered delta's missing parents are wanted **at once**, from the peer
+//! that sent it first (it built on them, or forwarded a delta that names
+//! them).
+//!
+//! Membership at the causal point: when every parent is applied, the causal
+//! point is known (see [`crate::membership`]) and a non-member author is
+//! refused at once, penalizing the sender. When a parent is missing, the
+//! author may be admitted by a delta we have not seen yet: the delta is
+//! buffered (signature checked first) and the applier decides when its
+//! parents are in. At most [`UNVETTED_PENDING_MAX`] such deltas wait at
+//! once; beyond that they are dropped unjudged, without penalty.
 
 use weft_dag::{AddOutcome, DagError};
 
 use super::apply::{ApplyError, ApplyMode, StateApplier};
 use super::interface::{Offense, Output, PeerId, Verdict};
-use super::{Replica, ReplicaStore};
+use super::{Replica, ReplicaStore, UNVETTED_PENDING_MAX};
 use crate::delta::{DeltaRejection, SignedDelta};
+use crate::membership::membership_changes;
 
 /// Where a delta came from; decides how its missing parents are fetched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,12 +51,25 @@ pub(crate) enum Received {
     Duplicate,
     /// Verified, but applying it (or a delta of its cascade) failed.
     Stalled,
+    /// Its author is not a member yet, its causal point is unknown, and too
+    /// many such deltas wait already: dropped without a verdict.
+    Dropped,
+}
+
+/// What the receive checks know about a delta's author.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Vetting {
+    /// A member (at the causal point, or at least now).
+    Member,
+    /// Not a member now, and the causal point is unknown: the applier
+    /// decides.
+    Unknown,
 }
 
 impl<S: ReplicaStore> Replica<S> {
     pub(super) fn on_gossip(&mut self, from: PeerId, message: u64, bytes: &[u8], now_ms: u64) {
         let verdict = match self.accept_delta(Some(from), bytes, Origin::Gossip, now_ms) {
-            Ok(Received::Duplicate) => Verdict::Ignore,
+            Ok(Received::Duplicate | Received::Dropped) => Verdict::Ignore,
             Ok(_) => Verdict::Accept,
             Err(rejection) => {
                 self.penalize(from, Offense::BadDelta(rejection));
@@ -66,20 +90,27 @@ impl<S: ReplicaStore> Replica<S> {
     ) -> Result<Received, DeltaRejection> {
         let delta = SignedDelta::decode(bytes).inspect_err(|_| self.stats.rejected += 1)?;
         delta.check_id().inspect_err(|_| self.stats.rejected += 1)?;
-        if self.dag.has(&delta.id) || self.rejected.contains(&delta.id) {
+        if self.dag.has(&delta.id) || self.core.rejected.contains(&delta.id) {
             self.stats.duplicates += 1;
             return Ok(Received::Duplicate);
         }
-        self.verify_new(&delta, now_ms).inspect_err(|_| self.stats.rejected += 1)?;
+        let vetting = self.verify_new(&delta, now_ms).inspect_err(|_| self.stats.rejected += 1)?;
+        if vetting == Vetting::Unknown && !self.make_unvetted_room() {
+            return Ok(Received::Dropped);
+        }
         let id = delta.id;
         let mut applier = StateApplier::new(&mut self.core, ApplyMode::Apply, self.author);
         let result = self.dag.add(delta.into_causal(), now_ms, &mut applier);
-        let applied = std::mem::take(&mut applier.applied);
-        self.emit_applied(applied);
+        let report = applier.take_report();
+        self.emit_applied(report);
         match result {
             Ok(AddOutcome::Applied { .. }) => Ok(Received::Applied),
             Ok(AddOutcome::Duplicate) => Ok(Received::Duplicate),
             Ok(AddOutcome::Pending { missing, evicted }) => {
+                if vetting == Vetting::Unknown {
+                    self.unvetted.insert(id);
+                    self.stats.unvetted += 1;
+                }
                 if origin != Origin::Restore && self.core.store.put_pending(id, bytes).is_err() {
                     // Still pending in memory; only a restart would lose it.
                     self.stats.store_failures += 1;
@@ -101,11 +132,19 @@ impl<S: ReplicaStore> Replica<S> {
     }
 
     /// The checks a delta we do not hold yet must pass.
-    fn verify_new(&mut self, delta: &SignedDelta, now_ms: u64) -> Result<(), DeltaRejection> {
+    fn verify_new(&mut self, delta: &SignedDelta, now_ms: u64) -> Result<Vetting, DeltaRejection> {
         delta.check_shape()?;
-        if !self.members.contains(&delta.author) {
+        // Well-formed changes and self-only leaves do not depend on the
+        // causal point: refuse at once.
+        membership_changes(&delta.author, &delta.events)?;
+        let vetting = if self.core.members.contains(&delta.author) {
+            Vetting::Member
+        } else if delta.parents.iter().all(|parent| self.dag.is_applied(parent)) {
+            // The causal point is known and the author is not a member there.
             return Err(DeltaRejection::NonMember { author: delta.author });
-        }
+        } else {
+            Vetting::Unknown
+        };
         delta.check_signature()?;
         let ahead_ms = delta.hlc.wall_ms.saturating_sub(now_ms);
         if ahead_ms > self.config.max_drift_ms {
@@ -114,7 +153,17 @@ impl<S: ReplicaStore> Replica<S> {
         // Within the drift bound `observe` cannot fail; later local writes
         // now stamp after this delta.
         let _ = self.clock.observe(delta.hlc, now_ms);
-        Ok(())
+        Ok(vetting)
+    }
+
+    /// Whether one more unvetted delta may wait, forgetting those that left
+    /// the buffer first if needed.
+    fn make_unvetted_room(&mut self) -> bool {
+        if self.unvetted.len() >= UNVETTED_PENDING_MAX {
+            let dag = &self.dag;
+            self.unvetted.retain(|id| dag.get_pending(id).is_some());
+        }
+        self.unvetted.len() < UNVETTED_PENDING_MAX
     }
 
     /// A delta (ours to apply, or one of its cascade) failed to apply. It
@@ -124,7 +173,7 @@ impl<S: ReplicaStore> Replica<S> {
     pub(super) fn on_apply_failure(&mut self, id: weft_dag::DeltaId, error: &ApplyError) {
         self.stats.apply_failures += 1;
         if !error.is_transient() {
-            self.rejected.insert(id);
+            self.core.rejected.insert(id);
         }
     }
 
@@ -139,8 +188,8 @@ impl<S: ReplicaStore> Replica<S> {
     pub(super) fn retry_stalled(&mut self) {
         let mut applier = StateApplier::new(&mut self.core, ApplyMode::Apply, self.author);
         let result = self.dag.retry_pending(&mut applier);
-        let applied = std::mem::take(&mut applier.applied);
-        self.emit_applied(applied);
+        let report = applier.take_report();
+        self.emit_applied(report);
         if let Err(DagError::Apply { id, source, .. }) = result {
             self.on_apply_failure(id, &source);
         }

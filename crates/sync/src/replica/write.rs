@@ -14,7 +14,19 @@
 //! publishes. Publishing never waits for mesh peers: repair does not rely on
 //! gossip.
 //!
+//! Membership: a write is refused ([`WriteError::NotMember`]) unless our
+//! identity is a member now, and ([`WriteError::Membership`]) if the
+//! membership changes among its events break a rule
+//! ([`crate::membership`]), both before anything is committed. A write may
+//! have no actions at all: a membership change is such a write, with one
+//! membership event (`prepare_write(token, now, |_| Ok(vec![Event::membership(change)]))`).
+//! Its change applies locally when it commits. When the heads outnumber
+//! the parent bound, the head that descends from our own admission is kept,
+//! so that every receiver sees us admitted at the delta's causal point.
+//!
 //! [`Input::LocalWrite`]: super::Input::LocalWrite
+
+use std::collections::BTreeSet;
 
 use weft_dag::{AddOutcome, DeltaId};
 use weft_state::{StateError, StateTxn};
@@ -67,15 +79,14 @@ impl<S: ReplicaStore> Replica<S> {
     }
 
     fn try_commit_local(&mut self, write: PreparedWrite, now_ms: u64) -> Result<DeltaId, WriteError> {
-        if !self.members.contains(&self.author) {
+        if !self.core.members.contains(&self.author) {
             return Err(WriteError::NotMember);
         }
+        self.core.members.check(&self.author, &write.events).map_err(WriteError::Membership)?;
         if write.base_version != self.core.version {
             return Err(WriteError::Stale { base: write.base_version, current: self.core.version });
         }
-        let mut parents = self.dag.heads();
-        // Heads beyond the bound stay heads; a later write names them.
-        parents.truncate(self.config.dag_limits.parents_max);
+        let parents = self.write_parents();
         let delta = SignedDelta::sign(&self.identity, parents, write.hlc, write.actions, write.events);
         let bytes = delta.encode();
         if bytes.len() > DELTA_BYTES_MAX {
@@ -93,12 +104,56 @@ impl<S: ReplicaStore> Replica<S> {
         })?;
         let last = write.last_hlc.map_or(write.hlc, |last| last.max(write.hlc));
         let _ = self.clock.observe(last, u64::MAX);
+        // Record mode applies the write's membership changes (checked above).
         let mut applier = StateApplier::new(&mut self.core, ApplyMode::Record, self.author);
         let outcome = self.dag.add(delta.into_causal(), now_ms, &mut applier);
-        let applied = std::mem::take(&mut applier.applied);
+        let report = applier.take_report();
         debug_assert!(matches!(outcome, Ok(AddOutcome::Applied { .. })), "local delta not applied: {outcome:?}");
         self.out.push(Output::Publish { id, bytes });
-        self.emit_applied(applied);
+        self.emit_applied(report);
         Ok(id)
+    }
+
+    /// The parents of a local write: the heads, at most the parent bound of
+    /// them. Heads beyond the bound stay heads; a later write names them.
+    /// The head that descends from our admission (if we were admitted by a
+    /// delta) is always kept: receivers check our membership at the causal
+    /// point.
+    fn write_parents(&self) -> Vec<DeltaId> {
+        let mut heads = self.dag.heads();
+        let max = self.config.dag_limits.parents_max;
+        if heads.len() > max
+            && let Some(admission) = self.core.members.admitted_by(&self.author)
+            && let Some(at) = self.head_descending_from(admission, &heads)
+        {
+            heads.swap(0, at);
+        }
+        heads.truncate(max);
+        heads
+    }
+
+    /// The index in `heads` of a head that is `target` or descends from it.
+    /// Walks down from the heads through deltas applied after `target` only
+    /// (its descendants all were), each at most once: O(deltas applied since
+    /// `target`), on the rare path of more heads than the parent bound.
+    fn head_descending_from(&self, target: DeltaId, heads: &[DeltaId]) -> Option<usize> {
+        let since = *self.core.positions.get(&target)?;
+        let mut seen: BTreeSet<DeltaId> = BTreeSet::new();
+        for (at, head) in heads.iter().enumerate() {
+            let mut stack = vec![*head];
+            while let Some(id) = stack.pop() {
+                if id == target {
+                    return Some(at);
+                }
+                let after_target = self.core.positions.get(&id).is_some_and(|position| *position > since);
+                if !after_target || !seen.insert(id) {
+                    continue;
+                }
+                if let Some(delta) = self.dag.get(&id) {
+                    stack.extend(delta.parents.iter().copied());
+                }
+            }
+        }
+        None
     }
 }

@@ -11,8 +11,10 @@
 //! produced, so two runs can be compared.
 //!
 //! Oracles live in `oracle.rs` ([`Sim::check`]); the TESTING.md S1 scenario
-//! and the catch-up measurement in `scenario.rs`.
+//! and the catch-up measurement in `scenario.rs`; membership changes and the
+//! joiners scenario in `membership.rs`.
 
+mod membership;
 mod network;
 mod oracle;
 mod scenario;
@@ -23,6 +25,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use weft_primitives::{Hash, PublicKey, SigningKey};
 use weft_state::{CrdtKind, StateError, StorageKind, root_id};
 
+pub use membership::{JoinsConfig, JoinsReport, run_joins};
 pub use network::Network;
 pub use oracle::{AckedWrite, Ledger, OracleReport};
 pub use scenario::{CatchUp, CatchUpRun, S1Config, S1Report, measure_catch_up, prepare_catch_up, run_s1};
@@ -52,12 +55,15 @@ pub struct SimConfig {
     pub replica: Config,
     /// Simulated start time (wall clock of the run's first instant).
     pub start_ms: u64,
+    /// The context's initial members: the first this-many nodes. The others
+    /// can join by a member's `Add` ([`Sim::change_membership`]).
+    pub initial_members: usize,
 }
 
 impl SimConfig {
     /// `nodes` replicas with default tunables.
     pub fn new(nodes: usize, seed: u64) -> SimConfig {
-        SimConfig { nodes, seed, replica: Config::default(), start_ms: 1_700_000_000_000 }
+        SimConfig { nodes, seed, replica: Config::default(), start_ms: 1_700_000_000_000, initial_members: nodes }
     }
 }
 
@@ -88,6 +94,8 @@ pub struct SimCounters {
     pub writes_refused: u64,
     /// Crashes and restarts.
     pub crashes: u64,
+    /// `MembersChanged` outputs, across all replicas.
+    pub membership_changes: u64,
     /// First offenses and divergences, for the report.
     pub incidents: Vec<String>,
 }
@@ -171,7 +179,7 @@ impl Sim {
                 SimNode { key: SigningKey::from_seed(seed), state: NodeState::Down(MemoryStore::new()), incarnation: 0 }
             })
             .collect();
-        let members = nodes.iter().map(|node| node.key.public_key()).collect();
+        let members = nodes.iter().take(config.initial_members).map(|node| node.key.public_key()).collect();
         let mut sim = Sim {
             net: Network::new(config.nodes),
             now_ms: config.start_ms,
@@ -486,6 +494,7 @@ impl Sim {
             Output::WriteRejected { .. } => self.counters.writes_refused += 1,
             Output::SnapshotNeeded { .. } => self.counters.snapshots_needed += 1,
             Output::Applied { deltas } => self.counters.applied += deltas.len() as u64,
+            Output::MembersChanged { .. } => self.counters.membership_changes += 1,
             Output::GossipVerdict { .. } | Output::CloseSession { .. } | Output::InSync { .. } => {}
         }
     }

@@ -1,9 +1,11 @@
 //! The oracles of TESTING.md, checked over a [`Sim`]:
 //!
-//! - **Root hash**: every up replica reports the same root hash and heads.
+//! - **Root hash**: every up replica reports the same root hash, heads and
+//!   member set.
 //! - **Op ledger** ("set-full"): every acknowledged write is visible on every
 //!   replica (its delta applied and its ledger key holding its value), else
-//!   it is *lost*. Replicas agreeing is not enough.
+//!   it is *lost*. Replicas agreeing is not enough. Acknowledged membership
+//!   changes must be applied everywhere too.
 //! - **DAG invariants**: [`Replica::check_invariants`](crate::Replica::check_invariants)
 //!   on every replica (parents applied before children, ids are content
 //!   hashes, the pending buffer within its bound).
@@ -11,7 +13,7 @@
 //!   (every node in the simulation is honest).
 
 use weft_dag::DeltaId;
-use weft_primitives::Hash;
+use weft_primitives::{Hash, PublicKey};
 use weft_state::{StateTxn, Value, root_id};
 
 use super::{Sim, ledger_key};
@@ -35,6 +37,9 @@ pub struct AckedWrite {
 pub struct Ledger {
     /// In acknowledgement order.
     pub acked: Vec<AckedWrite>,
+    /// Acknowledged membership changes (no ledger key: only their deltas
+    /// are checked).
+    pub membership: Vec<AckedWrite>,
 }
 
 /// What the oracles found.
@@ -46,6 +51,8 @@ pub struct OracleReport {
     pub distinct_roots: usize,
     /// Distinct head sets among the up replicas.
     pub distinct_heads: usize,
+    /// Distinct member sets among the up replicas.
+    pub distinct_member_sets: usize,
     /// Acknowledged writes.
     pub acked: usize,
     /// Acknowledged writes missing on at least one replica (must be 0).
@@ -66,6 +73,7 @@ impl OracleReport {
         self.up == nodes
             && self.distinct_roots == 1
             && self.distinct_heads == 1
+            && self.distinct_member_sets == 1
             && self.lost == 0
             && self.invariant_errors.is_empty()
             && self.penalties == 0
@@ -77,9 +85,11 @@ impl OracleReport {
 const LOST_EXAMPLES_MAX: usize = 8;
 
 impl Sim {
-    /// Whether every up replica has the same heads and root hash.
+    /// Whether every up replica has the same heads, root hash and members.
     pub fn converged(&self) -> bool {
-        let mut summaries = (0..self.len()).filter_map(|node| self.replica(node)).map(|r| (r.root_hash(), r.heads()));
+        let mut summaries = (0..self.len())
+            .filter_map(|node| self.replica(node))
+            .map(|r| (r.root_hash(), r.heads(), r.members().copied().collect::<Vec<_>>()));
         let Some(first) = summaries.next() else { return true };
         summaries.all(|other| other == first)
     }
@@ -93,10 +103,15 @@ impl Sim {
         let mut heads: Vec<Vec<DeltaId>> = replicas.iter().map(|(_, r)| r.heads()).collect();
         heads.sort_unstable();
         heads.dedup();
+        let mut member_sets: Vec<Vec<PublicKey>> =
+            replicas.iter().map(|(_, r)| r.members().copied().collect()).collect();
+        member_sets.sort_unstable();
+        member_sets.dedup();
         let mut report = OracleReport {
             up: replicas.len(),
             distinct_roots: roots.len(),
             distinct_heads: heads.len(),
+            distinct_member_sets: member_sets.len(),
             acked: self.ledger.acked.len(),
             penalties: self.counters.penalties,
             divergences: self.counters.divergences,
@@ -105,6 +120,14 @@ impl Sim {
         for (node, replica) in &replicas {
             if let Err(error) = replica.check_invariants() {
                 report.invariant_errors.push(format!("node {node}: {error}"));
+            }
+        }
+        for change in &self.ledger.membership {
+            if let Some((node, _)) = replicas.iter().find(|(_, replica)| !replica.dag().is_applied(&change.id)) {
+                report.lost += 1;
+                if report.lost_examples.len() < LOST_EXAMPLES_MAX {
+                    report.lost_examples.push((change.token, *node));
+                }
             }
         }
         for write in &self.ledger.acked {

@@ -132,8 +132,15 @@ impl fmt::Display for S1Report {
         )?;
         writeln!(
             f,
-            "  converged_after_ms={:?} (allowed {}) acked={} lost={} up={} distinct_roots={} distinct_heads={}",
-            self.converged_after_ms, self.allowed_ms, o.acked, o.lost, o.up, o.distinct_roots, o.distinct_heads
+            "  converged_after_ms={:?} (allowed {}) acked={} lost={} up={} distinct_roots={} distinct_heads={} distinct_member_sets={}",
+            self.converged_after_ms,
+            self.allowed_ms,
+            o.acked,
+            o.lost,
+            o.up,
+            o.distinct_roots,
+            o.distinct_heads,
+            o.distinct_member_sets
         )?;
         writeln!(
             f,

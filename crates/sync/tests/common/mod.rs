@@ -6,7 +6,9 @@
 use weft_dag::DeltaId;
 use weft_primitives::{Hash, SigningKey};
 use weft_state::root_id;
-use weft_sync::{Config, Input, MemoryStore, Output, PeerId, Replica, ReplicaParams, ReplicaStore};
+use weft_sync::{
+    Config, Event, Input, MembershipChange, MemoryStore, Output, PeerId, Replica, ReplicaParams, ReplicaStore,
+};
 
 pub const START_MS: u64 = 1_700_000_000_000;
 
@@ -57,6 +59,34 @@ impl Cluster {
         let replicas =
             (0..n).map(|i| Replica::new(params(i, n, config.clone(), MemoryStore::new()), START_MS).unwrap()).collect();
         Cluster { replicas, now: START_MS }
+    }
+
+    /// `n` replicas of which the first `members` are the initial members,
+    /// not yet connected to each other.
+    pub fn with_members(n: usize, members: usize, config: Config) -> Cluster {
+        let replicas = (0..n)
+            .map(|i| Replica::new(params(i, members, config.clone(), MemoryStore::new()), START_MS).unwrap())
+            .collect();
+        Cluster { replicas, now: START_MS }
+    }
+
+    /// A local write at `i` of `events` only (no actions): the outputs of
+    /// the commit, and the published delta if it was committed.
+    pub fn write_events(&mut self, i: usize, events: Vec<Event>) -> (Vec<Output>, Option<(DeltaId, Vec<u8>)>) {
+        self.now += 1;
+        let write = self.replicas[i].prepare_write(self.now, self.now, |_| Ok(events)).unwrap();
+        let outputs = self.replicas[i].handle(Input::LocalWrite(write), self.now);
+        let published = outputs.iter().find_map(|o| match o {
+            Output::Publish { id, bytes } => Some((*id, bytes.clone())),
+            _ => None,
+        });
+        (outputs, published)
+    }
+
+    /// A committed membership change at `i`; returns its delta id and bytes.
+    pub fn change(&mut self, i: usize, change: MembershipChange) -> (DeltaId, Vec<u8>) {
+        let (outputs, published) = self.write_events(i, vec![Event::membership(change)]);
+        published.unwrap_or_else(|| panic!("membership change refused: {outputs:?}"))
     }
 
     /// `n` replicas, all connected; the sessions connecting opens are run
