@@ -1,0 +1,117 @@
+//! The messages the [`NodeHandle`](crate::NodeHandle) and the node's own
+//! tasks send to the driver, and the answers they get back.
+
+use tokio::sync::{mpsc, oneshot};
+use weft_dag::DeltaId;
+use weft_membership::Invitation;
+use weft_net::PeerId as NetPeer;
+use weft_primitives::{Hash, PublicKey};
+use weft_sync::SessionId;
+
+use crate::NodeError;
+use crate::wire::{JoinAccepted, JoinReply, JoinRequest};
+
+/// A reply slot.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+/// An installed application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppInfo {
+    /// Its id: BLAKE3 of the module.
+    pub id: Hash,
+    /// The manifest's name.
+    pub name: String,
+    /// Its methods: (name, kind).
+    pub methods: Vec<(String, String)>,
+    /// The module's size in bytes.
+    pub size: usize,
+}
+
+/// A context as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextInfo {
+    /// Its id.
+    pub id: Hash,
+    /// The application it runs.
+    pub application: Hash,
+    /// The identity this node writes as.
+    pub identity: PublicKey,
+    /// The current members.
+    pub members: Vec<PublicKey>,
+    /// The root hash of the state.
+    pub root_hash: Hash,
+    /// The heads of the DAG.
+    pub heads: Vec<DeltaId>,
+    /// Deltas applied.
+    pub applied: u64,
+    /// Deltas waiting for parents.
+    pub pending: u64,
+    /// Handler jobs owed.
+    pub handler_jobs: u64,
+    /// Member nodes connected (by node key).
+    pub peers: Vec<[u8; 32]>,
+    /// The replica's counters since the node started.
+    pub stats: weft_sync::ReplicaStats,
+}
+
+/// The answer to a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallReply {
+    /// The method's result (JSON; empty if it returned nothing).
+    pub result: Vec<u8>,
+    /// The delta the call committed, if it changed anything.
+    pub delta: Option<DeltaId>,
+    /// The root hash after the call.
+    pub root_hash: Hash,
+}
+
+/// Requests from the handle.
+pub(crate) enum Command {
+    InstallApp { module: Vec<u8>, reply: Reply<AppInfo> },
+    Apps { reply: Reply<Vec<AppInfo>> },
+    CreateContext { application: Hash, init_args: Vec<u8>, reply: Reply<ContextInfo> },
+    Invite { context: Hash, invitee: Option<PublicKey>, valid_for_ms: u64, reply: Reply<String> },
+    Joined { invitation: Box<Invitation>, inviter: NetPeer, accepted: Box<JoinAccepted>, reply: Reply<ContextInfo> },
+    Leave { context: Hash, reply: Reply<()> },
+    Call { context: Hash, method: String, args: Vec<u8>, reply: Reply<CallReply> },
+    Contexts { reply: Reply<Vec<ContextInfo>> },
+    Context { context: Hash, reply: Reply<ContextInfo> },
+    SyncNow { context: Option<Hash>, reply: Reply<usize> },
+    Delta { context: Hash, id: DeltaId, reply: Reply<Option<Vec<u8>>> },
+    PublishRaw { context: Hash, id: DeltaId, bytes: Vec<u8>, reply: Reply<()> },
+    DeliverRaw { context: Hash, from: NetPeer, bytes: Vec<u8>, reply: Reply<()> },
+    Shutdown { reply: Reply<()> },
+}
+
+/// Frames queued for one stream's writer task.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Frame(Vec<u8>),
+    Close,
+}
+
+/// Reports from stream tasks.
+pub(crate) enum Internal {
+    InboundSession {
+        context: Hash,
+        peer: NetPeer,
+        session: SessionId,
+        member: PublicKey,
+        signature: weft_primitives::Signature,
+        outbox: mpsc::Sender<Outbound>,
+    },
+    Frame {
+        peer: NetPeer,
+        session: SessionId,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        peer: NetPeer,
+        session: SessionId,
+    },
+    JoinRequest {
+        peer: NetPeer,
+        request: Box<JoinRequest>,
+        reply: oneshot::Sender<JoinReply>,
+    },
+}

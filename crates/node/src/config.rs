@@ -1,0 +1,82 @@
+//! What a node is started with. Every tunable has a named default; the
+//! `weft` binary reads them from its TOML file.
+
+use std::path::PathBuf;
+
+use weft_net::NetConfig;
+use weft_runtime::RuntimeConfig;
+
+/// The first retry of a failed event handler waits this long.
+pub const HANDLER_RETRY_BASE_MS_DEFAULT: u64 = 500;
+/// Retries of a failed handler back off exponentially up to this.
+pub const HANDLER_RETRY_MAX_MS_DEFAULT: u64 = 60_000;
+/// Events kept for slow subscribers of the event bus before they lag.
+pub const EVENT_BUS_CAPACITY_DEFAULT: usize = 4096;
+/// How long `join` waits for the inviter's history to show us as a member.
+pub const JOIN_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// How long an invitation is valid when the caller does not say.
+pub const INVITATION_VALID_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+
+/// Everything a node needs to start.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// Where the database lives (created if missing).
+    pub data_dir: PathBuf,
+    /// The network: listen addresses, identity seed, bootstrap peers, gossip.
+    pub net: NetConfig,
+    /// Replication tunables (anti-entropy frequency, parent requests,
+    /// pending bounds, history kept).
+    pub sync: weft_sync::Config,
+    /// The WASM engine's limits.
+    pub runtime: RuntimeConfig,
+    /// First handler retry delay.
+    pub handler_retry_base_ms: u64,
+    /// Longest handler retry delay.
+    pub handler_retry_max_ms: u64,
+    /// Capacity of the in-process event bus.
+    pub event_bus_capacity: usize,
+    /// How long `join` waits to see itself admitted.
+    pub join_timeout_ms: u64,
+    /// The seed of the member identity to use when the database has none
+    /// yet (importing a key); `None` generates one. Ignored once stored.
+    pub identity_seed: Option<[u8; 32]>,
+}
+
+impl NodeConfig {
+    /// Defaults for a node whose data lives in `data_dir`, with network
+    /// identity `identity_seed`, on loopback (tests and the demo).
+    pub fn loopback(data_dir: impl Into<PathBuf>, identity_seed: [u8; 32]) -> NodeConfig {
+        NodeConfig {
+            data_dir: data_dir.into(),
+            net: NetConfig::loopback(identity_seed),
+            sync: weft_sync::Config::default(),
+            runtime: RuntimeConfig::default(),
+            handler_retry_base_ms: HANDLER_RETRY_BASE_MS_DEFAULT,
+            handler_retry_max_ms: HANDLER_RETRY_MAX_MS_DEFAULT,
+            event_bus_capacity: EVENT_BUS_CAPACITY_DEFAULT,
+            join_timeout_ms: JOIN_TIMEOUT_MS_DEFAULT,
+            identity_seed: None,
+        }
+    }
+
+    /// Refuse values the node cannot run with, naming the field.
+    pub fn check(&self) -> Result<(), crate::NodeError> {
+        let bad = |field: &str, why: &str| Err(crate::NodeError::Config(format!("{field}: {why}")));
+        if self.handler_retry_base_ms == 0 {
+            return bad("handler_retry_base_ms", "must be positive");
+        }
+        if self.handler_retry_max_ms < self.handler_retry_base_ms {
+            return bad("handler_retry_max_ms", "must be at least handler_retry_base_ms");
+        }
+        if self.event_bus_capacity == 0 {
+            return bad("event_bus_capacity", "must be positive");
+        }
+        if self.sync.sync_frequency_ms == 0 {
+            return bad("sync.sync_frequency_ms", "must be positive");
+        }
+        if self.join_timeout_ms == 0 {
+            return bad("join_timeout_ms", "must be positive");
+        }
+        Ok(())
+    }
+}

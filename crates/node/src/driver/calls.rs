@@ -1,0 +1,105 @@
+//! Method calls: views run against the persisted state; mutations, init and
+//! handlers run in a write overlay and commit as one local delta in the
+//! same driver turn (so they can never be stale).
+
+use weft_runtime::{CallResult, ExecuteRequest, MethodKind};
+use weft_sync::{Event, Input, PreparedWrite, ReplicaStore};
+
+use super::{Driver, now_ms};
+use crate::NodeError;
+use crate::command::CallReply;
+use weft_primitives::Hash;
+
+impl Driver {
+    /// A client's call: views and mutations only.
+    pub(super) async fn call(&mut self, context: Hash, method: &str, args: &[u8]) -> Result<CallReply, NodeError> {
+        let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
+        let spec = slot.app.manifest().method(method).ok_or_else(|| NodeError::UnknownMethod(method.to_owned()))?;
+        match spec.kind {
+            MethodKind::View | MethodKind::Mutate => self.execute(context, method, args, spec.kind).await,
+            other => {
+                Err(NodeError::NotCallable { method: method.to_owned(), kind: format!("{other:?}").to_lowercase() })
+            }
+        }
+    }
+
+    /// Run `method` and, if it changed anything, commit its delta.
+    pub(super) async fn execute(
+        &mut self,
+        context: Hash,
+        method: &str,
+        input: &[u8],
+        kind: MethodKind,
+    ) -> Result<CallReply, NodeError> {
+        let now = now_ms();
+        let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
+        let base = slot.replica.write_base(now)?;
+        let outcome = self.runtime.execute(
+            &slot.app,
+            ExecuteRequest {
+                context_id: context,
+                executor: &slot.identity,
+                start_hlc: base.start_hlc,
+                kv: slot.replica.store().state(),
+                method,
+                input,
+                kind,
+            },
+        )?;
+        let has_changes = outcome.has_changes();
+        let result = match outcome.result {
+            CallResult::Ok(result) => result,
+            CallResult::AppError(error) => return Err(NodeError::App(error)),
+        };
+        if !has_changes {
+            return Ok(CallReply { result, delta: None, root_hash: slot.replica.root_hash() });
+        }
+        if let Some(event) = outcome.events.iter().find(|e| weft_sync::is_reserved_event_kind(&e.kind)) {
+            return Err(NodeError::ReservedEvent(event.kind.clone()));
+        }
+        let events =
+            outcome.events.into_iter().map(|e| Event { kind: e.kind, data: e.data, handler: e.handler }).collect();
+        let write = PreparedWrite {
+            token: 0,
+            base_version: base.version,
+            hlc: base.start_hlc,
+            actions: outcome.actions,
+            events,
+            writes: outcome.writes,
+            root_hash: outcome.root_hash,
+            last_hlc: outcome.last_hlc,
+        };
+        let delta = self.commit_write(context, write).await?;
+        let root_hash = self.contexts.get(&context).map_or(outcome.root_hash, |slot| slot.replica.root_hash());
+        Ok(CallReply { result, delta: Some(delta), root_hash })
+    }
+
+    /// Commit a prepared local write; returns its delta id once durable.
+    pub(super) async fn commit_write(&mut self, context: Hash, mut write: PreparedWrite) -> Result<Hash, NodeError> {
+        let token = self.next_token();
+        write.token = token;
+        let results = self.feed(context, Input::LocalWrite(write)).await;
+        match results.into_iter().find(|(t, _)| *t == token) {
+            Some((_, Ok(id))) => Ok(id),
+            Some((_, Err(reason))) => Err(NodeError::Write(reason)),
+            None => Err(NodeError::UnknownContext(context)),
+        }
+    }
+
+    /// Commit a write that only carries system events (membership).
+    pub(super) async fn commit_events(&mut self, context: Hash, events: Vec<Event>) -> Result<Hash, NodeError> {
+        let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
+        let base = slot.replica.write_base(now_ms())?;
+        let write = PreparedWrite {
+            token: 0,
+            base_version: base.version,
+            hlc: base.start_hlc,
+            actions: Vec::new(),
+            events,
+            writes: weft_primitives::kv::WriteSet::new(),
+            root_hash: slot.replica.root_hash(),
+            last_hlc: None,
+        };
+        self.commit_write(context, write).await
+    }
+}

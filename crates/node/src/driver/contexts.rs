@@ -1,0 +1,203 @@
+//! Contexts on this node: install applications, create a context, open a
+//! persisted one (at start, after create or join), invite, leave, describe.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+use weft_membership::{GroupKey, Invitation};
+use weft_primitives::{Hash, PublicKey};
+use weft_runtime::MethodKind;
+use weft_store::CONTEXTS;
+use weft_sync::{Event, MembershipChange, Replica, ReplicaParams};
+
+use super::{ContextSlot, Driver, JobQueue, now_ms, random_u64};
+use crate::NodeError;
+use crate::command::{AppInfo, ContextInfo};
+use crate::records::{self, AppRecord, ContextRecord, context_id, genesis_of, topic_of};
+use crate::replica_store::{DiskReplicaStore, JobInbox};
+
+impl Driver {
+    pub(super) fn install_app(&mut self, module: &[u8]) -> Result<AppInfo, NodeError> {
+        let app = self.runtime.load(module)?;
+        let id = app.id();
+        let record = AppRecord { name: app.manifest().name.clone(), module: module.to_vec() };
+        self.store.write(|txn| records::put_application(txn, id, &record))?;
+        info!(application = %id, name = %record.name, "application installed");
+        Ok(app_info(id, &app, module.len()))
+    }
+
+    pub(super) fn list_apps(&self) -> Result<Vec<AppInfo>, NodeError> {
+        records::list_applications(&self.store)?
+            .into_iter()
+            .map(|(id, record)| {
+                let app = self.runtime.load(&record.module)?;
+                Ok(app_info(id, &app, record.module.len()))
+            })
+            .collect()
+    }
+
+    /// Create a context of an installed application: we are its first
+    /// member; `init` runs and commits the first delta.
+    pub(super) async fn create_context(
+        &mut self,
+        application: Hash,
+        init_args: Vec<u8>,
+    ) -> Result<ContextInfo, NodeError> {
+        let module = records::get_application(&self.store, &application)?
+            .ok_or(NodeError::UnknownApplication(application))?
+            .module;
+        let app = self.runtime.load(&module)?;
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| NodeError::Config(format!("no randomness: {e}")))?;
+        let creator = self.identity.public_key();
+        let id = context_id(&creator, &application, &nonce);
+        let group_key = GroupKey::generate()?;
+        let record = ContextRecord {
+            id,
+            application,
+            creator,
+            nonce,
+            identity: creator,
+            group_key: *group_key.as_bytes(),
+            since_ms: now_ms(),
+        };
+        let identity = self.identity.clone();
+        self.store.write(|txn| {
+            records::put_identity(txn, id, &identity)?;
+            records::put_context(txn, &record)
+        })?;
+        self.open_context(record).await?;
+        if let Some(init) = app.manifest().init().map(|spec| spec.name.clone())
+            && let Err(error) = self.execute(id, &init, &init_args, MethodKind::Init).await
+        {
+            // A context whose init failed is not created.
+            self.close_context(id).await;
+            let _ = self.store.write(|txn| txn.delete(CONTEXTS, &id).map(|_| ()));
+            return Err(error);
+        }
+        info!(context = %id, %application, "context created");
+        self.context_info(id)
+    }
+
+    /// Start serving a persisted context.
+    pub(crate) async fn open_context(&mut self, record: ContextRecord) -> Result<(), NodeError> {
+        let id = record.id;
+        let module = records::get_application(&self.store, &record.application)?
+            .ok_or(NodeError::UnknownApplication(record.application))?
+            .module;
+        let app = self.runtime.load(&module)?;
+        let identity = records::get_identity(&self.store, id, &record.identity)?;
+        let inbox = JobInbox::default();
+        let (disk, owed) = DiskReplicaStore::open(self.store.clone(), id, identity.public_key(), inbox.clone())?;
+        let now = now_ms();
+        let replica = Replica::new(
+            ReplicaParams {
+                context: id,
+                genesis: genesis_of(&id),
+                local_peer: self.local_peer,
+                identity: identity.clone(),
+                members: vec![record.creator],
+                config: self.config.sync.clone(),
+                rng_seed: random_u64(),
+                store: disk,
+            },
+            now,
+        )
+        .map_err(|e| NodeError::Restore { context: id, reason: e.to_string() })?;
+        let mut jobs = JobQueue::default();
+        if !owed.is_empty() {
+            info!(context = %id, jobs = owed.len(), "resuming handler jobs owed before the restart");
+        }
+        jobs.restore(owed, now);
+        let topic = topic_of(&id);
+        self.net.subscribe(&topic).await?;
+        let group_key = GroupKey::from_bytes(record.group_key);
+        let slot = ContextSlot {
+            record,
+            identity,
+            app: Arc::clone(&app),
+            replica,
+            group_key,
+            topic: topic.clone(),
+            jobs,
+            inbox,
+        };
+        self.contexts.insert(id, slot);
+        self.attach_topic(id, topic).await;
+        Ok(())
+    }
+
+    /// Open every persisted context (at start). A context that cannot be
+    /// opened is logged and skipped, so one corrupt context does not take
+    /// the node down.
+    pub(crate) async fn open_all(&mut self) -> Result<(), NodeError> {
+        for record in records::list_contexts(&self.store)? {
+            let id = record.id;
+            if let Err(error) = self.open_context(record).await {
+                warn!(context = %id, %error, "could not open a persisted context; skipped");
+            }
+        }
+        Ok(())
+    }
+
+    async fn close_context(&mut self, context: Hash) {
+        if let Some(slot) = self.contexts.remove(&context) {
+            self.detach_topic(&slot.topic);
+            let _ = self.net.unsubscribe(&slot.topic).await;
+        }
+    }
+
+    pub(super) async fn invite(
+        &mut self,
+        context: Hash,
+        invitee: Option<PublicKey>,
+        valid_for_ms: u64,
+    ) -> Result<String, NodeError> {
+        let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
+        let identity = slot.identity.clone();
+        let addrs = self.net.listen_addrs().await?.into_iter().map(|a| a.to_string()).collect();
+        let expires_ms = now_ms().saturating_add(valid_for_ms);
+        let invitation = Invitation::create(&identity, context, invitee, expires_ms, self.local_peer.0, addrs)?;
+        Ok(invitation.to_text())
+    }
+
+    /// Leave: a signed delta says so; then the node stops serving the
+    /// context (its data stays on disk).
+    pub(super) async fn leave(&mut self, context: Hash) -> Result<(), NodeError> {
+        let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
+        let member = slot.identity.public_key();
+        self.commit_events(context, vec![Event::membership(MembershipChange::Leave { member })]).await?;
+        self.close_context(context).await;
+        self.store.write(|txn| txn.delete(CONTEXTS, &context).map(|_| ()))?;
+        info!(%context, "left the context");
+        Ok(())
+    }
+
+    pub(crate) fn context_info(&self, context: Hash) -> Result<ContextInfo, NodeError> {
+        let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
+        let replica = &slot.replica;
+        Ok(ContextInfo {
+            id: context,
+            application: slot.record.application,
+            identity: slot.identity.public_key(),
+            members: replica.members().copied().collect(),
+            root_hash: replica.root_hash(),
+            heads: replica.heads(),
+            applied: replica.apply_log().len() as u64,
+            pending: replica.dag().pending_count() as u64,
+            handler_jobs: slot.jobs.len() as u64,
+            peers: replica.peers().map(|p| p.0).collect(),
+            stats: replica.stats(),
+        })
+    }
+}
+
+fn app_info(id: Hash, app: &weft_runtime::App, size: usize) -> AppInfo {
+    let manifest = app.manifest();
+    AppInfo {
+        id,
+        name: manifest.name.clone(),
+        methods: manifest.methods.iter().map(|m| (m.name.clone(), format!("{:?}", m.kind).to_lowercase())).collect(),
+        size,
+    }
+}

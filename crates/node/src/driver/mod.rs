@@ -1,0 +1,574 @@
+//! The driver: one tokio task that owns every replica of the node and is the
+//! only thing that touches them.
+//!
+//! It waits on four things at once: requests from [`NodeHandle`](crate::NodeHandle)s,
+//! reports from stream tasks, network events, and the earliest replica timer
+//! or handler retry. Each is turned into replica [`Input`]s; the replica's
+//! [`Output`]s are carried out right away (publish, send a frame, report a
+//! gossip verdict, acknowledge a write, enqueue handler jobs, tell
+//! subscribers). Because one task does all of it, a local write is prepared
+//! and committed in the same turn and can never be stale, and no replica
+//! needs a lock.
+//!
+//! Submodules: `contexts` (create, open, leave, describe), `calls` (WASM
+//! calls and local writes), `handlers` (event handler jobs), `join` (the
+//! inviter's side of admission), `streams` (sync stream tasks).
+
+mod calls;
+mod contexts;
+mod handlers;
+pub(crate) mod join;
+pub(crate) mod streams;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, error, info, warn};
+use weft_membership::GroupKey;
+use weft_net::{NetEvent, NetHandle, PeerId as NetPeer, Validation};
+use weft_primitives::{Hash, PublicKey, SigningKey};
+use weft_runtime::{App, Runtime};
+use weft_store::Store;
+use weft_sync::{Input, Offense, Output, PeerId as SyncPeer, Replica, SessionId, Verdict, WriteError};
+
+use crate::command::{Command, Internal, Outbound};
+use crate::config::NodeConfig;
+use crate::events::{AppliedInfo, Counters, NodeEvent};
+use crate::records::ContextRecord;
+use crate::replica_store::{DiskReplicaStore, JobInbox};
+pub(crate) use handlers::JobQueue;
+
+/// The longest the driver sleeps without looking at its timers.
+const IDLE_WAKEUP_MS: u64 = 1_000;
+/// Follow-up inputs (closed sessions found while carrying out outputs)
+/// processed in one turn; the rest wait for the next turn.
+const DEFERRED_INPUTS_MAX: usize = 1024;
+
+/// Milliseconds since the Unix epoch: the replicas' and clocks' time.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A random u64 from the OS (replica seeds, tokens); 0 if it is unavailable.
+pub(crate) fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
+/// One context the node is in.
+pub(crate) struct ContextSlot {
+    pub(crate) record: ContextRecord,
+    pub(crate) identity: SigningKey,
+    pub(crate) app: Arc<App>,
+    pub(crate) replica: Replica<DiskReplicaStore>,
+    pub(crate) group_key: GroupKey,
+    pub(crate) topic: String,
+    pub(crate) jobs: JobQueue,
+    pub(crate) inbox: JobInbox,
+}
+
+/// One open sync stream.
+struct SessionLink {
+    context: Hash,
+    outbox: mpsc::Sender<Outbound>,
+}
+
+/// See the module doc.
+pub(crate) struct Driver {
+    pub(crate) config: NodeConfig,
+    pub(crate) store: Arc<Store>,
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) net: NetHandle,
+    pub(crate) local_peer: SyncPeer,
+    pub(crate) identity: SigningKey,
+    pub(crate) contexts: BTreeMap<Hash, ContextSlot>,
+    topics: HashMap<String, Hash>,
+    /// Who subscribes to which topic, for contexts we open later.
+    topic_peers: HashMap<String, BTreeSet<NetPeer>>,
+    net_peers: HashMap<SyncPeer, NetPeer>,
+    gossip_waiting: HashMap<u64, (Hash, NetPeer)>,
+    next_message: u64,
+    sessions: HashMap<SessionId, SessionLink>,
+    deferred: Vec<(Hash, Input)>,
+    pub(crate) internal_tx: mpsc::Sender<Internal>,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) counters: Arc<Counters>,
+    next_token: u64,
+}
+
+/// What a turn of the replica said about local writes.
+pub(crate) type WriteResults = Vec<(u64, Result<Hash, WriteError>)>;
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        config: NodeConfig,
+        store: Arc<Store>,
+        runtime: Arc<Runtime>,
+        net: NetHandle,
+        local_peer: SyncPeer,
+        identity: SigningKey,
+        internal_tx: mpsc::Sender<Internal>,
+        events: broadcast::Sender<NodeEvent>,
+        counters: Arc<Counters>,
+    ) -> Driver {
+        Driver {
+            config,
+            store,
+            runtime,
+            net,
+            local_peer,
+            identity,
+            contexts: BTreeMap::new(),
+            topics: HashMap::new(),
+            topic_peers: HashMap::new(),
+            net_peers: HashMap::new(),
+            gossip_waiting: HashMap::new(),
+            next_message: 0,
+            sessions: HashMap::new(),
+            deferred: Vec::new(),
+            internal_tx,
+            events,
+            counters,
+            next_token: 0,
+        }
+    }
+
+    /// Serve until shut down or every handle is dropped.
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut internal: mpsc::Receiver<Internal>,
+        mut net_events: mpsc::Receiver<NetEvent>,
+    ) {
+        let mut net_alive = true;
+        loop {
+            let wait_ms = self.next_wakeup_ms().saturating_sub(now_ms()).min(IDLE_WAKEUP_MS);
+            let sleep = tokio::time::sleep(Duration::from_millis(wait_ms));
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown { reply }) => {
+                        self.shutdown().await;
+                        // Close the database before answering, so the
+                        // caller may reopen it at once.
+                        drop(self);
+                        let _ = reply.send(Ok(()));
+                        return;
+                    }
+                    Some(command) => self.on_command(command).await,
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                Some(message) = internal.recv() => self.on_internal(message).await,
+                event = net_events.recv(), if net_alive => match event {
+                    Some(event) => self.on_net_event(event).await,
+                    None => {
+                        warn!("the network stopped; the node keeps serving local calls");
+                        net_alive = false;
+                    }
+                },
+                () = sleep => self.on_tick().await,
+            }
+            self.run_deferred().await;
+            self.run_due_jobs().await;
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        info!("node shutting down");
+        for link in self.sessions.values() {
+            let _ = link.outbox.try_send(Outbound::Close);
+        }
+        self.sessions.clear();
+        let _ = self.net.shutdown().await;
+    }
+
+    fn next_wakeup_ms(&self) -> u64 {
+        self.contexts
+            .values()
+            .map(|slot| slot.replica.next_timer_ms().min(slot.jobs.next_due_ms()))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    async fn on_tick(&mut self) {
+        let now = now_ms();
+        let due: Vec<Hash> =
+            self.contexts.iter().filter(|(_, slot)| slot.replica.next_timer_ms() <= now).map(|(id, _)| *id).collect();
+        for context in due {
+            self.feed(context, Input::Tick).await;
+        }
+    }
+
+    pub(crate) fn next_token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    /// Give `input` to the context's replica and carry out what it says.
+    pub(crate) async fn feed(&mut self, context: Hash, input: Input) -> WriteResults {
+        let Some(slot) = self.contexts.get_mut(&context) else { return Vec::new() };
+        let outputs = slot.replica.handle(input, now_ms());
+        self.carry_out(context, outputs).await
+    }
+
+    async fn run_deferred(&mut self) {
+        let mut budget = DEFERRED_INPUTS_MAX;
+        while budget > 0 && !self.deferred.is_empty() {
+            let batch = std::mem::take(&mut self.deferred);
+            for (context, input) in batch {
+                budget = budget.saturating_sub(1);
+                self.feed(context, input).await;
+            }
+        }
+    }
+
+    async fn carry_out(&mut self, context: Hash, outputs: Vec<Output>) -> WriteResults {
+        let mut writes = Vec::new();
+        for output in outputs {
+            match output {
+                Output::Publish { id, bytes } => self.publish(context, id, &bytes).await,
+                Output::GossipVerdict { message, verdict } => {
+                    if let Some((msg_id, source)) = self.gossip_waiting.remove(&message) {
+                        let validation = match verdict {
+                            Verdict::Accept => Validation::Accept,
+                            Verdict::Ignore => Validation::Ignore,
+                            Verdict::Reject => Validation::Reject,
+                        };
+                        let _ = self.net.report_validation(msg_id, source, validation).await;
+                    }
+                }
+                Output::Send { to, session, bytes } => self.send_frame(context, to, session, bytes),
+                Output::CloseSession { session, .. } => {
+                    if let Some(link) = self.sessions.remove(&session) {
+                        let _ = link.outbox.try_send(Outbound::Close);
+                    }
+                }
+                Output::Penalize { peer, offense } => self.penalize(context, peer, offense).await,
+                Output::Applied { deltas } => self.on_applied(context, deltas),
+                Output::WriteCommitted { token, id } => {
+                    Counters::bump(&self.counters.writes_committed, 1);
+                    writes.push((token, Ok(id)));
+                }
+                Output::WriteRejected { token, reason } => writes.push((token, Err(reason))),
+                Output::Diverged { peer, heads, ours, ours_recomputed, theirs } => {
+                    Counters::bump(&self.counters.divergences, 1);
+                    error!(
+                        %context, peer = ?peer, heads = heads.len(), %ours, ?ours_recomputed, %theirs,
+                        "DIVERGENCE: same heads, different root hash"
+                    );
+                    let _ = self.events.send(NodeEvent::Diverged { context, peer: peer.0 });
+                }
+                Output::InSync { peer, root_hash } => {
+                    debug!(%context, ?peer, %root_hash, "in sync");
+                    let _ = self.events.send(NodeEvent::InSync { context, peer: peer.0, root_hash });
+                }
+                Output::SnapshotNeeded { peer, ids } => {
+                    warn!(%context, ?peer, pruned = ids.len(), "history we need was pruned: a snapshot is needed");
+                    let _ = self.events.send(NodeEvent::SnapshotNeeded { context });
+                }
+                Output::MembersChanged { added, left } => {
+                    info!(%context, added = added.len(), left = left.len(), "membership changed");
+                    let _ = self.events.send(NodeEvent::MembersChanged { context, added, left });
+                }
+            }
+        }
+        if let Some(slot) = self.contexts.get_mut(&context) {
+            slot.jobs.take_inbox(&slot.inbox, now_ms());
+        }
+        writes
+    }
+
+    fn on_applied(&mut self, context: Hash, deltas: Vec<weft_sync::AppliedDelta>) {
+        Counters::bump(&self.counters.deltas_applied, deltas.len() as u64);
+        let Some(slot) = self.contexts.get(&context) else { return };
+        let root_hash = slot.replica.root_hash();
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let deltas = deltas
+            .into_iter()
+            .map(|d| AppliedInfo { id: d.id, author: d.author, local: d.local, events: d.events })
+            .collect();
+        let _ = self.events.send(NodeEvent::StateMutation { context, root_hash, deltas });
+    }
+
+    async fn publish(&mut self, context: Hash, id: Hash, bytes: &[u8]) {
+        let Some(slot) = self.contexts.get(&context) else { return };
+        let sealed = match weft_membership::seal_gossip(&slot.group_key, &context, &id, bytes) {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                error!(%context, %error, "sealing a delta for gossip failed; anti-entropy will carry it");
+                return;
+            }
+        };
+        let topic = slot.topic.clone();
+        Counters::bump(&self.counters.gossip_published, 1);
+        // Whatever the outcome (no mesh peers, queues full), the repair path
+        // carries the delta: gossip is only the fast path.
+        if let Err(error) = self.net.publish(&topic, sealed).await {
+            debug!(%context, %error, "publish failed");
+        }
+    }
+
+    async fn penalize(&mut self, context: Hash, peer: SyncPeer, offense: Offense) {
+        Counters::bump(&self.counters.penalties, 1);
+        if let Offense::BadDelta(_) = &offense {
+            Counters::bump(&self.counters.deltas_rejected, 1);
+        }
+        warn!(%context, ?peer, ?offense, "peer penalized");
+        if let (Offense::BadMessage(_), Some(net_peer)) = (&offense, self.net_peer(peer)) {
+            // A peer that breaks the stream protocol loses its connection;
+            // gossip offenses are scored by gossipsub through the verdict.
+            let _ = self.net.disconnect(net_peer).await;
+        }
+    }
+
+    pub(crate) fn net_peer(&mut self, peer: SyncPeer) -> Option<NetPeer> {
+        if let Some(found) = self.net_peers.get(&peer) {
+            return Some(*found);
+        }
+        let net_peer = weft_net::peer_id_of(&PublicKey(peer.0)).ok()?;
+        self.net_peers.insert(peer, net_peer);
+        Some(net_peer)
+    }
+
+    fn sync_peer(peer: &NetPeer) -> Option<SyncPeer> {
+        weft_net::peer_public_key(peer).map(|key| SyncPeer(key.0))
+    }
+
+    fn send_frame(&mut self, context: Hash, to: SyncPeer, session: SessionId, bytes: Vec<u8>) {
+        if let Some(link) = self.sessions.get(&session) {
+            if link.outbox.try_send(Outbound::Frame(bytes)).is_err() {
+                // The writer fell behind its bound or is gone: end the
+                // session; the replica retries with backoff.
+                self.sessions.remove(&session);
+                self.deferred.push((context, Input::StreamClosed { peer: to, session }));
+            }
+            return;
+        }
+        if session.opener != self.local_peer {
+            return; // a session the peer opened and that ended
+        }
+        let Some(net_peer) = self.net_peer(to) else {
+            self.deferred.push((context, Input::StreamClosed { peer: to, session }));
+            return;
+        };
+        let Some(slot) = self.contexts.get(&context) else { return };
+        let digest = crate::wire::sync_hello_digest(&context, session.n, &self.local_peer.0, &to.0);
+        let hello = crate::wire::StreamHello::Sync {
+            version: crate::wire::NODE_WIRE_VERSION,
+            context,
+            n: session.n,
+            member: slot.identity.public_key(),
+            signature: slot.identity.sign(digest.as_bytes()),
+        };
+        let (outbox, frames) = mpsc::channel(streams::SESSION_OUTBOX_MAX);
+        let _ = outbox.try_send(Outbound::Frame(bytes));
+        self.sessions.insert(session, SessionLink { context, outbox });
+        Counters::bump(&self.counters.sync_sessions_opened, 1);
+        tokio::spawn(streams::open_session(
+            self.net.clone(),
+            net_peer,
+            session,
+            hello,
+            frames,
+            self.internal_tx.clone(),
+            self.counters.clone(),
+        ));
+    }
+
+    async fn on_internal(&mut self, message: Internal) {
+        match message {
+            Internal::InboundSession { context, peer, session, member, signature, outbox } => {
+                let Some(slot) = self.contexts.get(&context) else {
+                    debug!(%context, %peer, "sync stream for a context we are not in: closed");
+                    return;
+                };
+                // Only a member's node is served the context's history.
+                let digest = crate::wire::sync_hello_digest(&context, session.n, &session.opener.0, &self.local_peer.0);
+                if !slot.replica.is_member(&member) || member.verify(digest.as_bytes(), &signature).is_err() {
+                    debug!(%context, %peer, "sync stream from a node that does not speak for a member: closed");
+                    return;
+                }
+                Counters::bump(&self.counters.sync_sessions_accepted, 1);
+                self.sessions.insert(session, SessionLink { context, outbox });
+            }
+            Internal::Frame { peer, session, bytes } => {
+                let Some(context) = self.sessions.get(&session).map(|link| link.context) else { return };
+                let Some(from) = Self::sync_peer(&peer) else { return };
+                self.feed(context, Input::StreamMessage { from, session, bytes }).await;
+            }
+            Internal::Closed { peer, session } => {
+                let Some(link) = self.sessions.remove(&session) else { return };
+                let Some(from) = Self::sync_peer(&peer) else { return };
+                self.feed(link.context, Input::StreamClosed { peer: from, session }).await;
+            }
+            Internal::JoinRequest { peer, request, reply } => {
+                let answer = self.admit(peer, *request).await;
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    async fn on_net_event(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Message { topic, data, msg_id, propagation_source, .. } => {
+                Counters::bump(&self.counters.gossip_received, 1);
+                self.on_gossip(&topic, &data, msg_id, propagation_source).await;
+            }
+            NetEvent::Subscribed { peer, topic } => {
+                self.topic_peers.entry(topic.clone()).or_default().insert(peer);
+                if let (Some(context), Some(peer)) = (self.topics.get(&topic).copied(), Self::sync_peer(&peer)) {
+                    self.feed(context, Input::PeerUp { peer }).await;
+                }
+            }
+            NetEvent::Unsubscribed { peer, topic } => {
+                if let Some(peers) = self.topic_peers.get_mut(&topic) {
+                    peers.remove(&peer);
+                }
+                if let (Some(context), Some(peer)) = (self.topics.get(&topic).copied(), Self::sync_peer(&peer)) {
+                    self.feed(context, Input::PeerDown { peer }).await;
+                }
+            }
+            NetEvent::PeerDisconnected { peer } => {
+                for peers in self.topic_peers.values_mut() {
+                    peers.remove(&peer);
+                }
+                if let Some(sync_peer) = Self::sync_peer(&peer) {
+                    let contexts: Vec<Hash> = self.contexts.keys().copied().collect();
+                    for context in contexts {
+                        self.feed(context, Input::PeerDown { peer: sync_peer }).await;
+                    }
+                }
+            }
+            NetEvent::PeerConnected { .. } | NetEvent::ListenAddr(_) => {}
+        }
+    }
+
+    async fn on_gossip(&mut self, topic: &str, data: &[u8], msg_id: Hash, source: NetPeer) {
+        let Some(context) = self.topics.get(topic).copied() else {
+            let _ = self.net.report_validation(msg_id, source, Validation::Ignore).await;
+            return;
+        };
+        let (Some(slot), Some(from)) = (self.contexts.get(&context), Self::sync_peer(&source)) else { return };
+        let opened = weft_membership::open_gossip(&slot.group_key, &context, data);
+        let plain = match opened {
+            // The message id is the claimed delta id: it must be the real one.
+            Ok((claimed, plain)) if weft_sync::SignedDelta::decode(&plain).is_ok_and(|d| d.id == claimed) => plain,
+            Ok(_) | Err(_) => {
+                Counters::bump(&self.counters.deltas_rejected, 1);
+                Counters::bump(&self.counters.penalties, 1);
+                debug!(%context, %source, "gossip that does not open under the group key or lies about its id");
+                let _ = self.net.report_validation(msg_id, source, Validation::Reject).await;
+                return;
+            }
+        };
+        self.next_message += 1;
+        let message = self.next_message;
+        self.gossip_waiting.insert(message, (msg_id, source));
+        self.feed(context, Input::GossipReceived { from, message, bytes: plain }).await;
+        // The replica always answers in the same turn; never leak a slot.
+        if self.gossip_waiting.remove(&message).is_some() {
+            let _ = self.net.report_validation(msg_id, source, Validation::Ignore).await;
+        }
+    }
+
+    /// Register an opened context's topic and tell its replica about the
+    /// member nodes already subscribed.
+    pub(crate) async fn attach_topic(&mut self, context: Hash, topic: String) {
+        self.topics.insert(topic.clone(), context);
+        let peers: Vec<NetPeer> = self.topic_peers.get(&topic).map(|p| p.iter().copied().collect()).unwrap_or_default();
+        for peer in peers {
+            if let Some(peer) = Self::sync_peer(&peer) {
+                self.feed(context, Input::PeerUp { peer }).await;
+            }
+        }
+    }
+
+    pub(crate) fn detach_topic(&mut self, topic: &str) {
+        self.topics.remove(topic);
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::InstallApp { module, reply } => {
+                let _ = reply.send(self.install_app(&module));
+            }
+            Command::Apps { reply } => {
+                let _ = reply.send(self.list_apps());
+            }
+            Command::CreateContext { application, init_args, reply } => {
+                let _ = reply.send(self.create_context(application, init_args).await);
+            }
+            Command::Invite { context, invitee, valid_for_ms, reply } => {
+                let _ = reply.send(self.invite(context, invitee, valid_for_ms).await);
+            }
+            Command::Joined { invitation, inviter, accepted, reply } => {
+                let _ = reply.send(self.install_joined(*invitation, inviter, *accepted).await);
+            }
+            Command::Leave { context, reply } => {
+                let _ = reply.send(self.leave(context).await);
+            }
+            Command::Call { context, method, args, reply } => {
+                Counters::bump(&self.counters.calls, 1);
+                let _ = reply.send(self.call(context, &method, &args).await);
+            }
+            Command::Contexts { reply } => {
+                let infos = self.contexts.keys().copied().collect::<Vec<_>>();
+                let _ = reply.send(infos.into_iter().map(|id| self.context_info(id)).collect());
+            }
+            Command::Context { context, reply } => {
+                let _ = reply.send(self.context_info(context));
+            }
+            Command::SyncNow { context, reply } => {
+                let targets: Vec<Hash> = match context {
+                    Some(id) if !self.contexts.contains_key(&id) => {
+                        let _ = reply.send(Err(crate::NodeError::UnknownContext(id)));
+                        return;
+                    }
+                    Some(id) => vec![id],
+                    None => self.contexts.keys().copied().collect(),
+                };
+                for id in &targets {
+                    self.feed(*id, Input::SyncNow { peer: None }).await;
+                }
+                let _ = reply.send(Ok(targets.len()));
+            }
+            Command::Delta { context, id, reply } => {
+                let answer = self.contexts.get(&context).ok_or(crate::NodeError::UnknownContext(context)).map(|slot| {
+                    slot.replica.dag().get(&id).map(|delta| weft_sync::SignedDelta::from_causal(delta).encode())
+                });
+                let _ = reply.send(answer);
+            }
+            Command::PublishRaw { context, id, bytes, reply } => {
+                if !self.contexts.contains_key(&context) {
+                    let _ = reply.send(Err(crate::NodeError::UnknownContext(context)));
+                    return;
+                }
+                self.publish(context, id, &bytes).await;
+                let _ = reply.send(Ok(()));
+            }
+            Command::DeliverRaw { context, from, bytes, reply } => {
+                let (Some(_), Some(from)) = (self.contexts.get(&context), Self::sync_peer(&from)) else {
+                    let _ = reply.send(Err(crate::NodeError::UnknownContext(context)));
+                    return;
+                };
+                // No gossip message to validate: the verdict is dropped.
+                self.next_message += 1;
+                let message = self.next_message;
+                self.feed(context, Input::GossipReceived { from, message, bytes }).await;
+                let _ = reply.send(Ok(()));
+            }
+            Command::Shutdown { reply } => {
+                // Handled in `run`; kept for exhaustiveness.
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+}

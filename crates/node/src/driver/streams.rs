@@ -1,0 +1,164 @@
+//! Stream tasks: each `/weft/sync/1` stream is served by its own tasks, so a
+//! slow peer never blocks the driver.
+//!
+//! A session stream has a reader (frames → [`Internal::Frame`], then one
+//! [`Internal::Closed`] when the stream ends for any reason) and a writer
+//! (drains a bounded outbox the driver fills with `try_send`; a full outbox
+//! ends the session instead of blocking the driver). Inbound streams first
+//! say what they are with a [`StreamHello`]: a session of a context, or a
+//! join request, which is answered with one frame and closed.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+use weft_net::{FramedReader, FramedWriter, IncomingStreams, NetHandle, PeerId as NetPeer};
+use weft_sync::{PeerId as SyncPeer, SessionId};
+
+use crate::command::{Internal, Outbound};
+use crate::events::Counters;
+use crate::wire::{JoinReply, NODE_WIRE_VERSION, StreamHello};
+
+/// Frames waiting for one stream's writer (a burst of pages plus control).
+pub(crate) const SESSION_OUTBOX_MAX: usize = 64;
+
+/// Bytes of a frame's length prefix, counted in the wire figures.
+const FRAME_PREFIX_BYTES: u64 = 4;
+
+/// Open a session stream we start, say hello, then serve it.
+pub(crate) async fn open_session(
+    net: NetHandle,
+    peer: NetPeer,
+    session: SessionId,
+    hello: StreamHello,
+    frames: mpsc::Receiver<Outbound>,
+    internal: mpsc::Sender<Internal>,
+    counters: Arc<Counters>,
+) {
+    let stream = match net.open_stream(peer).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            debug!(%peer, %error, "opening a sync stream failed");
+            let _ = internal.send(Internal::Closed { peer, session }).await;
+            return;
+        }
+    };
+    let (reader, mut writer) = stream.split();
+    let hello = hello.encode();
+    if writer.send(&hello).await.is_err() {
+        let _ = internal.send(Internal::Closed { peer, session }).await;
+        return;
+    }
+    count_sent(&counters, hello.len());
+    serve_session(reader, writer, peer, session, frames, internal, counters).await;
+}
+
+/// Accept inbound streams until the network stops.
+pub(crate) async fn accept_streams(
+    mut incoming: IncomingStreams,
+    internal: mpsc::Sender<Internal>,
+    counters: Arc<Counters>,
+) {
+    while let Some(stream) = incoming.next().await {
+        tokio::spawn(serve_inbound(stream, internal.clone(), counters.clone()));
+    }
+}
+
+async fn serve_inbound(stream: weft_net::FramedStream, internal: mpsc::Sender<Internal>, counters: Arc<Counters>) {
+    let peer = stream.peer();
+    let (mut reader, mut writer) = stream.split();
+    let Ok(first) = reader.recv().await else { return };
+    count_received(&counters, first.len());
+    match StreamHello::decode(&first) {
+        Ok(StreamHello::Sync { version, context, n, member, signature }) => {
+            let Some(opener) = weft_net::peer_public_key(&peer).map(|key| SyncPeer(key.0)) else { return };
+            if version != NODE_WIRE_VERSION {
+                debug!(%peer, version, "sync stream of an unknown wire version: closed");
+                return;
+            }
+            let session = SessionId { opener, n };
+            let (outbox, frames) = mpsc::channel(SESSION_OUTBOX_MAX);
+            let report = Internal::InboundSession { context, peer, session, member, signature, outbox };
+            if internal.send(report).await.is_err() {
+                return;
+            }
+            serve_session(reader, writer, peer, session, frames, internal, counters).await;
+        }
+        Ok(StreamHello::Join(request)) => {
+            let (reply, answer) = oneshot::channel();
+            let answer = match internal.send(Internal::JoinRequest { peer, request, reply }).await {
+                Ok(()) => answer.await.unwrap_or_else(|_| JoinReply::Refused { reason: "the node is stopping".into() }),
+                Err(_) => JoinReply::Refused { reason: "the node is stopping".into() },
+            };
+            let answer = answer.encode();
+            if writer.send(&answer).await.is_ok() {
+                count_sent(&counters, answer.len());
+            }
+            let _ = writer.close().await;
+        }
+        Err(error) => debug!(%peer, %error, "malformed stream hello: closed"),
+    }
+}
+
+async fn serve_session(
+    reader: FramedReader,
+    writer: FramedWriter,
+    peer: NetPeer,
+    session: SessionId,
+    frames: mpsc::Receiver<Outbound>,
+    internal: mpsc::Sender<Internal>,
+    counters: Arc<Counters>,
+) {
+    // The writer lives until the driver drops or closes the outbox.
+    tokio::spawn(write_frames(writer, frames, counters.clone()));
+    read_frames(reader, peer, session, &internal, &counters).await;
+    let _ = internal.send(Internal::Closed { peer, session }).await;
+}
+
+async fn read_frames(
+    mut reader: FramedReader,
+    peer: NetPeer,
+    session: SessionId,
+    internal: &mpsc::Sender<Internal>,
+    counters: &Counters,
+) {
+    loop {
+        match reader.recv().await {
+            Ok(bytes) => {
+                count_received(counters, bytes.len());
+                if internal.send(Internal::Frame { peer, session, bytes }).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                debug!(%peer, ?session, %error, "sync stream ended");
+                return;
+            }
+        }
+    }
+}
+
+async fn write_frames(mut writer: FramedWriter, mut frames: mpsc::Receiver<Outbound>, counters: Arc<Counters>) {
+    while let Some(outbound) = frames.recv().await {
+        match outbound {
+            Outbound::Frame(bytes) => {
+                if writer.send(&bytes).await.is_err() {
+                    return;
+                }
+                count_sent(&counters, bytes.len());
+            }
+            Outbound::Close => break,
+        }
+    }
+    let _ = writer.close().await;
+}
+
+fn count_sent(counters: &Counters, len: usize) {
+    Counters::bump(&counters.sync_frames_sent, 1);
+    Counters::bump(&counters.sync_bytes_sent, len as u64 + FRAME_PREFIX_BYTES);
+}
+
+fn count_received(counters: &Counters, len: usize) {
+    Counters::bump(&counters.sync_frames_received, 1);
+    Counters::bump(&counters.sync_bytes_received, len as u64 + FRAME_PREFIX_BYTES);
+}

@@ -1,0 +1,173 @@
+//! What the node tells in-process subscribers (the API streams it), and the
+//! counters it keeps for metrics.
+//!
+//! The event bus is a bounded broadcast: a subscriber that falls more than
+//! the bus capacity behind loses the oldest events and is told so (it
+//! receives `Lagged`); the node never waits for a subscriber.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use weft_dag::DeltaId;
+use weft_primitives::{Hash, PublicKey};
+use weft_sync::Event;
+
+/// Something that happened on the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// Deltas were applied to a context's state (local writes included).
+    StateMutation {
+        /// The context.
+        context: Hash,
+        /// The root hash after them.
+        root_hash: Hash,
+        /// The applied deltas, in apply order.
+        deltas: Vec<AppliedInfo>,
+    },
+    /// A peer has the same heads and the same root hash as we computed.
+    InSync {
+        /// The context.
+        context: Hash,
+        /// The peer's node key.
+        peer: [u8; 32],
+        /// The common root hash.
+        root_hash: Hash,
+    },
+    /// A peer with the same heads has a different root hash: a bug.
+    Diverged {
+        /// The context.
+        context: Hash,
+        /// The peer's node key.
+        peer: [u8; 32],
+    },
+    /// Members joined or left.
+    MembersChanged {
+        /// The context.
+        context: Hash,
+        /// Who joined.
+        added: Vec<PublicKey>,
+        /// Who left.
+        left: Vec<PublicKey>,
+    },
+    /// A peer cannot serve history we need: a snapshot is required.
+    SnapshotNeeded {
+        /// The context.
+        context: Hash,
+    },
+    /// An event handler failed; it will be retried.
+    HandlerFailed {
+        /// The context.
+        context: Hash,
+        /// The handler.
+        handler: String,
+        /// Why.
+        error: String,
+        /// Failed attempts so far.
+        attempts: u32,
+    },
+}
+
+/// One applied delta, as subscribers see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedInfo {
+    /// Its id.
+    pub id: DeltaId,
+    /// Its author.
+    pub author: PublicKey,
+    /// Whether this node wrote it.
+    pub local: bool,
+    /// Its events.
+    pub events: Vec<Event>,
+}
+
+/// Node-wide counters (monotonic since start).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub(crate) calls: AtomicU64,
+    pub(crate) writes_committed: AtomicU64,
+    pub(crate) deltas_applied: AtomicU64,
+    pub(crate) deltas_rejected: AtomicU64,
+    pub(crate) gossip_published: AtomicU64,
+    pub(crate) gossip_received: AtomicU64,
+    pub(crate) handler_runs: AtomicU64,
+    pub(crate) handler_failures: AtomicU64,
+    pub(crate) penalties: AtomicU64,
+    pub(crate) sync_sessions_opened: AtomicU64,
+    pub(crate) sync_sessions_accepted: AtomicU64,
+    pub(crate) sync_bytes_sent: AtomicU64,
+    pub(crate) sync_bytes_received: AtomicU64,
+    pub(crate) sync_frames_sent: AtomicU64,
+    pub(crate) sync_frames_received: AtomicU64,
+    pub(crate) divergences: AtomicU64,
+}
+
+/// A snapshot of [`Counters`] plus gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Client calls served.
+    pub calls: u64,
+    /// Local writes committed (client calls and handlers).
+    pub writes_committed: u64,
+    /// Deltas applied (local and remote).
+    pub deltas_applied: u64,
+    /// Deltas refused by verification.
+    pub deltas_rejected: u64,
+    /// Deltas pending (waiting for parents), all contexts.
+    pub deltas_pending: u64,
+    /// Gossip messages published.
+    pub gossip_published: u64,
+    /// Gossip messages received.
+    pub gossip_received: u64,
+    /// Event handler runs that succeeded.
+    pub handler_runs: u64,
+    /// Event handler runs that failed (each is retried).
+    pub handler_failures: u64,
+    /// Handler jobs still owed.
+    pub handler_jobs_owed: u64,
+    /// Times a peer was penalized.
+    pub penalties: u64,
+    /// Sync streams we opened.
+    pub sync_sessions_opened: u64,
+    /// Sync streams peers opened.
+    pub sync_sessions_accepted: u64,
+    /// Bytes of sync frames sent (payloads plus 4-byte length prefixes).
+    pub sync_bytes_sent: u64,
+    /// Bytes of sync frames received (same).
+    pub sync_bytes_received: u64,
+    /// Sync frames sent.
+    pub sync_frames_sent: u64,
+    /// Sync frames received.
+    pub sync_frames_received: u64,
+    /// Divergences detected.
+    pub divergences: u64,
+    /// Connected peers.
+    pub peers: u64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> NodeStats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        NodeStats {
+            calls: get(&self.calls),
+            writes_committed: get(&self.writes_committed),
+            deltas_applied: get(&self.deltas_applied),
+            deltas_rejected: get(&self.deltas_rejected),
+            gossip_published: get(&self.gossip_published),
+            gossip_received: get(&self.gossip_received),
+            handler_runs: get(&self.handler_runs),
+            handler_failures: get(&self.handler_failures),
+            penalties: get(&self.penalties),
+            sync_sessions_opened: get(&self.sync_sessions_opened),
+            sync_sessions_accepted: get(&self.sync_sessions_accepted),
+            sync_bytes_sent: get(&self.sync_bytes_sent),
+            sync_bytes_received: get(&self.sync_bytes_received),
+            sync_frames_sent: get(&self.sync_frames_sent),
+            sync_frames_received: get(&self.sync_frames_received),
+            divergences: get(&self.divergences),
+            ..NodeStats::default()
+        }
+    }
+}

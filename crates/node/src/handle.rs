@@ -1,0 +1,174 @@
+//! [`NodeHandle`]: what the API server, the CLI and tests hold. Cheap to
+//! clone; every method is a request to the driver over a bounded channel
+//! and fails with [`NodeError::Stopped`] once the node is gone, never hangs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use weft_net::{Multiaddr, NetHandle, PeerId as NetPeer, PeerInfo};
+use weft_primitives::{Hash, PublicKey, SigningKey};
+
+use crate::command::{AppInfo, CallReply, Command, ContextInfo, Reply};
+use crate::config::INVITATION_VALID_MS_DEFAULT;
+use crate::events::{Counters, NodeEvent, NodeStats};
+use crate::{NodeError, driver};
+
+/// See the module doc.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) net: NetHandle,
+    pub(crate) identity: SigningKey,
+    pub(crate) join_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle").field("peer", &self.net.local_peer_id()).finish_non_exhaustive()
+    }
+}
+
+impl NodeHandle {
+    async fn request<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(command(reply)).await.map_err(|_| NodeError::Stopped)?;
+        answer.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// This node's network peer id.
+    pub fn peer_id(&self) -> NetPeer {
+        self.net.local_peer_id()
+    }
+
+    /// The member identity this node writes as in the contexts it creates or joins.
+    pub fn identity(&self) -> PublicKey {
+        self.identity.public_key()
+    }
+
+    /// Where the node listens.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        Ok(self.net.listen_addrs().await?)
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        Ok(self.net.peers().await?)
+    }
+
+    /// Dial a peer (e.g. a bootstrap address).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<NetPeer, NodeError> {
+        Ok(self.net.dial(addr).await?)
+    }
+
+    /// Install a WASM application; returns its description (id = BLAKE3 of the module).
+    pub async fn install_application(&self, module: Vec<u8>) -> Result<AppInfo, NodeError> {
+        self.request(|reply| Command::InstallApp { module, reply }).await
+    }
+
+    /// Installed applications.
+    pub async fn applications(&self) -> Result<Vec<AppInfo>, NodeError> {
+        self.request(|reply| Command::Apps { reply }).await
+    }
+
+    /// Create a context of an installed application (`init_args`: JSON for its init method).
+    pub async fn create_context(&self, application: Hash, init_args: Vec<u8>) -> Result<ContextInfo, NodeError> {
+        self.request(|reply| Command::CreateContext { application, init_args, reply }).await
+    }
+
+    /// An invitation to a context, for `invitee` only or (if `None`) for
+    /// anyone who holds it, valid for `valid_for` (a day if `None`).
+    pub async fn invite(
+        &self,
+        context: Hash,
+        invitee: Option<PublicKey>,
+        valid_for: Option<Duration>,
+    ) -> Result<String, NodeError> {
+        let valid_for_ms =
+            valid_for.map_or(INVITATION_VALID_MS_DEFAULT, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.request(|reply| Command::Invite { context, invitee, valid_for_ms, reply }).await
+    }
+
+    /// Join a context with an invitation: reach the inviter, be admitted,
+    /// and wait until the admission has reached this node.
+    pub async fn join(&self, invitation: &str) -> Result<ContextInfo, NodeError> {
+        driver::join::join(&self.net, &self.commands, &self.identity, invitation, self.join_timeout_ms).await
+    }
+
+    /// Leave a context.
+    pub async fn leave(&self, context: Hash) -> Result<(), NodeError> {
+        self.request(|reply| Command::Leave { context, reply }).await
+    }
+
+    /// Call a view or mutation (`args`: JSON). A mutation's reply comes once
+    /// its delta is durable.
+    pub async fn call(&self, context: Hash, method: &str, args: Vec<u8>) -> Result<CallReply, NodeError> {
+        let method = method.to_owned();
+        self.request(|reply| Command::Call { context, method, args, reply }).await
+    }
+
+    /// Every context this node is in.
+    pub async fn contexts(&self) -> Result<Vec<ContextInfo>, NodeError> {
+        self.request(|reply| Command::Contexts { reply }).await
+    }
+
+    /// One context.
+    pub async fn context(&self, context: Hash) -> Result<ContextInfo, NodeError> {
+        self.request(|reply| Command::Context { context, reply }).await
+    }
+
+    /// Start anti-entropy now, in one context or all; returns how many.
+    pub async fn sync_now(&self, context: Option<Hash>) -> Result<usize, NodeError> {
+        self.request(|reply| Command::SyncNow { context, reply }).await
+    }
+
+    /// The encoded signed delta `id` of a context, if this node holds it
+    /// (applied and not pruned, or pending).
+    pub async fn delta(&self, context: Hash, id: Hash) -> Result<Option<Vec<u8>>, NodeError> {
+        self.request(|reply| Command::Delta { context, id, reply }).await
+    }
+
+    /// Publish `bytes` on the context's gossip topic as the delta `id`,
+    /// sealed with the group key, without any check: what a faulty or
+    /// malicious member can do. For tests and fault-injection tools; the
+    /// receivers' verification is what is being exercised.
+    pub async fn publish_unchecked(&self, context: Hash, id: Hash, bytes: Vec<u8>) -> Result<(), NodeError> {
+        self.request(|reply| Command::PublishRaw { context, id, bytes, reply }).await
+    }
+
+    /// Hand `bytes` to this node's receive path as if `from` had gossiped
+    /// them (no group-key sealing involved). For tests and fault-injection
+    /// tools: the delta is verified exactly like any received delta.
+    pub async fn deliver_unchecked(&self, context: Hash, from: NetPeer, bytes: Vec<u8>) -> Result<(), NodeError> {
+        self.request(|reply| Command::DeliverRaw { context, from, bytes, reply }).await
+    }
+
+    /// This node's gossip score of `peer` (negative once it sent invalid
+    /// messages), if the scorer knows it.
+    pub async fn peer_score(&self, peer: NetPeer) -> Result<Option<f64>, NodeError> {
+        Ok(self.net.peer_score(peer).await?)
+    }
+
+    /// Subscribe to the event bus.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Counters and gauges.
+    pub async fn stats(&self) -> Result<NodeStats, NodeError> {
+        let mut stats = self.counters.snapshot();
+        let contexts = self.contexts().await?;
+        stats.deltas_pending = contexts.iter().map(|c| c.pending).sum();
+        stats.handler_jobs_owed = contexts.iter().map(|c| c.handler_jobs).sum();
+        stats.peers = self.net.peers().await.map_or(0, |p| p.len() as u64);
+        Ok(stats)
+    }
+
+    /// Stop the node: close streams and the swarm. Every acknowledged write
+    /// is already durable; the database closes when the last handle drops.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.request(|reply| Command::Shutdown { reply }).await
+    }
+}

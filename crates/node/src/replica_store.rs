@@ -1,0 +1,198 @@
+//! [`DiskReplicaStore`]: a context's replica persisted in `weft-store`.
+//!
+//! Guarantees:
+//! - [`ReplicaStore::commit_applied`] writes the delta's state rows, its
+//!   row at its apply position, the removal of its pending row **and the
+//!   handler jobs its events owe** in one redb write transaction, durable
+//!   before it returns. So a crash leaves all or none of it, and a handler
+//!   owed by an applied delta is never lost: it is either still owed or
+//!   the delta was never applied.
+//! - Reads come from an in-memory mirror of the context's state rows,
+//!   loaded at open and updated only after each commit succeeds: the
+//!   mirror is always exactly the persisted state. (The mirror costs memory
+//!   proportional to the state; see ARCHITECTURE.md's limits.)
+
+use std::sync::{Arc, Mutex};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use weft_dag::DeltaId;
+use weft_primitives::kv::{MemoryKv, WriteSet};
+use weft_primitives::{Hash, PublicKey};
+use weft_store::{APPLIED, JOBS, PENDING, STATE, Store};
+use weft_sync::{AppliedRow, ReplicaStore, SignedDelta, StoreError};
+
+/// State rows read per page when loading the mirror.
+const STATE_PAGE_MAX: usize = 4096;
+
+/// A handler run owed to an applied delta's event.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct HandlerJob {
+    /// The delta whose event asks for it.
+    pub delta: DeltaId,
+    /// The event's index in the delta.
+    pub event: u32,
+    /// The handler method.
+    pub handler: String,
+    /// The event's data: the handler's arguments.
+    pub data: Vec<u8>,
+}
+
+/// Jobs committed since the driver last looked: (sequence, job).
+pub type JobInbox = Arc<Mutex<Vec<(u64, HandlerJob)>>>;
+
+/// See the module doc.
+pub struct DiskReplicaStore {
+    store: Arc<Store>,
+    context: Hash,
+    local_author: PublicKey,
+    mirror: MemoryKv,
+    next_job: u64,
+    inbox: JobInbox,
+}
+
+impl std::fmt::Debug for DiskReplicaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskReplicaStore").field("context", &self.context).finish_non_exhaustive()
+    }
+}
+
+fn backend(error: weft_store::StoreError) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+impl DiskReplicaStore {
+    /// Open the context's persisted replica (empty for a new context). Jobs
+    /// already owed are returned with the store, in sequence order.
+    pub fn open(
+        store: Arc<Store>,
+        context: Hash,
+        local_author: PublicKey,
+        inbox: JobInbox,
+    ) -> Result<(DiskReplicaStore, Vec<(u64, HandlerJob)>), weft_store::StoreError> {
+        let read = store.read()?;
+        let mut writes = WriteSet::new();
+        let mut after: Option<(Hash, Vec<u8>)> = None;
+        loop {
+            let rows = read.scan(STATE, context.as_bytes(), after.as_ref(), STATE_PAGE_MAX)?;
+            let Some((last, _)) = rows.last() else { break };
+            after = Some(last.clone());
+            for ((_, key), value) in rows {
+                writes.put(key, value);
+            }
+        }
+        let mut mirror = MemoryKv::new();
+        mirror.apply(writes);
+        let mut jobs = Vec::new();
+        let mut after_job = None;
+        loop {
+            let rows = read.scan(JOBS, context.as_bytes(), after_job.as_ref(), STATE_PAGE_MAX)?;
+            let Some((last, _)) = rows.last() else { break };
+            after_job = Some(*last);
+            for ((_, sequence), bytes) in rows {
+                let job: HandlerJob =
+                    weft_primitives::encoding::decode(&bytes).map_err(|e| weft_store::StoreError::Corrupt {
+                        table: JOBS.name().into(),
+                        key: sequence.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                jobs.push((sequence, job));
+            }
+        }
+        let next_job = jobs.last().map_or(0, |(sequence, _)| sequence + 1);
+        Ok((DiskReplicaStore { store, context, local_author, mirror, next_job, inbox }, jobs))
+    }
+
+    /// Forget a job once its handler ran (or gave a final answer).
+    pub fn finish_job(&self, sequence: u64) -> Result<(), weft_store::StoreError> {
+        self.store.write(|txn| txn.delete(JOBS, &(self.context, sequence)).map(|_| ()))
+    }
+
+    /// The jobs `bytes` (an applied delta) owes: one per event naming a
+    /// handler, unless this node wrote it (authors never run their own
+    /// handlers).
+    fn jobs_of(&self, bytes: &[u8]) -> Vec<HandlerJob> {
+        let Ok(delta) = SignedDelta::decode(bytes) else { return Vec::new() };
+        if delta.author == self.local_author {
+            return Vec::new();
+        }
+        let id = delta.id;
+        delta
+            .events
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, event)| {
+                let handler = event.handler?;
+                Some(HandlerJob { delta: id, event: u32::try_from(index).ok()?, handler, data: event.data })
+            })
+            .collect()
+    }
+}
+
+impl ReplicaStore for DiskReplicaStore {
+    type Kv = MemoryKv;
+
+    fn state(&self) -> &MemoryKv {
+        &self.mirror
+    }
+
+    fn commit_applied(&mut self, row: AppliedRow<'_>) -> Result<(), StoreError> {
+        let jobs = self.jobs_of(row.bytes);
+        let context = self.context;
+        let first_job = self.next_job;
+        self.store
+            .write(|txn| {
+                txn.apply_state_writes(context, &row.writes)?;
+                txn.put(APPLIED, &(context, row.position), &row.bytes.to_vec())?;
+                txn.delete(PENDING, &(context, row.id))?;
+                for (offset, job) in jobs.iter().enumerate() {
+                    let sequence = first_job + offset as u64;
+                    txn.put(JOBS, &(context, sequence), &weft_primitives::encoding::encode(job))?;
+                }
+                Ok(())
+            })
+            .map_err(backend)?;
+        self.mirror.apply(row.writes);
+        if !jobs.is_empty() {
+            self.next_job = first_job + jobs.len() as u64;
+            let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            inbox.extend(jobs.into_iter().enumerate().map(|(offset, job)| (first_job + offset as u64, job)));
+        }
+        Ok(())
+    }
+
+    fn put_pending(&mut self, id: DeltaId, bytes: &[u8]) -> Result<(), StoreError> {
+        let context = self.context;
+        self.store.write(|txn| txn.put(PENDING, &(context, id), &bytes.to_vec())).map_err(backend)
+    }
+
+    fn remove_pending(&mut self, ids: &[DeltaId]) -> Result<(), StoreError> {
+        let context = self.context;
+        self.store
+            .write(|txn| {
+                for id in ids {
+                    txn.delete(PENDING, &(context, *id))?;
+                }
+                Ok(())
+            })
+            .map_err(backend)
+    }
+
+    fn load_applied(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let after = after.map(|position| (self.context, position));
+        let rows = self
+            .store
+            .read()
+            .and_then(|read| read.scan(APPLIED, self.context.as_bytes(), after.as_ref(), limit))
+            .map_err(backend)?;
+        Ok(rows.into_iter().map(|((_, position), bytes)| (position, bytes)).collect())
+    }
+
+    fn load_pending(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rows = self
+            .store
+            .read()
+            .and_then(|read| read.scan(PENDING, self.context.as_bytes(), None, limit))
+            .map_err(backend)?;
+        Ok(rows.into_iter().map(|(_, bytes)| bytes).collect())
+    }
+}

@@ -1,0 +1,98 @@
+//! Event handlers on real nodes: only non-authors run them, at least once,
+//! and a failing handler is retried, never lost.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{CONVERGE_TIMEOUT, Cluster, call, eventually, member_key};
+use serde_json::json;
+use weft_primitives::Hlc;
+use weft_sync::{Event, SignedDelta};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_from_one_node_run_the_handler_on_every_other_node_never_on_the_author() {
+    const N: u64 = 20;
+    let cluster = Cluster::start(3).await;
+    let context = cluster.shared_context(weft_apps::COUNTER_HANDLERS).await;
+    for n in 0..N {
+        call(cluster.node(0), context, "trigger", json!({ "note": format!("t{n}") })).await;
+    }
+    // Each of the two other nodes handles each trigger once; the shared
+    // counter therefore reaches 2N everywhere.
+    let counted = eventually(CONVERGE_TIMEOUT, || async {
+        for i in 0..3 {
+            if call(cluster.node(i), context, "count", json!({})).await != json!(2 * N) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    assert!(counted.is_some(), "handlers did not all run");
+    cluster.converged(context).await;
+    let runs: Vec<u64> = futures_runs(&cluster).await;
+    assert_eq!(runs, vec![0, N, N], "handler runs per node (author first)");
+    for i in 0..3 {
+        assert_eq!(call(cluster.node(i), context, "triggers", json!({})).await, json!(N));
+    }
+}
+
+async fn futures_runs(cluster: &Cluster) -> Vec<u64> {
+    let mut runs = Vec::new();
+    for i in 0..cluster.nodes.len() {
+        runs.push(cluster.node(i).stats().await.unwrap().handler_runs);
+    }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handlers_owed_at_a_restart_run_after_it() {
+    const N: u64 = 30;
+    let mut cluster = Cluster::start(3).await;
+    let context = cluster.shared_context(weft_apps::COUNTER_HANDLERS).await;
+    for n in 0..N {
+        call(cluster.node(0), context, "trigger", json!({ "note": format!("t{n}") })).await;
+        if n == 5 {
+            // Node 2 goes down while events keep coming: some jobs are owed
+            // on its disk, others arrive with catch-up after the restart.
+            cluster.stop(2).await;
+        }
+    }
+    cluster.restart(2).await;
+    let counted = eventually(CONVERGE_TIMEOUT, || async {
+        let count = call(cluster.node(2), context, "count", json!({})).await;
+        (count == json!(2 * N)).then_some(())
+    })
+    .await;
+    assert!(counted.is_some(), "node 2's handlers did not all run after its restart");
+    cluster.converged(context).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_handler_is_counted_and_retried_never_dropped() {
+    let cluster = Cluster::start(2).await;
+    let context = cluster.shared_context(weft_apps::COUNTER_HANDLERS).await;
+    let info = cluster.node(0).context(context).await.unwrap();
+    // A valid delta by member 0 whose event names a handler the app does
+    // not have: every other node owes a handler run that cannot succeed.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let event =
+        Event { kind: "Triggered".into(), data: br#"{"note":"x"}"#.to_vec(), handler: Some("no_such_handler".into()) };
+    let delta =
+        SignedDelta::sign(&member_key(&cluster, 0), info.heads.clone(), Hlc::new(now, 0), Vec::new(), vec![event]);
+    cluster.node(0).publish_unchecked(context, delta.id, delta.encode()).await.unwrap();
+    let failing = eventually(CONVERGE_TIMEOUT, || async {
+        let stats = cluster.node(1).stats().await.unwrap();
+        (stats.handler_failures >= 3 && stats.handler_jobs_owed == 1).then_some(stats)
+    })
+    .await;
+    assert!(failing.is_some(), "the failing handler was not retried: {:?}", cluster.node(1).stats().await);
+    // Still owed, backing off: it is neither run successfully nor dropped.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = cluster.node(1).stats().await.unwrap();
+    assert_eq!(stats.handler_jobs_owed, 1);
+    assert_eq!(stats.handler_runs, 0);
+}
