@@ -69,6 +69,7 @@ pub struct CallReply {
 pub(crate) enum Command {
     InstallApp { module: Vec<u8>, reply: Reply<AppInfo> },
     Apps { reply: Reply<Vec<AppInfo>> },
+    RemoveApp { application: Hash, reply: Reply<()> },
     CreateContext { application: Hash, init_args: Vec<u8>, reply: Reply<ContextInfo> },
     Invite { context: Hash, invitee: Option<PublicKey>, valid_for_ms: u64, reply: Reply<String> },
     Joined { invitation: Box<Invitation>, inviter: NetPeer, accepted: Box<JoinAccepted>, reply: Reply<ContextInfo> },

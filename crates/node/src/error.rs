@@ -4,6 +4,7 @@
 use weft_primitives::Hash;
 
 /// Why a node operation failed. Nothing was changed unless the variant says so.
+/// [`NodeError::code`] gives each a stable machine-readable name for APIs.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// The node's configuration is unusable.
@@ -32,6 +33,14 @@ pub enum NodeError {
     /// No application with this id is installed.
     #[error("unknown application {0}")]
     UnknownApplication(Hash),
+    /// The application is run by a context and cannot be removed.
+    #[error("application {application} is used by context {context}")]
+    ApplicationInUse {
+        /// The application.
+        application: Hash,
+        /// A context that runs it.
+        context: Hash,
+    },
     /// The application has no method of that name.
     #[error("application has no method {0:?}")]
     UnknownMethod(String),
@@ -70,4 +79,31 @@ pub enum NodeError {
     /// The node is shutting down or stopped.
     #[error("the node is stopped")]
     Stopped,
+}
+
+impl NodeError {
+    /// A stable, machine-readable name for the error (API error `code`s).
+    pub fn code(&self) -> &'static str {
+        match self {
+            NodeError::Config(_) => "bad_config",
+            NodeError::Store(_) => "store_failure",
+            NodeError::Net(_) => "network_failure",
+            NodeError::Runtime(_) => "runtime_error",
+            NodeError::Restore { .. } => "restore_failure",
+            NodeError::UnknownContext(_) => "unknown_context",
+            NodeError::UnknownApplication(_) => "unknown_application",
+            NodeError::ApplicationInUse { .. } => "application_in_use",
+            NodeError::UnknownMethod(_) => "unknown_method",
+            NodeError::NotCallable { .. } => "not_callable",
+            NodeError::App(_) => "app_error",
+            NodeError::ReservedEvent(_) => "reserved_event",
+            NodeError::Write(_) => "write_refused",
+            NodeError::Invitation(_) => "bad_invitation",
+            NodeError::JoinRefused(_) => "join_refused",
+            NodeError::AlreadyJoined(_) => "already_joined",
+            NodeError::Protocol(_) => "protocol_error",
+            NodeError::Timeout(_) => "timeout",
+            NodeError::Stopped => "node_stopped",
+        }
+    }
 }

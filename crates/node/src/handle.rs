@@ -73,6 +73,11 @@ impl NodeHandle {
         self.request(|reply| Command::Apps { reply }).await
     }
 
+    /// Uninstall an application that no context on this node runs.
+    pub async fn remove_application(&self, application: Hash) -> Result<(), NodeError> {
+        self.request(|reply| Command::RemoveApp { application, reply }).await
+    }
+
     /// Create a context of an installed application (`init_args`: JSON for its init method).
     pub async fn create_context(&self, application: Hash, init_args: Vec<u8>) -> Result<ContextInfo, NodeError> {
         self.request(|reply| Command::CreateContext { application, init_args, reply }).await

@@ -36,6 +36,19 @@ impl Driver {
             .collect()
     }
 
+    /// Uninstall an application no open context runs.
+    pub(super) fn remove_app(&mut self, application: Hash) -> Result<(), NodeError> {
+        if records::get_application(&self.store, &application)?.is_none() {
+            return Err(NodeError::UnknownApplication(application));
+        }
+        if let Some(slot) = self.contexts.values().find(|slot| slot.record.application == application) {
+            return Err(NodeError::ApplicationInUse { application, context: slot.record.id });
+        }
+        self.store.write(|txn| txn.delete(weft_store::APPLICATIONS, &application).map(|_| ()))?;
+        info!(%application, "application removed");
+        Ok(())
+    }
+
     /// Create a context of an installed application: we are its first
     /// member; `init` runs and commits the first delta.
     pub(super) async fn create_context(

@@ -503,6 +503,9 @@ impl Driver {
             Command::Apps { reply } => {
                 let _ = reply.send(self.list_apps());
             }
+            Command::RemoveApp { application, reply } => {
+                let _ = reply.send(self.remove_app(application));
+            }
             Command::CreateContext { application, init_args, reply } => {
                 let _ = reply.send(self.create_context(application, init_args).await);
             }
