@@ -93,12 +93,30 @@ impl<P> DagStore<P> {
     /// application failed (or was cut short by another delta's failure), and
     /// cascade from them. Returns the deltas applied, in apply order. On a new
     /// failure the failing delta and the untried ones stay pending.
+    ///
+    /// Unlike the cascade of [`DagStore::add`], a retry does not stop at the
+    /// first failure: each stalled delta is tried on its own, so one delta
+    /// that never applies cannot hold back siblings that would. The error
+    /// names the first failure; `applied_before` then lists everything the
+    /// retry applied.
     pub fn retry_pending<A: DeltaApplier<P>>(&mut self, applier: &mut A) -> Result<Vec<DeltaId>, DagError<A::Error>> {
-        let mut ready = self.pending.take_stalled();
+        let stalled = self.pending.take_stalled();
         let mut applied = Vec::new();
-        let result = self.drain_ready(&mut ready, applier, &mut applied);
+        let mut first_failure = None;
+        for slot_ref in stalled {
+            let mut ready = VecDeque::from([slot_ref]);
+            if let Err(DagError::Apply { id, applied_before, source }) =
+                self.drain_ready(&mut ready, applier, &mut applied)
+            {
+                applied = applied_before;
+                first_failure.get_or_insert((id, source));
+            }
+        }
         self.settle_pending();
-        result.map(|()| applied)
+        match first_failure {
+            None => Ok(applied),
+            Some((id, source)) => Err(DagError::Apply { id, applied_before: applied, source }),
+        }
     }
 
     /// The applied deltas no applied delta names as parent, sorted. The root

@@ -421,3 +421,26 @@ fn applier_failure_stalls_the_rest_of_the_cascade_for_retry() {
     assert_eq!(app.applied.len(), 4, "each applied exactly once");
     assert_eq!(dag.pending_count(), 0);
 }
+
+#[test]
+fn a_retry_is_not_held_back_by_a_sibling_that_keeps_failing() {
+    let mut dag = store();
+    let mut app = FailingApplier { failing: vec![id("B1")], applied: Vec::new() };
+    for label in ["B1", "B2", "B3"] {
+        dag.add(delta(label, &[id("A")]), 0, &mut app).unwrap();
+    }
+    // The cascade from A stops at B1 and stalls B2 and B3 behind it.
+    assert!(dag.add(delta("A", &[root()]), 0, &mut app).is_err());
+    // B1 never applies; the retry still applies its siblings.
+    let err = dag.retry_pending(&mut app).unwrap_err();
+    match err {
+        DagError::Apply { id: failed, applied_before, .. } => {
+            assert_eq!(failed, id("B1"));
+            assert_eq!(applied_before, vec![id("B2"), id("B3")]);
+        }
+        other => panic!("expected Apply, got {other:?}"),
+    }
+    assert!(dag.is_applied(&id("B2")) && dag.is_applied(&id("B3")));
+    assert!(dag.has(&id("B1")) && !dag.is_applied(&id("B1")));
+    assert_eq!(dag.pending_count(), 1);
+}
