@@ -1,0 +1,52 @@
+//! `/admin/applications`: install (the module as the raw body), list, get,
+//! remove.
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use serde_json::Value;
+
+use super::{ApiResult, created, ok};
+use crate::errors::{ApiError, IdPath, body_bytes};
+use crate::shapes::app_info;
+use crate::state::ApiState;
+
+/// The content types a module may be sent as (or none at all).
+const MODULE_CONTENT_TYPES: [&str; 2] = ["application/wasm", "application/octet-stream"];
+
+/// `POST /admin/applications`.
+pub(crate) async fn install(State(state): State<ApiState>, request: Request) -> ApiResult {
+    if let Some(value) = request.headers().get(header::CONTENT_TYPE) {
+        let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !MODULE_CONTENT_TYPES.contains(&essence.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("send the module as {} (got {essence:?})", MODULE_CONTENT_TYPES.join(" or ")),
+            ));
+        }
+    }
+    let module = body_bytes(request, &state).await?;
+    if module.is_empty() {
+        return Err(ApiError::bad_request("the body must be the WASM module; it is empty"));
+    }
+    created(app_info(&state.node().install_application(module.to_vec()).await?))
+}
+
+/// `GET /admin/applications`.
+pub(crate) async fn list(State(state): State<ApiState>) -> ApiResult {
+    let apps = state.node().applications().await?;
+    ok(Value::Array(apps.iter().map(app_info).collect()))
+}
+
+/// `GET /admin/applications/{id}`.
+pub(crate) async fn get(State(state): State<ApiState>, IdPath(id): IdPath) -> ApiResult {
+    let apps = state.node().applications().await?;
+    let app = apps.iter().find(|app| app.id == id).ok_or(weft_node::NodeError::UnknownApplication(id))?;
+    ok(app_info(app))
+}
+
+/// `DELETE /admin/applications/{id}`.
+pub(crate) async fn remove(State(state): State<ApiState>, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
+    state.node().remove_application(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
