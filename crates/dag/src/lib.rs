@@ -141,9 +141,9 @@ pub trait DeltaApplier<P> {
 
 /// Default for [`DagLimits::parents_max`].
 pub const PARENTS_MAX_DEFAULT: usize = 64;
-/// Default for [`DagLimits::pending_max`] (DESIGN.md: 10 000 per context).
+/// Default for [`DagLimits::pending_max`] (docs/design.md: 10 000 per context).
 pub const PENDING_MAX_DEFAULT: usize = 10_000;
-/// Default for [`DagLimits::pending_stale_ms`] (DESIGN.md: 300 s).
+/// Default for [`DagLimits::pending_stale_ms`] (docs/design.md: 300 s).
 pub const PENDING_STALE_MS_DEFAULT: u64 = 300_000;
 
 /// The bounds a [`DagStore`] enforces.

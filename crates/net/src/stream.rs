@@ -1,6 +1,6 @@
 //! `/weft/sync/1` streams carrying u32-BE length-prefixed frames.
 //!
-//! Guarantees, matching `weft_primitives::encoding` (DESIGN.md decision 4):
+//! Guarantees, matching `weft_primitives::encoding` (docs/design.md decision 4):
 //! - a frame's payload is at most [`FRAME_BYTES_MAX`] bytes, on send and on
 //!   receive;
 //! - a length prefix above the limit is an error ([`NetError::FrameTooLarge`])

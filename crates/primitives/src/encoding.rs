@@ -6,7 +6,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
-/// The largest frame on the wire or on disk: 8 MiB (DESIGN.md decision 4).
+/// The largest frame on the wire or on disk: 8 MiB (docs/design.md decision 4).
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// Why bytes could not be decoded.

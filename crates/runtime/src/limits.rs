@@ -12,7 +12,7 @@ use weft_abi::limits as abi;
 /// tenth of a second of compute on this class of machine.
 pub const FUEL_PER_CALL_DEFAULT: u64 = 100_000_000;
 
-/// Default size a guest's linear memory may reach (DESIGN.md: 64 MiB).
+/// Default size a guest's linear memory may reach (docs/design.md: 64 MiB).
 pub const MEMORY_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
 
 /// Default native stack wasm code may use before it traps with a stack

@@ -2,7 +2,7 @@
 //! runtime over a real store on disk: each call reads a snapshot of the
 //! context's state, and a successful call's writes are committed in one
 //! durable transaction. Failures (bad JSON, unknown method, guest panic,
-//! fuel) leave the root hash unchanged (TESTING.md S9).
+//! fuel) leave the root hash unchanged (docs/testing.md S9).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -1,4 +1,4 @@
-//! TESTING.md S9: hostile guests. Each misbehaviour ends the call with its
+//! docs/testing.md S9: hostile guests. Each misbehaviour ends the call with its
 //! own clear error, leaves the state (root hash and rows) unchanged, and
 //! leaves the runtime able to run the next call.
 

@@ -5,7 +5,7 @@
 //!     [--loss PCT] [--dup PCT] [--reorder MS] [--partitions N] [--crashes N]
 //!     [--periods N] [--catch-up MISSING] [--joins]
 //! ```
-//! Runs TESTING.md S1 (default: 20 nodes, 10 000 ops, seed 1; `--ci`: the CI
+//! Runs docs/testing.md S1 (default: 20 nodes, 10 000 ops, seed 1; `--ci`: the CI
 //! slice's shape) for each seed and prints a report per seed; a failing
 //! seed prints `SEED=…` and the command that replays it exactly, and the
 //! exit status is 1. `--catch-up` instead measures the catch-up of a

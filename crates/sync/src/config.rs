@@ -1,4 +1,4 @@
-//! The tunables of a [`Replica`](crate::Replica), with the DESIGN.md
+//! The tunables of a [`Replica`](crate::Replica), with the docs/design.md
 //! defaults. All times are milliseconds of the `now_ms` the driver passes in.
 
 use weft_dag::DagLimits;
@@ -29,7 +29,7 @@ pub const OUTBOUND_SYNCS_MAX_DEFAULT: usize = 1;
 /// Default [`Config::burst_pages_max`].
 pub const BURST_PAGES_MAX_DEFAULT: usize = 8;
 
-/// How a replica replicates. `Config::default()` is DESIGN.md's.
+/// How a replica replicates. `Config::default()` is docs/design.md's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Start an anti-entropy session with a random connected member this

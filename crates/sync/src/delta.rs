@@ -29,7 +29,7 @@ use weft_state::Action;
 
 use crate::membership::MembershipError;
 
-/// The largest encoded delta: 1 MiB of plaintext (DESIGN.md defaults).
+/// The largest encoded delta: 1 MiB of plaintext (docs/design.md defaults).
 pub const DELTA_BYTES_MAX: usize = 1024 * 1024;
 
 /// The most parents a delta may name (the DAG's default bound).

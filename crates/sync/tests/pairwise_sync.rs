@@ -1,4 +1,4 @@
-//! TESTING.md S6, "pairwise sync terminates": two replicas with a random
+//! docs/testing.md S6, "pairwise sync terminates": two replicas with a random
 //! common history, random concurrent writes on each side and random partial
 //! gossip between them run one anti-entropy session on a clean network. It
 //! must end, leave both with the same heads and root hash, and — when one

@@ -1,4 +1,4 @@
-//! TESTING.md S4 (the parts that reach the sync layer): each bad input is
+//! docs/testing.md S4 (the parts that reach the sync layer): each bad input is
 //! refused with its own variant, the offender is penalized, and nothing
 //! changes — neither the heads nor the root hash.
 

@@ -1,4 +1,4 @@
-//! TESTING.md S1 through the deterministic simulator: the CI slice (a few
+//! docs/testing.md S1 through the deterministic simulator: the CI slice (a few
 //! seeds, fewer nodes and ops) and the full run (`#[ignore]`; `scripts/sim`
 //! runs it in release). Set `SIM_SEED=<n>` to run one seed of the slice.
 

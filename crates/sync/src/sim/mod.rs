@@ -10,7 +10,7 @@
 //! [`Sim::trace_hash`] hashes every input delivered and every output
 //! produced, so two runs can be compared.
 //!
-//! Oracles live in `oracle.rs` ([`Sim::check`]); the TESTING.md S1 scenario
+//! Oracles live in `oracle.rs` ([`Sim::check`]); the docs/testing.md S1 scenario
 //! and the catch-up measurement in `scenario.rs`; membership changes and the
 //! joiners scenario in `membership.rs`.
 

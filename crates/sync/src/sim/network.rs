@@ -1,7 +1,7 @@
 //! The simulated network: who can reach whom, and what happens to each
 //! message on the way.
 //!
-//! Verbs (STYLE.md item 10): [`Network::drop_link`] (loss on one directed
+//! Verbs (docs/style.md item 10): [`Network::drop_link`] (loss on one directed
 //! link), [`Network::set_loss`], [`Network::duplicate`], [`Network::delay`],
 //! [`Network::reorder`], [`Network::partition`], [`Network::heal`]. Crash
 //! and restart are node verbs of [`Sim`](super::Sim).

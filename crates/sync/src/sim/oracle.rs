@@ -1,4 +1,4 @@
-//! The oracles of TESTING.md, checked over a [`Sim`]:
+//! The oracles of docs/testing.md, checked over a [`Sim`]:
 //!
 //! - **Root hash**: every up replica reports the same root hash, heads and
 //!   member set.

@@ -1,4 +1,4 @@
-//! Scenarios: TESTING.md S1, and the catch-up measurement.
+//! Scenarios: docs/testing.md S1, and the catch-up measurement.
 //!
 //! **S1**: N replicas, a stream of client writes at random live nodes, a
 //! lossy, duplicating, reordering network, partition episodes that heal and
@@ -51,7 +51,7 @@ pub struct S1Config {
 }
 
 impl S1Config {
-    /// TESTING.md S1: 20 nodes, 10 000 ops, 10 % loss, 5 % duplicates.
+    /// docs/testing.md S1: 20 nodes, 10 000 ops, 10 % loss, 5 % duplicates.
     pub fn full(seed: u64) -> S1Config {
         S1Config {
             seed,

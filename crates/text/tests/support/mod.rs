@@ -1,5 +1,7 @@
-//! Loading the recorded editing traces in `shared/data/editing-traces` and
-//! replaying them as local edits (shared by the trace tests and the bench).
+//! Loading the recorded editing traces kept in this crate at
+//! `tests/data/editing-traces` (see the README there for their source and
+//! licence) and replaying them as local edits (shared by the trace tests and
+//! the bench).
 
 // Test and bench support: a missing or broken trace must stop the run loudly,
 // and each includer uses a different subset of these functions.
@@ -30,7 +32,7 @@ pub struct Txn {
 
 /// Where trace `name` (e.g. `automerge-paper`) is expected.
 pub fn trace_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../../shared/data/editing-traces/{name}.json.gz"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/editing-traces/{name}.json.gz"))
 }
 
 /// Load trace `name`; panics with the expected location if it is missing.
