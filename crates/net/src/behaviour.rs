@@ -85,7 +85,10 @@ pub(crate) fn build_swarm(
                 gossipsub,
                 identify: identify::Behaviour::new(
                     identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())
-                        .with_agent_version(format!("weft/{}", env!("CARGO_PKG_VERSION"))),
+                        .with_agent_version(format!("weft/{}", env!("CARGO_PKG_VERSION")))
+                        // Announced addresses replace the listen addresses:
+                        // peers must dial those (a proxy, a forwarded port).
+                        .with_hide_listen_addrs(!addrs.announce.is_empty()),
                 ),
                 ping: ping::Behaviour::new(ping::Config::new()),
                 kad: Toggle::from(kad),

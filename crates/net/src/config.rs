@@ -15,7 +15,7 @@ use weft_primitives::encoding::FRAME_BYTES_MAX;
 
 use crate::NetError;
 
-/// The default swarm port (DESIGN.md defaults).
+/// The default swarm port (docs/design.md defaults).
 pub const SWARM_PORT_DEFAULT: u16 = 2428;
 
 /// Gossipsub parameters. The defaults suit small groups (a context has a
@@ -71,6 +71,11 @@ pub struct NetConfig {
     /// Peers dialed at start and added to Kademlia; each must end in
     /// `/p2p/<peer id>`.
     pub bootstrap_peers: Vec<String>,
+    /// The addresses other nodes should dial to reach this one, when they are
+    /// not the listen addresses (a port forwarded by a NAT, a proxy in front
+    /// of the node). When set, only these are announced (identify,
+    /// invitations, peer exchange) and no other external address is kept.
+    pub announce_addrs: Vec<String>,
     /// Discover peers on the local network with mDNS (off by default: it
     /// announces the node to everyone on the LAN).
     pub mdns: bool,
@@ -106,6 +111,7 @@ impl NetConfig {
             ],
             identity_seed,
             bootstrap_peers: Vec::new(),
+            announce_addrs: Vec::new(),
             mdns: false,
             kademlia: true,
             max_established: 256,
@@ -146,6 +152,17 @@ impl NetConfig {
             };
             bootstrap.push((peer, addr));
         }
+        let mut announce = Vec::with_capacity(self.announce_addrs.len());
+        for text in &self.announce_addrs {
+            let addr = parse_addr(text).map_err(|reason| NetError::BadAnnounceAddr { addr: text.clone(), reason })?;
+            if addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
+                return Err(NetError::BadAnnounceAddr {
+                    addr: text.clone(),
+                    reason: "an announced address names no peer id (/p2p/…): it is this node's".into(),
+                });
+            }
+            announce.push(addr);
+        }
         let g = &self.gossip;
         if !(1 <= g.mesh_n_low && g.mesh_n_low <= g.mesh_n && g.mesh_n <= g.mesh_n_high) {
             return Err(NetError::BadConfig(format!(
@@ -178,7 +195,7 @@ impl NetConfig {
         if self.max_established == 0 || self.max_established_per_peer == 0 || self.max_pending == 0 {
             return Err(NetError::BadConfig("connection limits must be at least 1".into()));
         }
-        Ok(CheckedAddrs { listen, bootstrap })
+        Ok(CheckedAddrs { listen, bootstrap, announce })
     }
 }
 
@@ -188,6 +205,7 @@ impl fmt::Debug for NetConfig {
             .field("listen_addrs", &self.listen_addrs)
             .field("identity_seed", &"<secret>")
             .field("bootstrap_peers", &self.bootstrap_peers)
+            .field("announce_addrs", &self.announce_addrs)
             .field("mdns", &self.mdns)
             .field("kademlia", &self.kademlia)
             .field("max_established", &self.max_established)
@@ -209,6 +227,9 @@ pub struct CheckedAddrs {
     pub listen: Vec<Multiaddr>,
     /// The bootstrap peers and their full addresses.
     pub bootstrap: Vec<(PeerId, Multiaddr)>,
+    /// The addresses announced instead of the listen addresses (empty: the
+    /// listen addresses are announced).
+    pub announce: Vec<Multiaddr>,
 }
 
 fn parse_addr(text: &str) -> Result<Multiaddr, String> {
@@ -259,6 +280,18 @@ mod tests {
         let peer = crate::peer_id_from_seed(&[2; 32]).unwrap();
         config.bootstrap_peers = vec![format!("/ip4/127.0.0.1/tcp/4001/p2p/{peer}")];
         assert_eq!(config.check().unwrap().bootstrap[0].0, peer);
+    }
+
+    #[test]
+    fn announce_addrs_are_parsed_and_name_no_peer() {
+        let mut config = NetConfig::loopback([1; 32]);
+        config.announce_addrs = vec!["/ip4/127.0.0.1/tcp/9000".into()];
+        assert_eq!(config.check().unwrap().announce.len(), 1);
+        config.announce_addrs.push("not an address".into());
+        assert!(matches!(config.check(), Err(NetError::BadAnnounceAddr { addr, .. }) if addr == "not an address"));
+        let peer = crate::peer_id_from_seed(&[2; 32]).unwrap();
+        config.announce_addrs = vec![format!("/ip4/127.0.0.1/tcp/4001/p2p/{peer}")];
+        assert!(matches!(config.check(), Err(NetError::BadAnnounceAddr { .. })));
     }
 
     #[test]

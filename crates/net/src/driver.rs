@@ -17,8 +17,8 @@ use std::time::Duration;
 use libp2p::core::ConnectedPoint;
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, PublishError, TopicHash};
-use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, core::transport::ListenerId, identify, mdns, ping};
 use tokio::sync::{mpsc, oneshot};
 use weft_primitives::Hash;
@@ -27,8 +27,7 @@ use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, topic_score_para
 use crate::handle::{Command, Counters, NetEvent, PeerInfo, PublishOutcome, Validation};
 use crate::{EVENT_BACKLOG_MAX, GOSSIP_ENVELOPE_BYTES_MAX, NetError, PENDING_DIALS_MAX};
 
-/// Listen addresses remembered per peer from identify and mDNS for Kademlia.
-const PEER_ADDRS_MAX: usize = 16;
+use crate::PEER_ADDRS_MAX;
 
 #[derive(Default)]
 struct PeerState {
@@ -54,6 +53,8 @@ pub(crate) struct Driver {
     listen_addrs: Vec<Multiaddr>,
     pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, NetError>>)>,
     max_transmit_bytes: usize,
+    /// Configured announce addresses: when set, the only external addresses.
+    announce: Vec<Multiaddr>,
 }
 
 impl Driver {
@@ -63,6 +64,7 @@ impl Driver {
         events: mpsc::Sender<NetEvent>,
         counters: Arc<Counters>,
         max_transmit_bytes: usize,
+        announce: Vec<Multiaddr>,
     ) -> Driver {
         Driver {
             swarm,
@@ -74,6 +76,7 @@ impl Driver {
             listen_addrs: Vec::new(),
             pending_dials: HashMap::new(),
             max_transmit_bytes,
+            announce,
         }
     }
 
@@ -206,6 +209,16 @@ impl Driver {
                 let _ = reply.send(found);
             }
             Command::Dial { addr, reply } => self.dial(addr, reply),
+            Command::DialPeer { peer, addrs, reply } => {
+                let _ = reply.send(self.dial_peer(peer, addrs));
+            }
+            Command::AdvertisedAddrs { reply } => {
+                let addrs = match self.announce.is_empty() {
+                    true => self.listen_addrs.clone(),
+                    false => self.announce.clone(),
+                };
+                let _ = reply.send(addrs);
+            }
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_infos());
             }
@@ -276,6 +289,21 @@ impl Driver {
         }
     }
 
+    fn dial_peer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<bool, NetError> {
+        if peer == *self.swarm.local_peer_id() || self.peers.contains_key(&peer) {
+            return Ok(false);
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs.into_iter().take(PEER_ADDRS_MAX).collect())
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => Ok(true),
+            Err(DialError::DialPeerConditionFalse(_)) => Ok(false),
+            Err(e) => Err(NetError::Dial { addr: peer.to_string(), reason: e.to_string() }),
+        }
+    }
+
     fn peer_infos(&mut self) -> Vec<PeerInfo> {
         let mut topics: HashMap<PeerId, Vec<String>> = HashMap::new();
         for (peer, peer_topics) in self.swarm.behaviour().gossipsub.all_peers() {
@@ -306,7 +334,7 @@ impl Driver {
                     let _ = reply.send(Ok(peer_id));
                 }
                 if num_established.get() == 1 {
-                    self.emit(NetEvent::PeerConnected { peer: peer_id, addr });
+                    self.emit(NetEvent::PeerConnected { peer: peer_id, addr, outbound: endpoint.is_dialer() });
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
@@ -330,6 +358,14 @@ impl Driver {
                 self.emit(NetEvent::ListenAddr(address));
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => self.listen_addrs.retain(|a| a != &address),
+            // With announce addresses configured, an address AutoNAT or a
+            // peer's observation confirms (e.g. the port behind the proxy)
+            // must not be announced: peers would bypass what stands in front.
+            SwarmEvent::ExternalAddrConfirmed { address }
+                if !self.announce.is_empty() && !self.announce.contains(&address) =>
+            {
+                self.swarm.remove_external_address(&address);
+            }
             _ => {}
         }
     }
@@ -338,17 +374,19 @@ impl Driver {
         match event {
             BehaviourEvent::Gossipsub(event) => self.on_gossip_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let listen_addrs: Vec<Multiaddr> = info.listen_addrs.into_iter().take(PEER_ADDRS_MAX).collect();
                 let kad_protocol = libp2p::StreamProtocol::new(KAD_PROTOCOL);
                 if info.protocols.contains(&kad_protocol)
                     && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
                 {
-                    for addr in info.listen_addrs.into_iter().take(PEER_ADDRS_MAX) {
-                        kad.add_address(&peer_id, addr);
+                    for addr in &listen_addrs {
+                        kad.add_address(&peer_id, addr.clone());
                     }
                 }
                 if let Some(state) = self.peers.get_mut(&peer_id) {
                     state.agent = Some(info.agent_version);
                 }
+                self.emit(NetEvent::PeerIdentified { peer: peer_id, listen_addrs });
             }
             BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
                 if let Some(state) = self.peers.get_mut(&peer) {

@@ -28,6 +28,14 @@ pub enum NetError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An announced address in the configuration is unusable.
+    #[error("announce address {addr:?} is invalid: {reason}")]
+    BadAnnounceAddr {
+        /// The address as configured.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Some other configuration value is out of range.
     #[error("invalid network configuration: {0}")]
     BadConfig(String),

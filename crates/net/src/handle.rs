@@ -92,8 +92,21 @@ pub enum NetEvent {
     PeerConnected {
         /// The peer.
         peer: PeerId,
-        /// Its address on that connection.
+        /// Its address on that connection: the address dialed when
+        /// `outbound`, else where the connection came from (for TCP often
+        /// an ephemeral port, not an address to dial back).
         addr: Multiaddr,
+        /// Whether this node dialed it.
+        outbound: bool,
+    },
+    /// A connected peer told us (identify) the addresses it can be reached
+    /// at: its announced addresses, or its listen addresses. Claims of the
+    /// peer, not verified; at most [`crate::PEER_ADDRS_MAX`].
+    PeerIdentified {
+        /// The peer.
+        peer: PeerId,
+        /// The addresses it gave.
+        listen_addrs: Vec<Multiaddr>,
     },
     /// The last connection to a peer closed.
     PeerDisconnected {
@@ -155,6 +168,8 @@ pub(crate) enum Command {
     Publish { topic: String, data: Vec<u8>, reply: oneshot::Sender<Result<PublishOutcome, NetError>> },
     ReportValidation { msg_id: Hash, source: PeerId, validation: Validation, reply: oneshot::Sender<bool> },
     Dial { addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, NetError>> },
+    DialPeer { peer: PeerId, addrs: Vec<Multiaddr>, reply: oneshot::Sender<Result<bool, NetError>> },
+    AdvertisedAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
     Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
     ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
     MeshPeers { topic: String, reply: oneshot::Sender<Vec<PeerId>> },
@@ -250,6 +265,20 @@ impl NetHandle {
     /// Dial `addr` and wait for the connection; returns the peer reached.
     pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
         self.request(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Start dialing `peer` at `addrs` (and any address the swarm already
+    /// knows for it) without waiting for the outcome, which arrives as
+    /// [`NetEvent::PeerConnected`] or not at all. `Ok(false)` when it is
+    /// already connected or being dialed, so calling this again is cheap.
+    pub async fn dial_peer(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<bool, NetError> {
+        self.request(|reply| Command::DialPeer { peer, addrs, reply }).await?
+    }
+
+    /// The addresses other nodes should dial to reach this one: the
+    /// configured announce addresses if any, else the listen addresses.
+    pub async fn advertised_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.request(|reply| Command::AdvertisedAddrs { reply }).await
     }
 
     /// The peers with at least one open connection.

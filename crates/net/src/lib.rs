@@ -67,7 +67,7 @@ pub use config::{CheckedAddrs, GossipParams, NetConfig, SWARM_PORT_DEFAULT, peer
 pub use error::NetError;
 pub use handle::{IncomingStreams, NetEvent, NetHandle, NetStats, PeerInfo, PublishOutcome, Validation};
 pub use identity::{peer_id_from_seed, peer_id_of, peer_public_key};
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use stream::{FramedReader, FramedStream, FramedWriter};
 
 use handle::{Counters, StreamTimeouts};
@@ -86,6 +86,9 @@ pub const EVENT_BACKLOG_MAX: usize = 4096;
 pub const INCOMING_STREAMS_MAX: usize = 64;
 /// Outbound stream opens in flight at once (more wait for a slot).
 pub const STREAM_OPENS_IN_FLIGHT_MAX: usize = 64;
+/// Addresses taken from one peer's identify message or one mDNS
+/// announcement, and given to one dial.
+pub const PEER_ADDRS_MAX: usize = 16;
 /// Dials waiting for their outcome at once.
 pub const PENDING_DIALS_MAX: usize = 64;
 /// The longest topic name.
@@ -179,8 +182,17 @@ impl Network {
         let (commands_tx, commands_rx) = mpsc::channel(COMMANDS_MAX);
         let (events_tx, events_rx) = mpsc::channel(EVENTS_MAX);
         let counters = Arc::new(Counters::default());
-        let mut driver =
-            driver::Driver::new(swarm, commands_rx, events_tx, counters.clone(), config.gossip.max_transmit_bytes);
+        for addr in &addrs.announce {
+            swarm.add_external_address(addr.clone());
+        }
+        let mut driver = driver::Driver::new(
+            swarm,
+            commands_rx,
+            events_tx,
+            counters.clone(),
+            config.gossip.max_transmit_bytes,
+            addrs.announce.clone(),
+        );
         driver.wait_listening(waiting, LISTEN_READY_TIMEOUT).await?;
 
         for (_, addr) in &addrs.bootstrap {
