@@ -61,7 +61,7 @@ pub use key::StoreKey;
 pub use state_view::{ReadStateView, StateView, WriteStateView};
 pub use store::{SCHEMA_VERSION, Store};
 pub use table::{
-    APPLICATIONS, APPLIED, BLOB_META, BUILTIN_TABLES, CONTEXTS, DELTAS, HEADS, IDENTITIES, JOBS, META, PENDING,
+    APPLICATIONS, APPLIED, BLOB_META, BUILTIN_TABLES, CONTEXTS, DELTAS, HEADS, IDENTITIES, JOBS, META, PEERS, PENDING,
     SCHEMA_VERSION_KEY, STATE, Table,
 };
 pub use txn::{ReadTxn, SCAN_PAGE_MAX, WriteTxn};

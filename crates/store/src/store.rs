@@ -15,7 +15,7 @@ use crate::txn::{ReadTxn, WriteTxn};
 
 /// The layout version this build writes and reads. Bump it whenever a table
 /// is added or renamed or a key or value encoding changes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The node's database. Cheap to clone: clones share one redb database.
 ///

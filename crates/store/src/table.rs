@@ -121,6 +121,12 @@ pub const IDENTITIES: Table<(Hash, PublicKey), Vec<u8>> = Table::new("identities
 /// borsh-encoded manifest and where the module's bytes are.
 pub const APPLICATIONS: Table<Hash, Vec<u8>> = Table::new("applications");
 
+/// Other nodes this node knows how to reach: node key (the Ed25519 key
+/// behind its libp2p peer id) -> the node's borsh-encoded peer record (the
+/// addresses learned for it, the contexts it serves). Read at start to
+/// redial the members' nodes without any bootstrap list.
+pub const PEERS: Table<PublicKey, Vec<u8>> = Table::new("peers");
+
 /// Blob metadata: blob hash -> borsh-encoded size, chunking and the state of
 /// a partial download. Chunk bytes live in the blob store, not here.
 pub const BLOB_META: Table<Hash, Vec<u8>> = Table::new("blob_meta");
@@ -134,7 +140,7 @@ pub const META: Table<str, Vec<u8>> = Table::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The names of every built-in table, created together with the store.
-pub const BUILTIN_TABLES: [&str; 11] = [
+pub const BUILTIN_TABLES: [&str; 12] = [
     STATE.name(),
     APPLIED.name(),
     JOBS.name(),
@@ -144,6 +150,7 @@ pub const BUILTIN_TABLES: [&str; 11] = [
     CONTEXTS.name(),
     IDENTITIES.name(),
     APPLICATIONS.name(),
+    PEERS.name(),
     BLOB_META.name(),
     META.name(),
 ];
