@@ -9,7 +9,7 @@ use weft_primitives::{Hash, PublicKey};
 use weft_sync::SessionId;
 
 use crate::NodeError;
-use crate::wire::{JoinAccepted, JoinReply, JoinRequest};
+use crate::wire::{JoinAccepted, JoinReply, JoinRequest, PeerDirectory};
 
 /// A reply slot.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -50,8 +50,24 @@ pub struct ContextInfo {
     pub handler_jobs: u64,
     /// Member nodes connected (by node key).
     pub peers: Vec<[u8; 32]>,
+    /// Member nodes this node knows how to reach (its address book),
+    /// connected or not.
+    pub member_nodes_known: usize,
     /// The replica's counters since the node started.
     pub stats: weft_sync::ReplicaStats,
+}
+
+/// What `sync now` did in one context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncNowOutcome {
+    /// The context.
+    pub context: Hash,
+    /// Whether a session with a member's node started.
+    pub started: bool,
+    /// Member nodes connected: 0 means no member is reachable now.
+    pub peers: usize,
+    /// Member nodes known (redialed until they answer).
+    pub member_nodes_known: usize,
 }
 
 /// The answer to a call.
@@ -77,7 +93,7 @@ pub(crate) enum Command {
     Call { context: Hash, method: String, args: Vec<u8>, reply: Reply<CallReply> },
     Contexts { reply: Reply<Vec<ContextInfo>> },
     Context { context: Hash, reply: Reply<ContextInfo> },
-    SyncNow { context: Option<Hash>, reply: Reply<usize> },
+    SyncNow { context: Option<Hash>, reply: Reply<Vec<SyncNowOutcome>> },
     Delta { context: Hash, id: DeltaId, reply: Reply<Option<Vec<u8>>> },
     PublishRaw { context: Hash, id: DeltaId, bytes: Vec<u8>, reply: Reply<()> },
     DeliverRaw { context: Hash, from: NetPeer, bytes: Vec<u8>, reply: Reply<()> },
@@ -114,5 +130,18 @@ pub(crate) enum Internal {
         peer: NetPeer,
         request: Box<JoinRequest>,
         reply: oneshot::Sender<JoinReply>,
+    },
+    DirectoryRequest {
+        peer: NetPeer,
+        context: Hash,
+        n: u64,
+        member: PublicKey,
+        signature: weft_primitives::Signature,
+        reply: oneshot::Sender<PeerDirectory>,
+    },
+    Directory {
+        peer: NetPeer,
+        context: Hash,
+        directory: PeerDirectory,
     },
 }

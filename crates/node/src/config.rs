@@ -37,6 +37,10 @@ pub struct NodeConfig {
     pub event_bus_capacity: usize,
     /// How long `join` waits to see itself admitted.
     pub join_timeout_ms: u64,
+    /// The first redial of a member's node after its connection was lost.
+    pub redial_base_ms: u64,
+    /// The longest pause between dials of an unreachable member's node.
+    pub redial_max_ms: u64,
     /// The seed of the member identity to use when the database has none
     /// yet (importing a key); `None` generates one. Ignored once stored.
     pub identity_seed: Option<[u8; 32]>,
@@ -55,6 +59,8 @@ impl NodeConfig {
             handler_retry_max_ms: HANDLER_RETRY_MAX_MS_DEFAULT,
             event_bus_capacity: EVENT_BUS_CAPACITY_DEFAULT,
             join_timeout_ms: JOIN_TIMEOUT_MS_DEFAULT,
+            redial_base_ms: crate::peers::redial::REDIAL_BASE_MS_DEFAULT,
+            redial_max_ms: crate::peers::redial::REDIAL_MAX_MS_DEFAULT,
             identity_seed: None,
         }
     }
@@ -73,6 +79,12 @@ impl NodeConfig {
         }
         if self.sync.sync_frequency_ms == 0 {
             return bad("sync.sync_frequency_ms", "must be positive");
+        }
+        if self.redial_base_ms == 0 {
+            return bad("redial_base_ms", "must be positive");
+        }
+        if self.redial_max_ms < self.redial_base_ms {
+            return bad("redial_max_ms", "must be at least redial_base_ms");
         }
         if self.join_timeout_ms == 0 {
             return bad("join_timeout_ms", "must be positive");

@@ -98,6 +98,8 @@ pub struct Counters {
     pub(crate) sync_frames_sent: AtomicU64,
     pub(crate) sync_frames_received: AtomicU64,
     pub(crate) divergences: AtomicU64,
+    pub(crate) redials: AtomicU64,
+    pub(crate) directories_received: AtomicU64,
 }
 
 /// A snapshot of [`Counters`] plus gauges.
@@ -139,6 +141,10 @@ pub struct NodeStats {
     pub sync_frames_received: u64,
     /// Divergences detected.
     pub divergences: u64,
+    /// Dials started to members' nodes that were not connected.
+    pub redials: u64,
+    /// Peer directories received from members' nodes.
+    pub directories_received: u64,
     /// Connected peers.
     pub peers: u64,
 }
@@ -167,6 +173,8 @@ impl Counters {
             sync_frames_sent: get(&self.sync_frames_sent),
             sync_frames_received: get(&self.sync_frames_received),
             divergences: get(&self.divergences),
+            redials: get(&self.redials),
+            directories_received: get(&self.directories_received),
             ..NodeStats::default()
         }
     }

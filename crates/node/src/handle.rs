@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use weft_net::{Multiaddr, NetHandle, PeerId as NetPeer, PeerInfo};
 use weft_primitives::{Hash, PublicKey, SigningKey};
 
-use crate::command::{AppInfo, CallReply, Command, ContextInfo, Reply};
+use crate::command::{AppInfo, CallReply, Command, ContextInfo, Reply, SyncNowOutcome};
 use crate::config::INVITATION_VALID_MS_DEFAULT;
 use crate::events::{Counters, NodeEvent, NodeStats};
 use crate::{NodeError, driver};
@@ -124,8 +124,9 @@ impl NodeHandle {
         self.request(|reply| Command::Context { context, reply }).await
     }
 
-    /// Start anti-entropy now, in one context or all; returns how many.
-    pub async fn sync_now(&self, context: Option<Hash>) -> Result<usize, NodeError> {
+    /// Start anti-entropy now, in one context or all; says per context
+    /// whether a session started and how many member nodes are reachable.
+    pub async fn sync_now(&self, context: Option<Hash>) -> Result<Vec<SyncNowOutcome>, NodeError> {
         self.request(|reply| Command::SyncNow { context, reply }).await
     }
 

@@ -38,6 +38,7 @@ mod driver;
 mod error;
 mod events;
 mod handle;
+pub mod peers;
 pub mod records;
 mod replica_store;
 pub mod wire;
@@ -50,7 +51,7 @@ use weft_primitives::SigningKey;
 use weft_runtime::Runtime;
 use weft_store::Store;
 
-pub use command::{AppInfo, CallReply, ContextInfo};
+pub use command::{AppInfo, CallReply, ContextInfo, SyncNowOutcome};
 pub use config::*;
 pub use error::NodeError;
 pub use events::{AppliedInfo, NodeEvent, NodeStats};
@@ -88,6 +89,7 @@ impl Node {
         let (events, _) = broadcast::channel(config.event_bus_capacity);
         let counters = Arc::new(events::Counters::default());
         let join_timeout_ms = config.join_timeout_ms;
+        let book = peers::PeerBook::load(&store)?;
         let mut driver = driver::Driver::new(
             config,
             store,
@@ -98,6 +100,7 @@ impl Node {
             internal_tx.clone(),
             events.clone(),
             counters.clone(),
+            book,
         );
         if let Err(error) = driver.open_all().await {
             let _ = net.shutdown().await;

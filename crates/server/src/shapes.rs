@@ -52,6 +52,8 @@ pub(crate) fn sync_status(info: &ContextInfo) -> Value {
         "applied": info.applied,
         "pending": info.pending,
         "peers": info.peers.iter().map(hex32).collect::<Vec<_>>(),
+        "member_nodes_known": info.member_nodes_known,
+        "reachable": !info.peers.is_empty(),
         "stats": {
             "applied": stats.applied,
             "duplicates": stats.duplicates,

@@ -298,10 +298,7 @@ async fn sync(cli: &Cli, client: &ApiClient, command: &SyncCommand) -> anyhow::R
         SyncCommand::Now { context } => {
             let context = context.as_deref().map(|c| id_arg("context", c)).transpose()?;
             let answer = client.post_json("/admin/sync", &json!({"context": context})).await?;
-            show(cli, &answer, |answer| {
-                let started = answer.get("started").and_then(Value::as_u64).unwrap_or(0);
-                format!("started {started} sync session{}\n", if started == 1 { "" } else { "s" })
-            })
+            show(cli, &answer, output::sync_now)
         }
     }
 }

@@ -19,7 +19,7 @@ use weft_node::NodeConfig;
 /// The config file's name inside a home directory.
 pub const CONFIG_FILE: &str = "config.toml";
 
-/// The default API port (DESIGN.md defaults), on loopback.
+/// The default API port (docs/design.md defaults), on loopback.
 pub const API_PORT_DEFAULT: u16 = 2528;
 
 /// The config file with every key at its default, each documented. Keep in
@@ -42,6 +42,16 @@ listen = ["/ip4/0.0.0.0/tcp/2428", "/ip4/0.0.0.0/udp/2428/quic-v1"]
 # Peers to dial at start, each ending in /p2p/<peer id>, for example
 # "/ip4/192.0.2.7/tcp/2428/p2p/12D3KooW...". `weft init` prints a node's id.
 bootstrap = []
+# The addresses other nodes should dial to reach this node, when they are
+# not the listen addresses (a forwarded port, a proxy in front of the node).
+# When set, only these are announced; no /p2p/ suffix.
+announce = []
+# A member's node that went away is redialed after redial_base_ms, then
+# with exponential backoff up to redial_max_ms between dials, forever.
+# Nodes find their contexts' members again by themselves: addresses learned
+# from joins, identify and other members are kept on disk.
+redial_base_ms = 500
+redial_max_ms = 10000
 # Discover peers on the local network with mDNS. Off: it announces the node
 # to everyone on the LAN.
 mdns = false
@@ -152,6 +162,12 @@ pub struct SwarmSection {
     pub listen: Vec<String>,
     /// Bootstrap multiaddrs (with `/p2p/<peer id>`).
     pub bootstrap: Vec<String>,
+    /// Addresses announced instead of the listen addresses.
+    pub announce: Vec<String>,
+    /// First redial of a lost member's node.
+    pub redial_base_ms: u64,
+    /// Longest pause between redials.
+    pub redial_max_ms: u64,
     /// mDNS discovery.
     pub mdns: bool,
     /// Kademlia DHT.
@@ -166,6 +182,9 @@ impl Default for SwarmSection {
         SwarmSection {
             listen: swarm_listen_for_port(SWARM_PORT_DEFAULT),
             bootstrap: Vec::new(),
+            announce: Vec::new(),
+            redial_base_ms: weft_node::peers::redial::REDIAL_BASE_MS_DEFAULT,
+            redial_max_ms: weft_node::peers::redial::REDIAL_MAX_MS_DEFAULT,
             mdns: net.mdns,
             kademlia: net.kademlia,
             max_connections: net.max_established,
@@ -284,12 +303,21 @@ impl ConfigFile {
         let net = &mut config.net;
         net.listen_addrs = self.swarm.listen.clone();
         net.bootstrap_peers = self.swarm.bootstrap.clone();
+        net.announce_addrs = self.swarm.announce.clone();
         net.mdns = self.swarm.mdns;
         net.kademlia = self.swarm.kademlia;
         net.max_established = self.swarm.max_connections;
         if self.swarm.listen.is_empty() {
             return Err(bad("swarm", "listen", "needs at least one address".into()));
         }
+        if self.swarm.redial_base_ms == 0 {
+            return Err(bad("swarm", "redial_base_ms", "must be positive".into()));
+        }
+        if self.swarm.redial_max_ms < self.swarm.redial_base_ms {
+            return Err(bad("swarm", "redial_max_ms", "must be at least redial_base_ms".into()));
+        }
+        config.redial_base_ms = self.swarm.redial_base_ms;
+        config.redial_max_ms = self.swarm.redial_max_ms;
         if self.swarm.max_connections == 0 {
             return Err(bad("swarm", "max_connections", "must be at least 1".into()));
         }
@@ -297,6 +325,7 @@ impl ConfigFile {
             let key = match error {
                 weft_net::NetError::BadListenAddr { .. } => "listen",
                 weft_net::NetError::BadBootstrapAddr { .. } => "bootstrap",
+                weft_net::NetError::BadAnnounceAddr { .. } => "announce",
                 _ => "listen",
             };
             return Err(bad("swarm", key, error.to_string()));
@@ -438,6 +467,9 @@ mod tests {
             "data_dir",
             "listen",
             "bootstrap",
+            "announce",
+            "redial_base_ms",
+            "redial_max_ms",
             "mdns",
             "kademlia",
             "max_connections",

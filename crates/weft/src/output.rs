@@ -186,9 +186,12 @@ pub fn peers_table(peers: &Value) -> String {
     table.render()
 }
 
-/// `sync status`.
+/// `sync status`: the table, then one plain line per context that no
+/// member's node can be reached for.
 pub fn sync_table(statuses: &Value) -> String {
-    let mut table = Table::new(&["CONTEXT", "ROOT", "HEADS", "APPLIED", "PENDING", "PEERS", "SYNCS", "DIVERGED"]);
+    let mut table =
+        Table::new(&["CONTEXT", "ROOT", "HEADS", "APPLIED", "PENDING", "PEERS", "KNOWN", "SYNCS", "DIVERGED"]);
+    let mut unreachable = String::new();
     for status in items(statuses) {
         let stats = status.get("stats").cloned().unwrap_or(Value::Null);
         table.row(vec![
@@ -198,11 +201,35 @@ pub fn sync_table(statuses: &Value) -> String {
             field(status, "applied"),
             field(status, "pending"),
             count(status, "peers"),
+            field(status, "member_nodes_known"),
             field(&stats, "syncs_started"),
             field(&stats, "divergences"),
         ]);
+        if status.get("reachable") == Some(&Value::Bool(false)) {
+            unreachable.push_str(&no_reachable_member(&field(status, "id"), &field(status, "member_nodes_known")));
+        }
     }
-    table.render()
+    table.render() + &unreachable
+}
+
+/// `sync now`: how many sessions started, and each context that has no
+/// reachable member said plainly.
+pub fn sync_now(answer: &Value) -> String {
+    let started = answer.get("started").and_then(Value::as_u64).unwrap_or(0);
+    let mut out = format!("started {started} sync session{}\n", if started == 1 { "" } else { "s" });
+    for outcome in items(answer.get("contexts").unwrap_or(&Value::Null)) {
+        if outcome.get("reachable") == Some(&Value::Bool(false)) {
+            out.push_str(&no_reachable_member(&field(outcome, "context"), &field(outcome, "member_nodes_known")));
+        }
+    }
+    out
+}
+
+fn no_reachable_member(context: &str, known: &str) -> String {
+    format!(
+        "context {context}: no reachable member ({known} member node(s) known, none connected); \
+         it syncs as soon as one answers a redial\n"
+    )
 }
 
 /// A call's output: strings bare, other JSON compact, nothing for `null`.
@@ -238,6 +265,20 @@ mod tests {
         let text = contexts_table(&json!([{"id": "c1"}]));
         assert!(text.lines().nth(1).unwrap().starts_with("c1  -"), "{text}");
         assert_eq!(apps_table(&json!("not a list")), "ID  NAME  SIZE  METHODS\n");
+    }
+
+    #[test]
+    fn sync_says_plainly_when_no_member_is_reachable() {
+        let answer = json!({"started": 0, "contexts": [
+            {"context": "c1", "started": false, "peers": 0, "member_nodes_known": 2, "reachable": false},
+            {"context": "c2", "started": true, "peers": 1, "member_nodes_known": 1, "reachable": true},
+        ]});
+        let text = sync_now(&answer);
+        assert!(text.starts_with("started 0 sync sessions\n"), "{text}");
+        assert!(text.contains("context c1: no reachable member (2 member node(s) known"), "{text}");
+        assert!(!text.contains("c2"), "{text}");
+        let status = json!([{"id": "c1", "peers": [], "member_nodes_known": 3, "reachable": false, "stats": {}}]);
+        assert!(sync_table(&status).contains("context c1: no reachable member (3 member node(s)"));
     }
 
     #[test]

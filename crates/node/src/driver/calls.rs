@@ -2,6 +2,7 @@
 //! handlers run in a write overlay and commit as one local delta in the
 //! same driver turn (so they can never be stale).
 
+use tracing::info;
 use weft_runtime::{CallResult, ExecuteRequest, MethodKind};
 use weft_sync::{Event, Input, PreparedWrite, ReplicaStore};
 
@@ -46,6 +47,11 @@ impl Driver {
                 kind,
             },
         )?;
+        // What the app logged (`env::log`), for its developer and operators:
+        // bounded per call by the runtime's log limits.
+        for line in &outcome.logs {
+            info!(target: "weft::app", %context, method, "{line}");
+        }
         let has_changes = outcome.has_changes();
         let result = match outcome.result {
             CallResult::Ok(result) => result,

@@ -168,7 +168,15 @@ impl Driver {
     ) -> Result<String, NodeError> {
         let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
         let identity = slot.identity.clone();
-        let addrs = self.net.listen_addrs().await?.into_iter().map(|a| a.to_string()).collect();
+        // Where the joiner should dial: announced addresses when configured.
+        let addrs = self
+            .net
+            .advertised_addrs()
+            .await?
+            .iter()
+            .filter_map(|a| crate::peers::dialable(&a.to_string()))
+            .take(weft_membership::INVITATION_ADDRS_MAX)
+            .collect();
         let expires_ms = now_ms().saturating_add(valid_for_ms);
         let invitation = Invitation::create(&identity, context, invitee, expires_ms, self.local_peer.0, addrs)?;
         Ok(invitation.to_text())
@@ -182,6 +190,7 @@ impl Driver {
         self.commit_events(context, vec![Event::membership(MembershipChange::Leave { member })]).await?;
         self.close_context(context).await;
         self.store.write(|txn| txn.delete(CONTEXTS, &context).map(|_| ()))?;
+        self.forget_context_peers(&context);
         info!(%context, "left the context");
         Ok(())
     }
@@ -200,6 +209,7 @@ impl Driver {
             pending: replica.dag().pending_count() as u64,
             handler_jobs: slot.jobs.len() as u64,
             peers: replica.peers().map(|p| p.0).collect(),
+            member_nodes_known: self.book.count_serving(&context),
             stats: replica.stats(),
         })
     }

@@ -27,8 +27,13 @@ use crate::wire::{JoinAccepted, JoinReply, JoinRequest, NODE_WIRE_VERSION, Strea
 impl Driver {
     /// Answer a join request (inviter's side).
     pub(super) async fn admit(&mut self, peer: NetPeer, request: JoinRequest) -> JoinReply {
+        let context = request.invitation.context;
         match self.try_admit(request).await {
-            Ok(accepted) => JoinReply::Accepted(accepted),
+            Ok(accepted) => {
+                // The joiner's node serves a member now: keep its address.
+                self.note_member_node(context, peer);
+                JoinReply::Accepted(accepted)
+            }
             Err(error) => {
                 info!(%peer, %error, "join refused");
                 JoinReply::Refused { reason: error.to_string() }
@@ -101,6 +106,11 @@ impl Driver {
             records::put_context(txn, &record)
         })?;
         self.open_context(record).await?;
+        // The inviter's node is the first member's node we know; its
+        // directory names the others.
+        self.note_member_node(context, inviter);
+        self.note_member_addrs(inviter, &invitation.addrs);
+        self.ask_directory(inviter, context);
         // Fetch the history (our admission included) from the inviter now.
         if let Some(peer) = weft_net::peer_public_key(&inviter) {
             let peer = weft_sync::PeerId(peer.0);

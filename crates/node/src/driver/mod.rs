@@ -12,12 +12,14 @@
 //!
 //! Submodules: `contexts` (create, open, leave, describe), `calls` (WASM
 //! calls and local writes), `handlers` (event handler jobs), `join` (the
-//! inviter's side of admission), `streams` (sync stream tasks).
+//! inviter's side of admission), `peers` (the address book, redials and
+//! directory exchange), `streams` (sync stream tasks).
 
 mod calls;
 mod contexts;
 mod handlers;
 pub(crate) mod join;
+mod peers;
 pub(crate) mod streams;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -36,6 +38,8 @@ use weft_sync::{Input, Offense, Output, PeerId as SyncPeer, Replica, SessionId, 
 use crate::command::{Command, Internal, Outbound};
 use crate::config::NodeConfig;
 use crate::events::{AppliedInfo, Counters, NodeEvent};
+use crate::peers::PeerBook;
+use crate::peers::redial::RedialSchedule;
 use crate::records::ContextRecord;
 use crate::replica_store::{DiskReplicaStore, JobInbox};
 pub(crate) use handlers::JobQueue;
@@ -97,6 +101,17 @@ pub(crate) struct Driver {
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) counters: Arc<Counters>,
     next_token: u64,
+    /// Where the members' nodes are (persisted).
+    pub(crate) book: PeerBook,
+    /// When to dial which of them.
+    redial: RedialSchedule,
+    /// What identify said of each connected peer, so a peer that later
+    /// proves to serve a member enters the book with its addresses.
+    identified: HashMap<NetPeer, Vec<String>>,
+    /// When we last asked a node for a context's directory.
+    directory_asked: HashMap<([u8; 32], Hash), u64>,
+    next_redial_check_ms: u64,
+    next_directory_round_ms: u64,
 }
 
 /// What a turn of the replica said about local writes.
@@ -114,7 +129,9 @@ impl Driver {
         internal_tx: mpsc::Sender<Internal>,
         events: broadcast::Sender<NodeEvent>,
         counters: Arc<Counters>,
+        book: PeerBook,
     ) -> Driver {
+        let redial = RedialSchedule::new(config.redial_base_ms, config.redial_max_ms);
         Driver {
             config,
             store,
@@ -134,6 +151,12 @@ impl Driver {
             events,
             counters,
             next_token: 0,
+            book,
+            redial,
+            identified: HashMap::new(),
+            directory_asked: HashMap::new(),
+            next_redial_check_ms: 0,
+            next_directory_round_ms: now_ms() + peers::DIRECTORY_REFRESH_MS,
         }
     }
 
@@ -176,6 +199,7 @@ impl Driver {
             }
             self.run_deferred().await;
             self.run_due_jobs().await;
+            self.redial_due().await;
         }
     }
 
@@ -398,6 +422,7 @@ impl Driver {
                 }
                 Counters::bump(&self.counters.sync_sessions_accepted, 1);
                 self.sessions.insert(session, SessionLink { context, outbox });
+                self.note_member_node(context, peer);
             }
             Internal::Frame { peer, session, bytes } => {
                 let Some(context) = self.sessions.get(&session).map(|link| link.context) else { return };
@@ -413,6 +438,10 @@ impl Driver {
                 let answer = self.admit(peer, *request).await;
                 let _ = reply.send(answer);
             }
+            Internal::DirectoryRequest { peer, context, n, member, signature, reply } => {
+                let _ = reply.send(self.answer_directory(peer, context, n, member, signature));
+            }
+            Internal::Directory { peer, context, directory } => self.on_directory(peer, context, directory),
         }
     }
 
@@ -437,6 +466,7 @@ impl Driver {
                 }
             }
             NetEvent::PeerDisconnected { peer } => {
+                self.on_peer_lost(peer);
                 for peers in self.topic_peers.values_mut() {
                     peers.remove(&peer);
                 }
@@ -447,7 +477,9 @@ impl Driver {
                     }
                 }
             }
-            NetEvent::PeerConnected { .. } | NetEvent::ListenAddr(_) => {}
+            NetEvent::PeerConnected { peer, addr, outbound } => self.on_peer_connected(peer, &addr, outbound),
+            NetEvent::PeerIdentified { peer, listen_addrs } => self.on_peer_identified(peer, listen_addrs),
+            NetEvent::ListenAddr(_) => {}
         }
     }
 
@@ -538,10 +570,19 @@ impl Driver {
                     Some(id) => vec![id],
                     None => self.contexts.keys().copied().collect(),
                 };
-                for id in &targets {
-                    self.feed(*id, Input::SyncNow { peer: None }).await;
+                let mut outcomes = Vec::with_capacity(targets.len());
+                for id in targets {
+                    let before = self.contexts.get(&id).map_or(0, |slot| slot.replica.stats().syncs_started);
+                    self.feed(id, Input::SyncNow { peer: None }).await;
+                    let Some(slot) = self.contexts.get(&id) else { continue };
+                    outcomes.push(crate::SyncNowOutcome {
+                        context: id,
+                        started: slot.replica.stats().syncs_started > before,
+                        peers: slot.replica.peers().count(),
+                        member_nodes_known: self.book.count_serving(&id),
+                    });
                 }
-                let _ = reply.send(Ok(targets.len()));
+                let _ = reply.send(Ok(outcomes));
             }
             Command::Delta { context, id, reply } => {
                 let answer = self.contexts.get(&context).ok_or(crate::NodeError::UnknownContext(context)).map(|slot| {

@@ -5,8 +5,9 @@
 //! [`Internal::Closed`] when the stream ends for any reason) and a writer
 //! (drains a bounded outbox the driver fills with `try_send`; a full outbox
 //! ends the session instead of blocking the driver). Inbound streams first
-//! say what they are with a [`StreamHello`]: a session of a context, or a
-//! join request, which is answered with one frame and closed.
+//! say what they are with a [`StreamHello`]: a session of a context, a join
+//! request or a directory request, each of the last two answered with one
+//! frame and closed.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use weft_sync::{PeerId as SyncPeer, SessionId};
 
 use crate::command::{Internal, Outbound};
 use crate::events::Counters;
-use crate::wire::{JoinReply, NODE_WIRE_VERSION, StreamHello};
+use crate::wire::{JoinReply, NODE_WIRE_VERSION, PeerDirectory, StreamHello};
 
 /// Frames waiting for one stream's writer (a burst of pages plus control).
 pub(crate) const SESSION_OUTBOX_MAX: usize = 64;
@@ -96,7 +97,63 @@ async fn serve_inbound(stream: weft_net::FramedStream, internal: mpsc::Sender<In
             }
             let _ = writer.close().await;
         }
+        Ok(StreamHello::Directory { version, context, n, member, signature }) => {
+            if version != NODE_WIRE_VERSION {
+                debug!(%peer, version, "directory request of an unknown wire version: closed");
+                return;
+            }
+            let (reply, answer) = oneshot::channel();
+            let request = Internal::DirectoryRequest { peer, context, n, member, signature, reply };
+            if internal.send(request).await.is_err() {
+                return;
+            }
+            let Ok(directory) = answer.await else { return };
+            let directory = directory.encode();
+            if writer.send(&directory).await.is_ok() {
+                count_sent(&counters, directory.len());
+            }
+            let _ = writer.close().await;
+        }
         Err(error) => debug!(%peer, %error, "malformed stream hello: closed"),
+    }
+}
+
+/// Ask `peer` for its directory of `context` and report the answer.
+pub(crate) async fn request_directory(
+    net: NetHandle,
+    peer: NetPeer,
+    context: weft_primitives::Hash,
+    hello: StreamHello,
+    internal: mpsc::Sender<Internal>,
+    counters: Arc<Counters>,
+) {
+    let mut stream = match net.open_stream(peer).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            debug!(%peer, %error, "opening a directory stream failed");
+            return;
+        }
+    };
+    let hello = hello.encode();
+    if stream.send(&hello).await.is_err() {
+        return;
+    }
+    count_sent(&counters, hello.len());
+    let answer = match stream.recv().await {
+        Ok(answer) => answer,
+        Err(error) => {
+            debug!(%peer, %error, "no directory answer");
+            return;
+        }
+    };
+    count_received(&counters, answer.len());
+    let _ = stream.close().await;
+    match PeerDirectory::decode(&answer) {
+        Ok(directory) => {
+            Counters::bump(&counters.directories_received, 1);
+            let _ = internal.send(Internal::Directory { peer, context, directory }).await;
+        }
+        Err(error) => debug!(%peer, %error, "malformed directory answer"),
     }
 }
 

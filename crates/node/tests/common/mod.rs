@@ -58,6 +58,23 @@ impl Cluster {
         Cluster::start_with(n, |_| {}).await
     }
 
+    /// `n` nodes that know nothing of each other: they meet only through
+    /// invitations, as with the README's setup.
+    pub async fn start_unconnected(n: usize, tweak: impl Fn(usize, &mut NodeConfig)) -> Cluster {
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        for i in 0..n {
+            let dir = tempfile::tempdir().unwrap();
+            let seed = [i as u8 + 1; 32];
+            let mut config = config(dir.path(), seed);
+            tweak(i, &mut config);
+            let handle = Node::start(config).await.unwrap();
+            nodes.push(TestNode { handle, dir: dir.path().to_path_buf(), seed });
+            dirs.push(dir);
+        }
+        Cluster { nodes, _dirs: dirs }
+    }
+
     pub async fn start_with(n: usize, tweak: impl Fn(&mut NodeConfig)) -> Cluster {
         let mut nodes = Vec::new();
         let mut dirs = Vec::new();

@@ -65,6 +65,19 @@ pub(crate) struct SyncNow {
 /// `POST /admin/sync`.
 pub(crate) async fn sync_now(State(state): State<ApiState>, JsonBody(body): JsonBody<SyncNow>) -> ApiResult {
     let context = body.context.as_deref().map(|id| parse_id("context", id)).transpose()?;
-    let started = state.node().sync_now(context).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "started": started }))))
+    let outcomes = state.node().sync_now(context).await?;
+    let started = outcomes.iter().filter(|o| o.started).count();
+    let contexts: Vec<Value> = outcomes
+        .iter()
+        .map(|o| {
+            json!({
+                "context": o.context.to_hex(),
+                "started": o.started,
+                "peers": o.peers,
+                "member_nodes_known": o.member_nodes_known,
+                "reachable": o.peers > 0,
+            })
+        })
+        .collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "started": started, "contexts": contexts }))))
 }

@@ -1,0 +1,232 @@
+//! Reaching the other members' nodes: the driver's side of the address book
+//! ([`PeerBook`](crate::peers::PeerBook)), the redial schedule and the
+//! directory exchange.
+//!
+//! - Network events feed the book: a dial that connected confirms its
+//!   address, identify gives the addresses a node announces, and every
+//!   connect or loss updates the redial schedule.
+//! - Evidence that a node serves a member (a join, an admission, a hello
+//!   signed by a member, a member's directory) puts it in the book.
+//! - After every driver turn, due nodes are dialed ([`Driver::redial_due`]).
+//! - When a member's node connects, and every [`DIRECTORY_REFRESH_MS`] with
+//!   one connected member's node per context, we ask it for the context's
+//!   directory, so members that joined through someone else, or moved, are
+//!   found too.
+//!
+//! The book is flushed to the store whenever it changed: an acknowledged
+//! address survives a `kill -9`.
+
+use std::collections::BTreeSet;
+
+use tracing::{debug, warn};
+use weft_net::{Multiaddr, PeerId as NetPeer};
+use weft_primitives::{Hash, PublicKey, Signature};
+
+use super::{Driver, now_ms, random_u64};
+use crate::peers::NodeKey;
+use crate::wire::{NODE_WIRE_VERSION, PeerDirectory, StreamHello, directory_hello_digest};
+
+/// How often the driver looks for nodes due for a redial.
+const REDIAL_CHECK_MS: u64 = 250;
+/// The shortest pause between two directory requests to one node for one context.
+pub(crate) const DIRECTORY_ASK_MIN_MS: u64 = 30_000;
+/// How often each context asks one connected member's node for its directory.
+pub(crate) const DIRECTORY_REFRESH_MS: u64 = 60_000;
+/// Directory requests remembered for rate limiting; the oldest are forgotten.
+const DIRECTORY_ASKS_KEPT_MAX: usize = 4096;
+
+/// The key behind a libp2p peer id, if it is an Ed25519 one.
+pub(crate) fn node_key(peer: &NetPeer) -> Option<NodeKey> {
+    weft_net::peer_public_key(peer).map(|key| key.0)
+}
+
+impl Driver {
+    pub(super) fn on_peer_connected(&mut self, peer: NetPeer, addr: &Multiaddr, outbound: bool) {
+        let Some(node) = node_key(&peer) else { return };
+        self.redial.on_connected(node);
+        // Only an address we dialed is one to dial again: an inbound
+        // connection's remote address is usually an ephemeral port.
+        if outbound {
+            self.book.learn_addrs(&node, [addr.to_string()], true);
+        }
+        self.book.connected(&node, now_ms());
+        self.flush_book();
+        let serving: Vec<Hash> =
+            self.contexts.keys().copied().filter(|context| self.book.serves(&node, context)).collect();
+        for context in serving {
+            self.ask_directory(peer, context);
+        }
+    }
+
+    pub(super) fn on_peer_identified(&mut self, peer: NetPeer, listen_addrs: Vec<Multiaddr>) {
+        let Some(node) = node_key(&peer) else { return };
+        let texts: Vec<String> = listen_addrs.iter().map(ToString::to_string).collect();
+        if self.book.learn_addrs(&node, &texts, true) {
+            self.flush_book();
+        }
+        self.identified.insert(peer, texts);
+    }
+
+    pub(super) fn on_peer_lost(&mut self, peer: NetPeer) {
+        self.identified.remove(&peer);
+        if let Some(node) = node_key(&peer) {
+            self.redial.on_disconnected(node, now_ms(), random_u64());
+        }
+    }
+
+    /// `peer` serves a member of `context` (see the module doc for the
+    /// evidence that counts). Its identify addresses, if any, are kept.
+    pub(crate) fn note_member_node(&mut self, context: Hash, peer: NetPeer) {
+        let Some(node) = node_key(&peer) else { return };
+        if node == self.local_peer.0 || !self.book.add_member_node(node, context) {
+            return;
+        }
+        if let Some(addrs) = self.identified.get(&peer) {
+            self.book.learn_addrs(&node, addrs, true);
+        }
+        self.flush_book();
+    }
+
+    /// Addresses for a member's node that someone told us (an invitation).
+    pub(crate) fn note_member_addrs(&mut self, peer: NetPeer, addrs: &[String]) {
+        if let Some(node) = node_key(&peer)
+            && self.book.learn_addrs(&node, addrs, false)
+        {
+            self.flush_book();
+        }
+    }
+
+    pub(super) fn forget_context_peers(&mut self, context: &Hash) {
+        self.book.forget_context(context);
+        self.flush_book();
+        let ours: BTreeSet<Hash> = self.contexts.keys().copied().collect();
+        let book = &self.book;
+        self.redial.retain(|node| book.get(node).is_some_and(|r| r.contexts.iter().any(|c| ours.contains(c))));
+    }
+
+    fn flush_book(&mut self) {
+        if let Err(error) = self.book.flush(&self.store) {
+            // Only a hint is lost; it is retried at the next change.
+            warn!(%error, "saving the peer address book failed");
+        }
+    }
+
+    /// Dial the member nodes that are due (see `peers::redial`); at most
+    /// every [`REDIAL_CHECK_MS`].
+    pub(super) async fn redial_due(&mut self) {
+        let now = now_ms();
+        if now < self.next_redial_check_ms {
+            return;
+        }
+        self.next_redial_check_ms = now + REDIAL_CHECK_MS;
+        let ours: BTreeSet<Hash> = self.contexts.keys().copied().collect();
+        let candidates: Vec<NodeKey> = self.book.serving(&ours).map(|(node, _)| *node).collect();
+        let due = self.redial.due(candidates.iter(), now, random_u64);
+        for node in due {
+            let Some(record) = self.book.get(&node) else { continue };
+            let addrs: Vec<Multiaddr> = record.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            let Ok(peer) = weft_net::peer_id_of(&PublicKey(node)) else { continue };
+            match self.net.dial_peer(peer, addrs).await {
+                Ok(true) => {
+                    crate::events::Counters::bump(&self.counters.redials, 1);
+                    debug!(%peer, "redialing a member's node");
+                }
+                Ok(false) => {}
+                Err(error) => debug!(%peer, %error, "redial not started"),
+            }
+        }
+        if now >= self.next_directory_round_ms {
+            self.next_directory_round_ms = now + DIRECTORY_REFRESH_MS;
+            self.refresh_directories();
+        }
+    }
+
+    /// Ask one connected member's node per context for its directory.
+    fn refresh_directories(&mut self) {
+        let mut asks = Vec::new();
+        for (context, slot) in &self.contexts {
+            let connected: Vec<NodeKey> = slot
+                .replica
+                .peers()
+                .map(|p| p.0)
+                .filter(|node| self.redial.is_connected(node) && self.book.serves(node, context))
+                .collect();
+            if connected.is_empty() {
+                continue;
+            }
+            let pick = connected[(random_u64() % connected.len() as u64) as usize];
+            if let Ok(peer) = weft_net::peer_id_of(&PublicKey(pick)) {
+                asks.push((peer, *context));
+            }
+        }
+        for (peer, context) in asks {
+            self.ask_directory(peer, context);
+        }
+    }
+
+    /// Ask `peer` (a member's node) which nodes serve `context`, unless we
+    /// asked it recently.
+    pub(crate) fn ask_directory(&mut self, peer: NetPeer, context: Hash) {
+        let (Some(node), Some(slot)) = (node_key(&peer), self.contexts.get(&context)) else { return };
+        let now = now_ms();
+        if self.directory_asked.get(&(node, context)).is_some_and(|at| now < at + DIRECTORY_ASK_MIN_MS) {
+            return;
+        }
+        if self.directory_asked.len() >= DIRECTORY_ASKS_KEPT_MAX {
+            self.directory_asked.retain(|_, at| now < *at + DIRECTORY_ASK_MIN_MS);
+        }
+        self.directory_asked.insert((node, context), now);
+        let n = random_u64();
+        let digest = directory_hello_digest(&context, n, &self.local_peer.0, &node);
+        let hello = StreamHello::Directory {
+            version: NODE_WIRE_VERSION,
+            context,
+            n,
+            member: slot.identity.public_key(),
+            signature: slot.identity.sign(digest.as_bytes()),
+        };
+        tokio::spawn(super::streams::request_directory(
+            self.net.clone(),
+            peer,
+            context,
+            hello,
+            self.internal_tx.clone(),
+            self.counters.clone(),
+        ));
+    }
+
+    /// Answer a directory request: the context's member nodes we know, but
+    /// only to a node speaking for a current member (else nothing).
+    pub(super) fn answer_directory(
+        &mut self,
+        peer: NetPeer,
+        context: Hash,
+        n: u64,
+        member: PublicKey,
+        signature: Signature,
+    ) -> PeerDirectory {
+        let Some(node) = node_key(&peer) else { return PeerDirectory { entries: Vec::new() } };
+        let Some(slot) = self.contexts.get(&context) else { return PeerDirectory { entries: Vec::new() } };
+        let digest = directory_hello_digest(&context, n, &node, &self.local_peer.0);
+        if !slot.replica.is_member(&member) || member.verify(digest.as_bytes(), &signature).is_err() {
+            debug!(%context, %peer, "directory request from a node that does not speak for a member");
+            return PeerDirectory { entries: Vec::new() };
+        }
+        self.note_member_node(context, peer);
+        PeerDirectory { entries: self.book.directory(&context, &node) }
+    }
+
+    /// Take in the directory a member's node gave us.
+    pub(super) fn on_directory(&mut self, peer: NetPeer, context: Hash, directory: PeerDirectory) {
+        let Some(node) = node_key(&peer) else { return };
+        // Only what we asked for, from a node we hold for a member's.
+        if !self.contexts.contains_key(&context) || !self.book.serves(&node, &context) {
+            return;
+        }
+        let fresh = self.book.merge_directory(context, &directory.entries, &self.local_peer.0);
+        if !fresh.is_empty() {
+            debug!(%context, %peer, new = fresh.len(), "learned member nodes from a directory");
+        }
+        self.flush_book();
+    }
+}
