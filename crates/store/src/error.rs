@@ -47,6 +47,11 @@ pub enum StoreError {
         /// What the decoder objected to.
         reason: String,
     },
+    /// The database was closed by an I/O failure (a full disk, a failed
+    /// write) and is not open again yet: it reopens after
+    /// [`crate::REOPEN_PAUSE`] (a store with no file behind it never does).
+    #[error("the database is closed after an I/O failure (a full disk?); it reopens by itself once it can")]
+    Closed,
     /// A scan matched more entries than [`crate::SCAN_PAGE_MAX`] while asked for more
     /// than that: page with a smaller `limit` instead of receiving a silently cut list.
     #[error("scan of table {table:?} would return more than {max} entries; page with a smaller limit")]
@@ -79,6 +84,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether this is an I/O failure of the engine (a full disk, a failed
+    /// write or sync), after which redb must be reopened.
+    pub fn is_io_failure(&self) -> bool {
+        match self {
+            StoreError::Backend { source, .. } => matches!(
+                source.as_ref(),
+                redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::Backend(_) | redb::Error::DatabaseClosed
+            ),
+            _ => false,
+        }
+    }
+
     /// A [`StoreError::Backend`] for anything redb can fail with.
     pub(crate) fn backend<E: Into<redb::Error>>(during: &'static str) -> impl FnOnce(E) -> StoreError {
         move |source| StoreError::Backend { during, source: Arc::new(source.into()) }

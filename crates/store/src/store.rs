@@ -1,9 +1,10 @@
 //! [`Store`]: opening the database, checking its schema, and the two ways
 //! to commit (a closure over a [`WriteTxn`], or a [`WriteBatch`]).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::ReadableDatabase;
 
@@ -23,15 +24,47 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// [`GroupCommitter`] ticket) that returns `Ok` is durable (fsynced); one
 /// that returns `Err` changed nothing visible, and after a crash it is
 /// either entirely present or entirely absent.
+///
+/// **Recovery from I/O failures.** After a failed write (a full disk, an
+/// I/O error) redb refuses every later operation until the database is
+/// closed and opened again. A store opened from a file does that by
+/// itself: the failed operation returns its error, the database is closed,
+/// and the first operation after [`REOPEN_PAUSE`] opens it again (with the
+/// integrity check, so redb's recovery finds the last committed
+/// transaction); operations in the pause fail with [`StoreError::Closed`]. Until the cause
+/// is gone each attempt fails with an error; once it is, the store works
+/// again without a restart. [`Store::reopens`] counts the reopenings, so an
+/// owner that caches what it read can reload: an operation that failed is
+/// not acknowledged, but after a failed fsync its transaction may still be
+/// on disk.
 #[derive(Clone)]
 pub struct Store {
     shared: Arc<Shared>,
 }
 
+/// The database, open or closed since an instant.
+enum Slot {
+    Open(Arc<redb::Database>),
+    Closed(Instant),
+}
+
+/// After an I/O failure closed the database, the next reopening waits this
+/// long: the cause (a full disk) rarely goes away at once, and each
+/// reopening reads the whole file and makes owners reload.
+pub const REOPEN_PAUSE: Duration = Duration::from_millis(1_000);
+
+/// Opens the database again after an I/O failure.
+type Reopen = Box<dyn Fn() -> Result<redb::Database, StoreError> + Send + Sync>;
+
 struct Shared {
-    db: redb::Database,
+    /// The open database, or when an I/O failure closed it.
+    db: RwLock<Slot>,
+    /// How to open it again (a store over a file, or a test backend).
+    reopen: Option<Reopen>,
     /// Durable commits made through this handle, for [`CommitInfo::sequence`].
     commits: AtomicU64,
+    /// Times the database was opened again after an I/O failure.
+    reopens: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -59,7 +92,10 @@ impl Store {
             create_file(path)?;
         }
         let db = builder().open(path).map_err(StoreError::backend("opening the database file"))?;
-        Store::from_database(db)
+        let path: PathBuf = path.to_owned();
+        let reopen: Reopen =
+            Box::new(move || builder().open(&path).map_err(StoreError::backend("opening the database again")));
+        Store::from_database(db, Some(reopen))
     }
 
     /// A fresh database held in memory, for tests and ephemeral nodes.
@@ -76,20 +112,87 @@ impl Store {
     /// Nothing was ever acknowledged in such a backend; start it over.
     pub fn open_with_backend(backend: impl redb::StorageBackend) -> Result<Store, StoreError> {
         let db = builder().create_with_backend(backend).map_err(StoreError::backend("opening the database"))?;
-        Store::from_database(db)
+        Store::from_database(db, None)
     }
 
-    fn from_database(db: redb::Database) -> Result<Store, StoreError> {
-        let store = Store { shared: Arc::new(Shared { db, commits: AtomicU64::new(0) }) };
+    /// Like [`Store::open_with_backend`], and after an I/O failure the
+    /// database is opened again over the backend `reopen` returns (a test
+    /// seam for the recovery a file-backed store does by itself).
+    pub fn open_with_backend_reopening<B: redb::StorageBackend>(
+        backend: B,
+        reopen: impl Fn() -> B + Send + Sync + 'static,
+    ) -> Result<Store, StoreError> {
+        let db = builder().create_with_backend(backend).map_err(StoreError::backend("opening the database"))?;
+        let reopen: Reopen = Box::new(move || {
+            builder().create_with_backend(reopen()).map_err(StoreError::backend("opening the database again"))
+        });
+        Store::from_database(db, Some(reopen))
+    }
+
+    fn from_database(db: redb::Database, reopen: Option<Reopen>) -> Result<Store, StoreError> {
+        let shared = Shared {
+            db: RwLock::new(Slot::Open(Arc::new(db))),
+            reopen,
+            commits: AtomicU64::new(0),
+            reopens: AtomicU64::new(0),
+        };
+        let store = Store { shared: Arc::new(shared) };
         store.init_or_check_schema()?;
         Ok(store)
+    }
+
+    /// Times the database was closed after an I/O failure and opened again.
+    pub fn reopens(&self) -> u64 {
+        self.shared.reopens.load(Ordering::SeqCst)
+    }
+
+    /// The open database, opening it again if an I/O failure closed it.
+    fn database(&self) -> Result<Arc<redb::Database>, StoreError> {
+        if let Slot::Open(db) = &*self.shared.db.read().unwrap_or_else(PoisonError::into_inner) {
+            return Ok(Arc::clone(db));
+        }
+        let mut slot = self.shared.db.write().unwrap_or_else(PoisonError::into_inner);
+        let closed_at = match &*slot {
+            Slot::Open(db) => return Ok(Arc::clone(db)),
+            Slot::Closed(at) => *at,
+        };
+        let Some(reopen) = &self.shared.reopen else {
+            return Err(StoreError::Closed);
+        };
+        if closed_at.elapsed() < REOPEN_PAUSE {
+            return Err(StoreError::Closed);
+        }
+        let db = match reopen() {
+            Ok(db) => Arc::new(db),
+            Err(error) => {
+                *slot = Slot::Closed(Instant::now());
+                return Err(error);
+            }
+        };
+        *slot = Slot::Open(Arc::clone(&db));
+        self.shared.reopens.fetch_add(1, Ordering::SeqCst);
+        Ok(db)
+    }
+
+    /// Close the database after `error` if it was an I/O failure (redb
+    /// refuses everything after one until it is reopened), then hand the
+    /// error back. Only a store with a file to reopen closes.
+    fn after_failure(&self, db: &Arc<redb::Database>, error: StoreError) -> StoreError {
+        if self.shared.reopen.is_some() && error.is_io_failure() {
+            let mut slot = self.shared.db.write().unwrap_or_else(PoisonError::into_inner);
+            // Only the database that failed: another thread may have reopened it already.
+            if matches!(&*slot, Slot::Open(current) if Arc::ptr_eq(current, db)) {
+                *slot = Slot::Closed(Instant::now());
+            }
+        }
+        error
     }
 
     /// A fresh database gets every table and the schema version in one
     /// transaction; an existing one must carry this build's version and
     /// every built-in table.
     fn init_or_check_schema(&self) -> Result<(), StoreError> {
-        let snapshot = self.shared.db.begin_read().map_err(StoreError::backend("beginning a read"))?;
+        let snapshot = self.database()?.begin_read().map_err(StoreError::backend("beginning a read"))?;
         let existing: Vec<String> = {
             use redb::TableHandle;
             snapshot
@@ -125,7 +228,8 @@ impl Store {
     /// A consistent snapshot: it sees every transaction committed before
     /// this call and none committed after.
     pub fn read(&self) -> Result<ReadTxn, StoreError> {
-        let txn = self.shared.db.begin_read().map_err(StoreError::backend("beginning a read"))?;
+        let db = self.database()?;
+        let txn = db.begin_read().map_err(|e| self.after_failure(&db, StoreError::backend("beginning a read")(e)))?;
         Ok(ReadTxn::new(txn))
     }
 
@@ -137,10 +241,10 @@ impl Store {
     /// queue on redb's writer lock); a [`GroupCommitter`] shares one fsync
     /// among many writers instead.
     pub fn write<T>(&self, body: impl FnOnce(&mut WriteTxn) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut txn = self.begin_write()?;
+        let (db, mut txn) = self.begin_write()?;
         match body(&mut txn) {
             Ok(value) => {
-                self.commit_txn(txn)?;
+                self.commit_txn(&db, txn)?;
                 Ok(value)
             }
             Err(error) => {
@@ -148,7 +252,7 @@ impl Store {
                 // explicitly surfaces (and here ignores) the engine's cleanup error
                 // so the caller sees its own error, the one that matters.
                 let _ = txn.into_inner().abort();
-                Err(error)
+                Err(self.after_failure(&db, error))
             }
         }
     }
@@ -168,23 +272,25 @@ impl Store {
         if let Some(big) = batches.iter().find(|batch| batch.byte_len() > WRITE_BATCH_BYTES_MAX) {
             return Err(StoreError::BatchTooLarge { bytes: big.byte_len(), max: WRITE_BATCH_BYTES_MAX });
         }
-        let mut txn = self.begin_write()?;
-        txn.apply_batches(batches)?;
-        let sequence = self.commit_txn(txn)?;
+        let (db, mut txn) = self.begin_write()?;
+        txn.apply_batches(batches).map_err(|e| self.after_failure(&db, e))?;
+        let sequence = self.commit_txn(&db, txn)?;
         Ok(CommitInfo { sequence, batches: batches.len() })
     }
 
-    fn begin_write(&self) -> Result<WriteTxn, StoreError> {
-        let mut txn = self.shared.db.begin_write().map_err(StoreError::backend("beginning a write"))?;
+    fn begin_write(&self) -> Result<(Arc<redb::Database>, WriteTxn), StoreError> {
+        let db = self.database()?;
+        let mut txn =
+            db.begin_write().map_err(|e| self.after_failure(&db, StoreError::backend("beginning a write")(e)))?;
         // Immediate is redb's default; set it so that no future default can
         // weaken "acknowledged means durable".
         txn.set_durability(redb::Durability::Immediate).map_err(StoreError::backend("setting durability"))?;
-        Ok(WriteTxn::new(txn))
+        Ok((db, WriteTxn::new(txn)))
     }
 
     /// Commit durably; returns this commit's sequence number.
-    fn commit_txn(&self, txn: WriteTxn) -> Result<u64, StoreError> {
-        txn.into_inner().commit().map_err(StoreError::backend("committing"))?;
+    fn commit_txn(&self, db: &Arc<redb::Database>, txn: WriteTxn) -> Result<u64, StoreError> {
+        txn.into_inner().commit().map_err(|e| self.after_failure(db, StoreError::backend("committing")(e)))?;
         Ok(self.shared.commits.fetch_add(1, Ordering::SeqCst) + 1)
     }
 }
@@ -226,7 +332,7 @@ fn create_file(path: &Path) -> Result<(), StoreError> {
     {
         let db = builder().create(&temporary).map_err(StoreError::backend("creating the database file"))?;
         // Initializes the schema with a durable commit; dropping closes the file.
-        drop(Store::from_database(db)?);
+        drop(Store::from_database(db, None)?);
     }
     std::fs::File::open(&temporary).and_then(|file| file.sync_all()).map_err(io_error("syncing the new database"))?;
     std::fs::rename(&temporary, path).map_err(io_error("moving the new database into place"))?;
