@@ -97,6 +97,9 @@ impl NodeError {
             NodeError::NotCallable { .. } => "not_callable",
             NodeError::App(_) => "app_error",
             NodeError::ReservedEvent(_) => "reserved_event",
+            // The disk failed: the write is not acknowledged, and whether it
+            // reached the disk is unknown.
+            NodeError::Write(weft_sync::WriteError::Store(_)) => "store_failure",
             NodeError::Write(_) => "write_refused",
             NodeError::Invitation(_) => "bad_invitation",
             NodeError::JoinRefused(_) => "join_refused",

@@ -2,7 +2,7 @@
 //! handlers run in a write overlay and commit as one local delta in the
 //! same driver turn (so they can never be stale).
 
-use tracing::info;
+use tracing::{info, warn};
 use weft_runtime::{CallResult, ExecuteRequest, MethodKind};
 use weft_sync::{Event, Input, PreparedWrite, ReplicaStore};
 
@@ -87,7 +87,12 @@ impl Driver {
         let results = self.feed(context, Input::LocalWrite(write)).await;
         match results.into_iter().find(|(t, _)| *t == token) {
             Some((_, Ok(id))) => Ok(id),
-            Some((_, Err(reason))) => Err(NodeError::Write(reason)),
+            Some((_, Err(reason))) => {
+                if let weft_sync::WriteError::Store(error) = &reason {
+                    warn!(%context, %error, "a write failed on the disk; it is not acknowledged");
+                }
+                Err(NodeError::Write(reason))
+            }
             None => Err(NodeError::UnknownContext(context)),
         }
     }

@@ -95,6 +95,18 @@ impl Driver {
     /// Start serving a persisted context.
     pub(crate) async fn open_context(&mut self, record: ContextRecord) -> Result<(), NodeError> {
         let id = record.id;
+        let slot = self.load_context(record)?;
+        let topic = slot.topic.clone();
+        self.net.subscribe(&topic).await?;
+        self.contexts.insert(id, slot);
+        self.attach_topic(id, topic).await;
+        Ok(())
+    }
+
+    /// Build a context's slot from the store: its replica (applied and
+    /// pending deltas, members) and its owed handler jobs.
+    pub(crate) fn load_context(&self, record: ContextRecord) -> Result<ContextSlot, NodeError> {
+        let id = record.id;
         let module = records::get_application(&self.store, &record.application)?
             .ok_or(NodeError::UnknownApplication(record.application))?
             .module;
@@ -122,22 +134,17 @@ impl Driver {
             info!(context = %id, jobs = owed.len(), "resuming handler jobs owed before the restart");
         }
         jobs.restore(owed, now);
-        let topic = topic_of(&id);
-        self.net.subscribe(&topic).await?;
         let group_key = GroupKey::from_bytes(record.group_key);
-        let slot = ContextSlot {
+        Ok(ContextSlot {
             record,
             identity,
             app: Arc::clone(&app),
             replica,
             group_key,
-            topic: topic.clone(),
+            topic: topic_of(&id),
             jobs,
             inbox,
-        };
-        self.contexts.insert(id, slot);
-        self.attach_topic(id, topic).await;
-        Ok(())
+        })
     }
 
     /// Open every persisted context (at start). A context that cannot be

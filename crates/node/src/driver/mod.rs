@@ -112,6 +112,11 @@ pub(crate) struct Driver {
     directory_asked: HashMap<([u8; 32], Hash), u64>,
     next_redial_check_ms: u64,
     next_directory_round_ms: u64,
+    /// The store's reopen count the replicas were loaded at.
+    store_reopens: u64,
+    /// Contexts still to rebuild from the store after it reopened.
+    reload_waiting: BTreeSet<Hash>,
+    next_reload_ms: u64,
 }
 
 /// What a turn of the replica said about local writes.
@@ -157,6 +162,9 @@ impl Driver {
             directory_asked: HashMap::new(),
             next_redial_check_ms: 0,
             next_directory_round_ms: now_ms() + peers::DIRECTORY_REFRESH_MS,
+            store_reopens: 0,
+            reload_waiting: BTreeSet::new(),
+            next_reload_ms: 0,
         }
     }
 
@@ -198,9 +206,59 @@ impl Driver {
                 () = sleep => self.on_tick().await,
             }
             self.run_deferred().await;
+            self.reload_after_store_reopen().await;
             self.run_due_jobs().await;
             self.redial_due().await;
         }
+    }
+
+    /// After an I/O failure (a full disk) the store closed and reopened its
+    /// database. A commit that failed is not acknowledged, but after a
+    /// failed sync it may still be on disk: rebuild every replica from the
+    /// store so memory holds exactly what the disk does. A context whose
+    /// rebuild fails (the disk failed again) keeps its slot and is tried
+    /// again at the next reopening or after [`weft_store::REOPEN_PAUSE`].
+    async fn reload_after_store_reopen(&mut self) {
+        let reopens = self.store.reopens();
+        let retry_due = !self.reload_waiting.is_empty() && now_ms() >= self.next_reload_ms;
+        if reopens != self.store_reopens {
+            self.store_reopens = reopens;
+            self.reload_waiting = self.contexts.keys().copied().collect();
+            warn!(
+                contexts = self.reload_waiting.len(),
+                "the database was reopened after an I/O failure; reloading contexts from disk"
+            );
+        } else if !retry_due {
+            return;
+        }
+        let waiting: Vec<Hash> = self.reload_waiting.iter().copied().collect();
+        for id in waiting {
+            let Some(record) = self.contexts.get(&id).map(|slot| slot.record.clone()) else {
+                self.reload_waiting.remove(&id);
+                continue;
+            };
+            let fresh = match self.load_context(record) {
+                Ok(fresh) => fresh,
+                Err(error) => {
+                    warn!(context = %id, %error, "reloading a context from disk failed; will retry");
+                    continue;
+                }
+            };
+            self.reload_waiting.remove(&id);
+            let stale: Vec<SessionId> =
+                self.sessions.iter().filter(|(_, link)| link.context == id).map(|(session, _)| *session).collect();
+            for session in stale {
+                if let Some(link) = self.sessions.remove(&session) {
+                    let _ = link.outbox.try_send(Outbound::Close);
+                }
+            }
+            let topic = fresh.topic.clone();
+            self.contexts.insert(id, fresh);
+            // The new replica learns the connected members again.
+            self.attach_topic(id, topic).await;
+        }
+        let pause = u64::try_from(weft_store::REOPEN_PAUSE.as_millis()).unwrap_or(u64::MAX);
+        self.next_reload_ms = now_ms().saturating_add(pause);
     }
 
     async fn shutdown(&mut self) {
