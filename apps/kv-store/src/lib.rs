@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use weft_sdk::prelude::*;
 
+/// The most entries one `page` call returns.
+pub const PAGE_ENTRIES_MAX: usize = 1_000;
+
 /// The app state: one map.
 #[app::state]
 pub struct KvStore {
@@ -85,6 +88,17 @@ impl KvStore {
         self.entries.iter().collect()
     }
 
+    /// At most `limit` entries (capped at [`PAGE_ENTRIES_MAX`]) after the
+    /// key `after` (from the start if `None`), in key order: how a client
+    /// reads a store too large for one `entries` call.
+    pub fn page(&self, after: Option<String>, limit: u32) -> Vec<(String, String)> {
+        let limit = (limit as usize).min(PAGE_ENTRIES_MAX);
+        match after {
+            Some(key) => self.entries.iter_after(&key).take(limit).collect(),
+            None => self.entries.iter().take(limit).collect(),
+        }
+    }
+
     /// The number of entries.
     // An `is_empty` export would only duplicate `len() == 0` for callers.
     #[allow(clippy::len_without_is_empty)]
@@ -120,6 +134,27 @@ mod tests {
         assert_eq!(store.get("k"), None);
         let events = testing::take_events();
         assert_eq!(events.last().map(|event| event.data.clone()), Some(json!({ "key": "k" })));
+    }
+
+    #[test]
+    fn pages_cover_every_entry_once_in_key_order() {
+        testing::reset();
+        let mut app = KvStore::init();
+        for i in 0..25 {
+            app.set(format!("k{i:02}"), format!("v{i}"));
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = app.page(after.clone(), 10);
+            assert!(page.len() <= 10);
+            let Some((last, _)) = page.last().cloned() else { break };
+            seen.extend(page);
+            after = Some(last);
+        }
+        assert_eq!(seen, app.entries().into_iter().collect::<Vec<_>>());
+        assert_eq!(app.page(None, u32::MAX).len(), 25);
+        assert!(app.page(Some("k24".into()), 10).is_empty());
     }
 
     #[test]

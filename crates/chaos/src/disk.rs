@@ -36,10 +36,19 @@ impl SmallDisk {
         Ok(SmallDisk { path: path.to_owned() })
     }
 
-    /// Shrink the disk to what it holds now.
+    /// Shrink the disk to what it holds now (plus a little: the daemon may
+    /// write between the measure and the resize, and a tmpfs refuses to
+    /// shrink below what it holds, so larger slacks are tried in turn).
     pub fn fill(&self) -> anyhow::Result<()> {
-        let used = self.used_bytes()?;
-        self.resize(used + FULL_SLACK_BYTES)
+        let mut last = None;
+        for slack in [FULL_SLACK_BYTES, 64 * 1024, 1024 * 1024, 16 * 1024 * 1024] {
+            let used = self.used_bytes()?;
+            match self.resize(used + slack) {
+                Ok(()) => return Ok(()),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("could not fill the disk")))
     }
 
     /// Give the space back.
@@ -56,6 +65,7 @@ impl SmallDisk {
         let status = Command::new("mount")
             .args(["-o", &format!("remount,size={bytes}")])
             .arg(&self.path)
+            .stderr(std::process::Stdio::null())
             .status()
             .context("running mount -o remount")?;
         if !status.success() {

@@ -109,6 +109,28 @@ impl Ledger {
         &self.records
     }
 
+    /// Write every call as one JSON line (`node`, `op`, `key`/`value` or
+    /// `note`, `outcome`).
+    pub fn write_jsonl(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for record in &self.records {
+            let line = match &record.op {
+                Op::Set { key, value } => {
+                    serde_json::json!({"node": record.node, "op": "set", "key": key, "value": value, "outcome": record.outcome})
+                }
+                Op::Remove { key } => {
+                    serde_json::json!({"node": record.node, "op": "remove", "key": key, "outcome": record.outcome})
+                }
+                Op::Trigger { note } => {
+                    serde_json::json!({"node": record.node, "op": "trigger", "note": note, "outcome": record.outcome})
+                }
+            };
+            writeln!(out, "{line}")?;
+        }
+        out.flush()
+    }
+
     /// Calls with `outcome`.
     pub fn count(&self, outcome: Outcome) -> u64 {
         self.records.iter().filter(|r| r.outcome == outcome).count() as u64

@@ -61,6 +61,8 @@ pub struct Summary {
     pub restarts: Vec<u32>,
     /// What the proxy did.
     pub proxy: Value,
+    /// Faults the harness could not carry out (the run went on without them).
+    pub fault_errors: Vec<String>,
     /// What failed.
     pub failures: Vec<String>,
     /// The command that replays this run.
@@ -92,6 +94,7 @@ impl Summary {
             faults,
             restarts: Vec::new(),
             proxy: Value::Null,
+            fault_errors: Vec::new(),
             failures: Vec::new(),
             replay: options.replay.clone(),
             workdir: None,

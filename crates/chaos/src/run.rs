@@ -138,7 +138,7 @@ async fn drive(
     let monitor = tokio::spawn(watch_deaths(daemons.clone(), deaths.clone(), stop.clone()));
 
     let started = Instant::now();
-    let executed = inject(&faults, started, daemons, proxy, disk).await?;
+    let (executed, fault_errors) = inject(&faults, started, daemons, proxy, disk).await;
     let sleep_left = options.duration.saturating_sub(started.elapsed());
     tokio::time::sleep(sleep_left).await;
     let _ = stop_tx.send(true);
@@ -160,8 +160,15 @@ async fn drive(
     if let Err(error) = converged {
         summary.failures.push(format!("no convergence: {error}"));
     }
-    // The writers are done: the ledger is whole.
+    summary.fault_errors = fault_errors;
+    // The writers are done: the ledger is whole. Kept beside the homes, so a
+    // verdict can be checked again by hand.
     let ledger = std::mem::take(&mut *ledger.lock().unwrap_or_else(PoisonError::into_inner));
+    if let Some(dir) = &options.workdir
+        && let Err(error) = ledger.write_jsonl(&dir.join("ledger.jsonl"))
+    {
+        summary.failures.push(format!("writing the ledger: {error}"));
+    }
     summary.ops_attempted = ledger.records().len() as u64;
     summary.ops_acked = ledger.count(Outcome::Acked);
     summary.ops_failed = ledger.count(Outcome::Failed);
@@ -256,38 +263,46 @@ struct Active {
 }
 
 /// Carry out the schedule: start each fault at its time and end it after
-/// its span. Returns the faults carried out.
+/// its span. Returns the faults carried out, and the ones the harness could
+/// not carry out (with why: the run goes on without them).
 async fn inject(
     faults: &[Fault],
     started: Instant,
     daemons: &Daemons,
     proxy: &FaultProxy,
     disk: Option<&SmallDisk>,
-) -> anyhow::Result<Vec<Fault>> {
+) -> (Vec<Fault>, Vec<String>) {
     let mut pending: Vec<&Fault> = faults.iter().collect();
     pending.reverse();
     let mut active: Vec<Active> = Vec::new();
     let mut done = Vec::new();
+    let mut errors = Vec::new();
     loop {
         let next_start = pending.last().map(|f| started + Duration::from_millis(f.at_ms));
         let next_end = active.iter().map(|a| a.ends).min();
-        let Some(next) = [next_start, next_end].into_iter().flatten().min() else { return Ok(done) };
+        let Some(next) = [next_start, next_end].into_iter().flatten().min() else { return (done, errors) };
         tokio::time::sleep_until(next.into()).await;
         let now = Instant::now();
         let mut index = 0;
         while index < active.len() {
             if active[index].ends <= now {
                 let ended = active.swap_remove(index);
-                end_fault(&ended.fault, daemons, proxy, disk).await?;
-                done.push(ended.fault);
+                match end_fault(&ended.fault, daemons, proxy, disk).await {
+                    Ok(()) => done.push(ended.fault),
+                    Err(error) => errors.push(format!("ending {:?}: {error:#}", ended.fault)),
+                }
             } else {
                 index += 1;
             }
         }
         while let Some(fault) = pending.last().copied().filter(|f| started + Duration::from_millis(f.at_ms) <= now) {
             pending.pop();
-            start_fault(fault, daemons, proxy, disk).await?;
-            active.push(Active { fault: fault.clone(), ends: now + Duration::from_millis(fault.span_ms) });
+            match start_fault(fault, daemons, proxy, disk).await {
+                Ok(()) => {
+                    active.push(Active { fault: fault.clone(), ends: now + Duration::from_millis(fault.span_ms) })
+                }
+                Err(error) => errors.push(format!("starting {fault:?}: {error:#}")),
+            }
         }
     }
 }
@@ -445,12 +460,24 @@ async fn snapshot(apis: &[crate::api::Api]) -> anyhow::Result<Vec<Value>> {
     Ok(views)
 }
 
+/// Entries read per `page` call.
+const PAGE_ENTRIES: u32 = 1_000;
+
 /// The kv entries every node holds, which must be the same everywhere.
+/// Read a page at a time: one `entries` call runs out of fuel on a store
+/// of a long run.
 async fn agreed_entries(apis: &[crate::api::Api], kv: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let mut agreed: Option<BTreeMap<String, String>> = None;
     for (index, api) in apis.iter().enumerate() {
-        let output = api.query(kv, "entries", json!({})).await?;
-        let entries: BTreeMap<String, String> = serde_json::from_value(output)?;
+        let mut entries = BTreeMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let output = api.query(kv, "page", json!({"after": after, "limit": PAGE_ENTRIES})).await?;
+            let page: Vec<(String, String)> = serde_json::from_value(output)?;
+            let Some((last, _)) = page.last().cloned() else { break };
+            entries.extend(page);
+            after = Some(last);
+        }
         match &agreed {
             None => agreed = Some(entries),
             Some(first) if *first != entries => bail!("node {index}'s entries differ from node 0's"),

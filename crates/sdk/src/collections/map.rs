@@ -72,6 +72,21 @@ impl<K: Key, V: MapValue> Map<K, V> {
         MapIter { map: self.id, after: None, buffer: VecDeque::new(), done: false, _types: PhantomData }
     }
 
+    /// The entries after `key` (not including it), in key order, fetched a
+    /// page at a time: how a view reads a large map in slices.
+    pub fn iter_after<Q: EncodeKey + ?Sized>(&self, key: &Q) -> MapIter<K, V>
+    where
+        K: Borrow<Q>,
+    {
+        MapIter {
+            map: self.id,
+            after: Some(key.encode_key()),
+            buffer: VecDeque::new(),
+            done: false,
+            _types: PhantomData,
+        }
+    }
+
     /// The keys in order.
     pub fn keys(&self) -> impl Iterator<Item = K> {
         self.iter().map(|(key, _)| key)
