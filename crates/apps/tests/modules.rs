@@ -99,8 +99,15 @@ fn check(package: &str, bytes: &[u8]) -> Manifest {
 fn kv_store_module_exports_its_manifest_methods() {
     let manifest = check("kv-store", weft_apps::KV_STORE);
     use MethodKind::*;
-    let expected =
-        [("init", Init), ("set", Mutate), ("get", View), ("remove", Mutate), ("entries", View), ("len", View)];
+    let expected = [
+        ("init", Init),
+        ("set", Mutate),
+        ("get", View),
+        ("remove", Mutate),
+        ("entries", View),
+        ("page", View),
+        ("len", View),
+    ];
     assert_eq!(methods(&manifest), expected);
     assert_eq!(events(&manifest), ["Inserted", "Updated", "Removed"]);
     let set = manifest.method("set").unwrap();
