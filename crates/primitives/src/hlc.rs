@@ -19,6 +19,12 @@ pub struct Hlc {
 }
 
 impl Hlc {
+    /// The largest logical counter a timestamp may carry. Far below
+    /// `u32::MAX`, so that the stamps a write derives from its start stamp
+    /// (one per action) never overflow, and a remote timestamp with a
+    /// counter near the maximum is refused rather than absorbed.
+    pub const COUNTER_MAX: u32 = 1 << 31;
+
     /// A timestamp from its parts.
     pub const fn new(wall_ms: u64, counter: u32) -> Hlc {
         Hlc { wall_ms, counter }
@@ -38,9 +44,14 @@ pub enum HlcError {
         /// The configured bound.
         max_drift_ms: u64,
     },
-    /// The logical counter would overflow (2^32 events in one millisecond).
-    #[error("hybrid logical clock counter overflow")]
-    CounterOverflow,
+    /// The remote counter is above [`Hlc::COUNTER_MAX`].
+    #[error("timestamp counter {counter} is above the maximum {max}")]
+    CounterTooLarge {
+        /// The remote counter.
+        counter: u32,
+        /// [`Hlc::COUNTER_MAX`].
+        max: u32,
+    },
 }
 
 /// A hybrid logical clock: issues strictly increasing timestamps and absorbs
@@ -66,20 +77,27 @@ impl HlcClock {
     }
 
     /// A new timestamp, strictly greater than every one issued or observed.
-    pub fn tick(&mut self, physical_ms: u64) -> Result<Hlc, HlcError> {
+    /// Never fails: when the counter reaches [`Hlc::COUNTER_MAX`] the wall
+    /// part moves one millisecond forward instead.
+    pub fn tick(&mut self, physical_ms: u64) -> Hlc {
         let next = if physical_ms > self.last.wall_ms {
             Hlc::new(physical_ms, 0)
+        } else if self.last.counter < Hlc::COUNTER_MAX {
+            Hlc::new(self.last.wall_ms, self.last.counter + 1)
         } else {
-            let counter = self.last.counter.checked_add(1).ok_or(HlcError::CounterOverflow)?;
-            Hlc::new(self.last.wall_ms, counter)
+            Hlc::new(self.last.wall_ms.saturating_add(1), 0)
         };
         self.last = next;
-        Ok(next)
+        next
     }
 
     /// Absorb a remote timestamp so later local ones order after it.
-    /// Rejects (and ignores) one that runs too far ahead of `physical_ms`.
+    /// Rejects (and ignores) one that runs too far ahead of `physical_ms`
+    /// or whose counter is above [`Hlc::COUNTER_MAX`].
     pub fn observe(&mut self, remote: Hlc, physical_ms: u64) -> Result<(), HlcError> {
+        if remote.counter > Hlc::COUNTER_MAX {
+            return Err(HlcError::CounterTooLarge { counter: remote.counter, max: Hlc::COUNTER_MAX });
+        }
         let ahead_ms = remote.wall_ms.saturating_sub(physical_ms);
         if ahead_ms > self.max_drift_ms {
             return Err(HlcError::TooFarInFuture {
@@ -109,7 +127,7 @@ mod tests {
     #[test]
     fn far_future_is_rejected_and_not_absorbed() {
         let mut clock = HlcClock::new(1_000);
-        let before = clock.tick(10).unwrap();
+        let before = clock.tick(10);
         assert!(matches!(clock.observe(Hlc::new(5_000, 0), 10), Err(HlcError::TooFarInFuture { .. })));
         assert_eq!(clock.last(), before);
     }
@@ -125,16 +143,35 @@ mod tests {
                 if is_observe {
                     let remote = Hlc::new(remote_ms, remote_counter);
                     clock.observe(remote, physical).unwrap();
-                    let next = clock.tick(physical).unwrap();
+                    let next = clock.tick(physical);
                     prop_assert!(next > remote);
                     prop_assert!(next > prev);
                     prev = next;
                 } else {
-                    let next = clock.tick(physical).unwrap();
+                    let next = clock.tick(physical);
                     prop_assert!(next > prev);
                     prev = next;
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_counter_at_its_maximum_moves_the_wall_forward_instead_of_failing() {
+        let mut clock = HlcClock::new(u64::MAX);
+        clock.observe(Hlc::new(1_000, Hlc::COUNTER_MAX), 0).unwrap();
+        let next = clock.tick(0);
+        assert_eq!(next, Hlc::new(1_001, 0));
+        assert!(next > Hlc::new(1_000, Hlc::COUNTER_MAX));
+        assert_eq!(clock.tick(0), Hlc::new(1_001, 1));
+    }
+
+    #[test]
+    fn a_counter_above_the_maximum_is_refused_and_not_absorbed() {
+        let mut clock = HlcClock::new(u64::MAX);
+        let before = clock.tick(10);
+        let refused = clock.observe(Hlc::new(20, u32::MAX), 10);
+        assert_eq!(refused, Err(HlcError::CounterTooLarge { counter: u32::MAX, max: Hlc::COUNTER_MAX }));
+        assert_eq!(clock.last(), before);
     }
 }

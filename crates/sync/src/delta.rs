@@ -168,6 +168,15 @@ pub enum DeltaRejection {
         /// The member it tried to remove.
         member: PublicKey,
     },
+    /// The timestamp's logical counter is above [`Hlc::COUNTER_MAX`]: no
+    /// honest clock gets there, and absorbing it would exhaust ours.
+    #[error("timestamp counter {counter} above the maximum {max}")]
+    ClockCounter {
+        /// The counter.
+        counter: u32,
+        /// [`Hlc::COUNTER_MAX`].
+        max: u32,
+    },
     /// The timestamp runs further ahead of local time than the allowed drift.
     #[error("timestamp {ahead_ms} ms ahead of local time (max drift {max_drift_ms} ms)")]
     TooFarInFuture {
@@ -256,6 +265,9 @@ impl SignedDelta {
         }
         if self.parents.is_empty() {
             return Err(DeltaRejection::NoParents);
+        }
+        if self.hlc.counter > Hlc::COUNTER_MAX {
+            return Err(DeltaRejection::ClockCounter { counter: self.hlc.counter, max: Hlc::COUNTER_MAX });
         }
         if self.parents.len() > PARENTS_MAX {
             return Err(DeltaRejection::TooManyParents { count: self.parents.len(), max: PARENTS_MAX });

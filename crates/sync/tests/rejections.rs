@@ -214,3 +214,49 @@ fn bad_delta_in_a_sync_page_penalizes_and_ends_the_session() {
     assert!(outputs.iter().any(|o| *o == Output::CloseSession { peer: peer(1), session }));
     assert_eq!(cluster.replicas[0].session_count(), 0);
 }
+
+#[test]
+fn a_timestamp_counter_above_its_maximum_is_rejected() {
+    let delta = delta_by(&key(1), Hlc::new(START_MS, Hlc::COUNTER_MAX + 1));
+    assert_eq!(
+        gossip_rejection(delta.encode()),
+        DeltaRejection::ClockCounter { counter: Hlc::COUNTER_MAX + 1, max: Hlc::COUNTER_MAX }
+    );
+}
+
+/// A member's delta stamped at the edge of the drift bound with a counter
+/// at (or past) its maximum used to be absorbed and make every later local
+/// write fail (the clock's counter overflowed).
+#[test]
+fn one_delta_cannot_freeze_the_writers() {
+    for counter in [u32::MAX, Hlc::COUNTER_MAX] {
+        let mut cluster = Cluster::connected(2, Config::default());
+        let edge = Hlc::new(START_MS + 59_000, counter);
+        let delta = delta_by(&key(1), edge);
+        cluster.input(0, Input::GossipReceived { from: peer(1), message: 1, bytes: delta.encode() });
+        for n in 0..3u8 {
+            // `write` panics if the write is refused.
+            let (_, bytes) = cluster.write(0, &[n], b"v");
+            let stamped = SignedDelta::decode(&bytes).unwrap().hlc;
+            if counter <= Hlc::COUNTER_MAX {
+                assert!(stamped > edge, "a later write stamps after what it saw");
+            }
+        }
+    }
+}
+
+/// A delta whose author cannot be vetted yet (its parents are missing)
+/// waits; its timestamp must not move our clock until it applies.
+#[test]
+fn an_unvetted_delta_does_not_move_the_clock() {
+    let mut cluster = Cluster::connected(2, Config::default());
+    let outsider = SigningKey::from_seed([42; 32]);
+    let ahead = Hlc::new(START_MS + 50_000, 0);
+    let event = Event { kind: "Ping".into(), data: b"{}".to_vec(), handler: None };
+    let orphan = SignedDelta::sign(&outsider, vec![Hash::of(b"a parent nobody has")], ahead, Vec::new(), vec![event]);
+    cluster.input(0, Input::GossipReceived { from: peer(1), message: 1, bytes: orphan.encode() });
+    assert_eq!(cluster.replicas[0].dag().pending_count(), 1, "the orphan waits for its parents");
+    let (_, bytes) = cluster.write(0, b"k", b"v");
+    let stamped = SignedDelta::decode(&bytes).unwrap().hlc;
+    assert!(stamped < ahead, "the unvetted stamp {ahead:?} moved the clock to {stamped:?}");
+}

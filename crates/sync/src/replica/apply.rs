@@ -190,6 +190,7 @@ impl<S: ReplicaStore> DeltaApplier<DeltaPayload> for StateApplier<'_, S> {
             author: payload.author,
             local: payload.author == self.local_author,
             events: payload.events.clone(),
+            hlc: delta.hlc,
         });
         Ok(())
     }

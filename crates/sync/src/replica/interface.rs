@@ -2,7 +2,7 @@
 
 use weft_dag::DeltaId;
 use weft_primitives::kv::WriteSet;
-use weft_primitives::{Hash, Hlc, HlcError, PublicKey};
+use weft_primitives::{Hash, Hlc, PublicKey};
 use weft_state::{Action, StateError};
 
 use crate::delta::{DeltaRejection, Event};
@@ -127,12 +127,6 @@ pub enum WriteError {
     /// The transaction failed.
     #[error(transparent)]
     State(#[from] StateError),
-    /// The clock refused to move (its counter overflowed).
-    #[error("clock: {reason}")]
-    Clock {
-        /// The clock's error.
-        reason: String,
-    },
     /// The delta would exceed the size bound.
     #[error("delta of {len} bytes exceeds the {max}-byte limit")]
     TooLarge {
@@ -151,12 +145,6 @@ pub enum WriteError {
     /// a `Leave` of another member).
     #[error(transparent)]
     Membership(MembershipError),
-}
-
-impl From<HlcError> for WriteError {
-    fn from(error: HlcError) -> Self {
-        WriteError::Clock { reason: error.to_string() }
-    }
 }
 
 /// What a gossip message deserves (gossipsub's accept/reject/ignore).
@@ -191,6 +179,8 @@ pub struct AppliedDelta {
     pub local: bool,
     /// Its events.
     pub events: Vec<Event>,
+    /// Its timestamp.
+    pub hlc: Hlc,
 }
 
 /// Something the driver must do or know.

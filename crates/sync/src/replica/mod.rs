@@ -482,6 +482,11 @@ impl<S: ReplicaStore> Replica<S> {
     /// Emit what one call into the DAG applied, then the net change of the
     /// member set it made, if any.
     fn emit_applied(&mut self, (deltas, members): (Vec<AppliedDelta>, MembersChange)) {
+        // Applied deltas passed every check (their drift when received):
+        // later local writes stamp after them.
+        for delta in &deltas {
+            let _ = self.clock.observe(delta.hlc, u64::MAX);
+        }
         if !deltas.is_empty() {
             self.stats.applied += deltas.len() as u64;
             self.out.push(Output::Applied { deltas });

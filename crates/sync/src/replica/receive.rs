@@ -150,9 +150,9 @@ impl<S: ReplicaStore> Replica<S> {
         if ahead_ms > self.config.max_drift_ms {
             return Err(DeltaRejection::TooFarInFuture { ahead_ms, max_drift_ms: self.config.max_drift_ms });
         }
-        // Within the drift bound `observe` cannot fail; later local writes
-        // now stamp after this delta.
-        let _ = self.clock.observe(delta.hlc, now_ms);
+        // The clock absorbs the delta's stamp only once it is applied (see
+        // `emit_applied`): a delta whose author is not vetted yet must not
+        // move our clock.
         Ok(vetting)
     }
 

@@ -43,7 +43,7 @@ impl<S: ReplicaStore> Replica<S> {
         // Ticking a copy keeps preparing a pure read; the commit advances
         // the real clock past the write's last stamp.
         let mut clock = self.clock.clone();
-        Ok(WriteBase { version: self.core.version, start_hlc: clock.tick(now_ms)? })
+        Ok(WriteBase { version: self.core.version, start_hlc: clock.tick(now_ms) })
     }
 
     /// Run `write` in a transaction over the current state and return the
