@@ -9,7 +9,7 @@ use weft_primitives::{Hash, PublicKey};
 use weft_sync::SessionId;
 
 use crate::NodeError;
-use crate::wire::{JoinAccepted, JoinReply, JoinRequest, PeerDirectory};
+use crate::wire::{DirectoryReply, JoinAccepted, JoinReply, JoinRequest};
 
 /// A reply slot.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -109,6 +109,8 @@ pub(crate) enum Outbound {
 
 /// Reports from stream tasks.
 pub(crate) enum Internal {
+    /// An inbound sync stream's hello; `verdict` says whether it is served
+    /// (nothing more is read from the stream until it does).
     InboundSession {
         context: Hash,
         peer: NetPeer,
@@ -116,6 +118,14 @@ pub(crate) enum Internal {
         member: PublicKey,
         signature: weft_primitives::Signature,
         outbox: mpsc::Sender<Outbound>,
+        verdict: oneshot::Sender<bool>,
+    },
+    /// The first frame the responder of a session we opened sent: it must
+    /// be its `SyncAccept`.
+    SessionAccept {
+        peer: NetPeer,
+        session: SessionId,
+        bytes: Vec<u8>,
     },
     Frame {
         peer: NetPeer,
@@ -137,11 +147,13 @@ pub(crate) enum Internal {
         n: u64,
         member: PublicKey,
         signature: weft_primitives::Signature,
-        reply: oneshot::Sender<PeerDirectory>,
+        reply: oneshot::Sender<DirectoryReply>,
     },
+    /// The answer to a directory request we made with number `n`.
     Directory {
         peer: NetPeer,
         context: Hash,
-        directory: PeerDirectory,
+        n: u64,
+        reply: DirectoryReply,
     },
 }

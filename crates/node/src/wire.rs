@@ -6,7 +6,10 @@
 //! context (every later frame is a `weft_sync` message), or it asks to join
 //! a context with an invitation (the answer is one [`JoinReply`] frame), or
 //! it asks a member's node for the context's other member nodes (the answer
-//! is one [`PeerDirectory`] frame).
+//! is one [`DirectoryReply`] frame). Both ends of a sync session prove they
+//! speak for a member: the opener in its hello, the responder in its first
+//! frame ([`SyncAccept`]), each signature bound to the context, the session
+//! and both nodes.
 //! Decoding is strict borsh: an unknown tag, trailing bytes or a short
 //! frame is an error and the stream is dropped.
 
@@ -38,7 +41,7 @@ pub enum StreamHello {
     /// A request to be admitted to a context.
     Join(Box<JoinRequest>),
     /// A member's node asks which nodes of `context`'s members we know and
-    /// where they are; the answer is one [`PeerDirectory`] frame.
+    /// where they are; the answer is one [`DirectoryReply`] frame.
     Directory {
         /// The wire version.
         version: u8,
@@ -55,34 +58,81 @@ pub enum StreamHello {
     },
 }
 
-/// The answer to [`StreamHello::Directory`]: members' nodes and their
-/// addresses (at most [`crate::peers::DIRECTORY_ENTRIES_MAX`] entries; an
-/// empty list when the asker does not speak for a member).
+/// The answer to [`StreamHello::Directory`]: refused, or the context's
+/// members' nodes and their addresses (at most
+/// [`crate::peers::DIRECTORY_ENTRIES_MAX`] entries) with the responder's
+/// proof that it speaks for a member too.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct PeerDirectory {
-    /// The nodes.
-    pub entries: Vec<crate::peers::DirectoryEntry>,
+pub enum DirectoryReply {
+    /// The asker does not speak for a member (or we are not in the context).
+    Refused,
+    /// The directory.
+    Granted {
+        /// The member identity the responder's node speaks for.
+        member: PublicKey,
+        /// `member`'s signature over [`directory_answer_digest`].
+        signature: Signature,
+        /// The nodes.
+        entries: Vec<crate::peers::DirectoryEntry>,
+    },
 }
 
-impl PeerDirectory {
+impl DirectoryReply {
     /// Encode.
     pub fn encode(&self) -> Vec<u8> {
         encoding::encode(self)
     }
 
     /// Decode strictly, refusing more entries or addresses than the bounds.
-    pub fn decode(bytes: &[u8]) -> Result<PeerDirectory, DecodeError> {
-        let directory: PeerDirectory = encoding::decode(bytes)?;
-        let too_many = directory.entries.len() > crate::peers::DIRECTORY_ENTRIES_MAX
-            || directory.entries.iter().any(|e| {
-                e.addrs.len() > crate::peers::PEER_ADDRS_KEPT_MAX
-                    || e.addrs.iter().any(|a| a.len() > crate::peers::PEER_ADDR_BYTES_MAX)
-            });
-        if too_many {
-            return Err(DecodeError::Malformed { what: "PeerDirectory", reason: "over its bounds".into() });
+    pub fn decode(bytes: &[u8]) -> Result<DirectoryReply, DecodeError> {
+        let reply: DirectoryReply = encoding::decode(bytes)?;
+        if let DirectoryReply::Granted { entries, .. } = &reply {
+            let over = entries.len() > crate::peers::DIRECTORY_ENTRIES_MAX
+                || entries.iter().any(|e| {
+                    e.addrs.len() > crate::peers::PEER_ADDRS_KEPT_MAX
+                        || e.addrs.iter().any(|a| a.len() > crate::peers::PEER_ADDR_BYTES_MAX)
+                });
+            if over {
+                return Err(DecodeError::Malformed { what: "DirectoryReply", reason: "over its bounds".into() });
+            }
         }
-        Ok(directory)
+        Ok(reply)
     }
+}
+
+/// The responder's first frame on a sync stream it accepted: proof that
+/// it speaks for a member of the context too. The opener sends nothing
+/// after its hello until this arrives and checks out, so a node that is not
+/// a member learns nothing of the context but that we asked.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SyncAccept {
+    /// The member identity the responder's node speaks for.
+    pub member: PublicKey,
+    /// `member`'s signature over [`sync_accept_digest`].
+    pub signature: Signature,
+}
+
+impl SyncAccept {
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    /// Decode strictly.
+    pub fn decode(bytes: &[u8]) -> Result<SyncAccept, DecodeError> {
+        encoding::decode(bytes)
+    }
+}
+
+/// What a [`SyncAccept`]'s signature covers: the session and both nodes,
+/// under its own domain (a hello cannot stand for an accept).
+pub fn sync_accept_digest(context: &Hash, n: u64, opener: &[u8; 32], responder: &[u8; 32]) -> Hash {
+    Hash::derive("weft sync accept v1", &[context.as_bytes(), &n.to_be_bytes(), opener, responder])
+}
+
+/// What a granted [`DirectoryReply`]'s signature covers.
+pub fn directory_answer_digest(context: &Hash, n: u64, asker: &[u8; 32], responder: &[u8; 32]) -> Hash {
+    Hash::derive("weft directory answer v1", &[context.as_bytes(), &n.to_be_bytes(), asker, responder])
 }
 
 /// What a directory hello's signature covers (like [`sync_hello_digest`],

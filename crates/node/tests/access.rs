@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{Cluster, member_key, set};
 use weft_net::{NetConfig, Network};
-use weft_node::wire::{NODE_WIRE_VERSION, StreamHello, sync_hello_digest};
+use weft_node::wire::{NODE_WIRE_VERSION, StreamHello, SyncAccept, sync_accept_digest, sync_hello_digest};
 use weft_primitives::{Hash, SigningKey};
 use weft_sync::protocol::{PROTOCOL_VERSION, Summary, SyncMessage, SyncRequest};
 
@@ -41,13 +41,18 @@ async fn ask_as(
     let request =
         SyncMessage::SyncRequest(SyncRequest { version: PROTOCOL_VERSION, context, summary: Summary::default() });
     stream.send(&request.encode()).await.unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(10), stream.recv()).await;
+    // A served session opens with the responder's proof that it speaks
+    // for a member, bound to this session and both nodes.
+    let answer = async {
+        let accept = SyncAccept::decode(&stream.recv().await.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let digest = sync_accept_digest(&context, n, &opener, &responder);
+        accept.member.verify(digest.as_bytes(), &accept.signature).map_err(|e| format!("bad accept: {e}"))?;
+        let bytes = stream.recv().await.map_err(|e| e.to_string())?;
+        SyncMessage::decode(&bytes).map_err(|e| e.to_string())
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(10), answer).await;
     let _ = raw.shutdown().await;
-    match answer {
-        Ok(Ok(bytes)) => SyncMessage::decode(&bytes).map_err(|e| e.to_string()),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("no answer".into()),
-    }
+    answer.unwrap_or_else(|_| Err("no answer".into()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

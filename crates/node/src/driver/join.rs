@@ -106,12 +106,17 @@ impl Driver {
             records::put_context(txn, &record)
         })?;
         self.open_context(record).await?;
+        if let Some(node) = weft_net::peer_public_key(&inviter) {
+            self.joined_through.insert(context, (node.0, invitation.inviter));
+        }
         // The inviter's node is the first member's node we know; its
         // directory names the others.
         self.note_member_node(context, inviter);
         self.note_member_addrs(inviter, &invitation.addrs);
         self.ask_directory(inviter, context);
-        // Fetch the history (our admission included) from the inviter now.
+        // Fetch the history (our admission included) from the inviter now:
+        // it answered for the member who signed our invitation.
+        self.member_node_proven(context, inviter).await;
         if let Some(peer) = weft_net::peer_public_key(&inviter) {
             let peer = weft_sync::PeerId(peer.0);
             self.feed(context, Input::PeerUp { peer }).await;

@@ -78,6 +78,9 @@ pub(crate) struct ContextSlot {
 struct SessionLink {
     context: Hash,
     outbox: mpsc::Sender<Outbound>,
+    /// For a session we opened: fired once the responder proved it speaks
+    /// for a member; until then our frames wait in the outbox.
+    proven: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// See the module doc.
@@ -91,7 +94,7 @@ pub(crate) struct Driver {
     pub(crate) contexts: BTreeMap<Hash, ContextSlot>,
     topics: HashMap<String, Hash>,
     /// Who subscribes to which topic, for contexts we open later.
-    topic_peers: HashMap<String, BTreeSet<NetPeer>>,
+    pub(crate) topic_peers: HashMap<String, BTreeSet<NetPeer>>,
     net_peers: HashMap<SyncPeer, NetPeer>,
     gossip_waiting: HashMap<u64, (Hash, NetPeer)>,
     next_message: u64,
@@ -110,6 +113,12 @@ pub(crate) struct Driver {
     identified: HashMap<NetPeer, Vec<String>>,
     /// When we last asked a node for a context's directory.
     directory_asked: HashMap<([u8; 32], Hash), u64>,
+    /// (node, context) pairs whose node proved, while connected, that it
+    /// speaks for a member: only these are the context's sync peers.
+    proven: std::collections::HashSet<([u8; 32], Hash)>,
+    /// The inviter (its node and identity) each context was joined through
+    /// in this run, trusted as a member until our history knows it.
+    pub(crate) joined_through: HashMap<Hash, ([u8; 32], PublicKey)>,
     next_redial_check_ms: u64,
     next_directory_round_ms: u64,
     /// The store's reopen count the replicas were loaded at.
@@ -160,6 +169,8 @@ impl Driver {
             redial,
             identified: HashMap::new(),
             directory_asked: HashMap::new(),
+            proven: std::collections::HashSet::new(),
+            joined_through: HashMap::new(),
             next_redial_check_ms: 0,
             next_directory_round_ms: now_ms() + peers::DIRECTORY_REFRESH_MS,
             store_reopens: 0,
@@ -452,7 +463,8 @@ impl Driver {
         };
         let (outbox, frames) = mpsc::channel(streams::SESSION_OUTBOX_MAX);
         let _ = outbox.try_send(Outbound::Frame(bytes));
-        self.sessions.insert(session, SessionLink { context, outbox });
+        let (proven, proof) = tokio::sync::oneshot::channel();
+        self.sessions.insert(session, SessionLink { context, outbox, proven: Some(proven) });
         Counters::bump(&self.counters.sync_sessions_opened, 1);
         tokio::spawn(streams::open_session(
             self.net.clone(),
@@ -460,6 +472,7 @@ impl Driver {
             session,
             hello,
             frames,
+            proof,
             self.internal_tx.clone(),
             self.counters.clone(),
         ));
@@ -467,21 +480,34 @@ impl Driver {
 
     async fn on_internal(&mut self, message: Internal) {
         match message {
-            Internal::InboundSession { context, peer, session, member, signature, outbox } => {
+            Internal::InboundSession { context, peer, session, member, signature, outbox, verdict } => {
                 let Some(slot) = self.contexts.get(&context) else {
                     debug!(%context, %peer, "sync stream for a context we are not in: closed");
+                    let _ = verdict.send(false);
                     return;
                 };
                 // Only a member's node is served the context's history.
                 let digest = crate::wire::sync_hello_digest(&context, session.n, &session.opener.0, &self.local_peer.0);
                 if !slot.replica.is_member(&member) || member.verify(digest.as_bytes(), &signature).is_err() {
                     debug!(%context, %peer, "sync stream from a node that does not speak for a member: closed");
+                    let _ = verdict.send(false);
+                    return;
+                }
+                // Our proof first: the opener sends nothing until it has it.
+                let accept_digest =
+                    crate::wire::sync_accept_digest(&context, session.n, &session.opener.0, &self.local_peer.0);
+                let accept = crate::wire::SyncAccept {
+                    member: slot.identity.public_key(),
+                    signature: slot.identity.sign(accept_digest.as_bytes()),
+                };
+                if outbox.try_send(Outbound::Frame(accept.encode())).is_err() || verdict.send(true).is_err() {
                     return;
                 }
                 Counters::bump(&self.counters.sync_sessions_accepted, 1);
-                self.sessions.insert(session, SessionLink { context, outbox });
-                self.note_member_node(context, peer);
+                self.sessions.insert(session, SessionLink { context, outbox, proven: None });
+                self.member_node_proven(context, peer).await;
             }
+            Internal::SessionAccept { peer, session, bytes } => self.on_session_accept(peer, session, &bytes).await,
             Internal::Frame { peer, session, bytes } => {
                 let Some(context) = self.sessions.get(&session).map(|link| link.context) else { return };
                 let Some(from) = Self::sync_peer(&peer) else { return };
@@ -497,9 +523,9 @@ impl Driver {
                 let _ = reply.send(answer);
             }
             Internal::DirectoryRequest { peer, context, n, member, signature, reply } => {
-                let _ = reply.send(self.answer_directory(peer, context, n, member, signature));
+                let _ = reply.send(self.answer_directory(peer, context, n, member, signature).await);
             }
-            Internal::Directory { peer, context, directory } => self.on_directory(peer, context, directory),
+            Internal::Directory { peer, context, n, reply } => self.on_directory(peer, context, n, reply).await,
         }
     }
 
@@ -511,8 +537,8 @@ impl Driver {
             }
             NetEvent::Subscribed { peer, topic } => {
                 self.topic_peers.entry(topic.clone()).or_default().insert(peer);
-                if let (Some(context), Some(peer)) = (self.topics.get(&topic).copied(), Self::sync_peer(&peer)) {
-                    self.feed(context, Input::PeerUp { peer }).await;
+                if let Some(context) = self.topics.get(&topic).copied() {
+                    self.subscriber_seen(context, peer).await;
                 }
             }
             NetEvent::Unsubscribed { peer, topic } => {
@@ -570,15 +596,19 @@ impl Driver {
     }
 
     /// Register an opened context's topic and tell its replica about the
-    /// member nodes already subscribed.
+    /// member nodes already subscribed (proven ones at once, the others
+    /// once they prove it).
     pub(crate) async fn attach_topic(&mut self, context: Hash, topic: String) {
         self.topics.insert(topic.clone(), context);
         let peers: Vec<NetPeer> = self.topic_peers.get(&topic).map(|p| p.iter().copied().collect()).unwrap_or_default();
         for peer in peers {
-            if let Some(peer) = Self::sync_peer(&peer) {
-                self.feed(context, Input::PeerUp { peer }).await;
-            }
+            self.subscriber_seen(context, peer).await;
         }
+    }
+
+    /// Whether `peer` is subscribed to `context`'s topic.
+    pub(crate) fn subscribed(&self, context: &Hash, peer: &NetPeer) -> bool {
+        self.contexts.get(context).and_then(|slot| self.topic_peers.get(&slot.topic)).is_some_and(|p| p.contains(peer))
     }
 
     pub(crate) fn detach_topic(&mut self, topic: &str) {

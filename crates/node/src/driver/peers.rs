@@ -12,6 +12,13 @@
 //!   one connected member's node per context, we ask it for the context's
 //!   directory, so members that joined through someone else, or moved, are
 //!   found too.
+//! - **Proof.** A node becomes one of a context's sync peers (`PeerUp`)
+//!   only once it proved, on this connection, that it speaks for a member:
+//!   a sync hello or a sync accept, or a granted directory, each signed by a
+//!   current member over the context, a number and both nodes. A node that
+//!   subscribes to the topic without proof is asked for the directory (at
+//!   most every [`DIRECTORY_ASK_MIN_MS`]); a stranger can only refuse, and
+//!   gets nothing but our question.
 //!
 //! The book is flushed to the store whenever it changed: an acknowledged
 //! address survives a `kill -9`.
@@ -22,14 +29,19 @@ use tracing::{debug, warn};
 use weft_net::{Multiaddr, PeerId as NetPeer};
 use weft_primitives::{Hash, PublicKey, Signature};
 
+use weft_sync::{Input, PeerId as SyncPeer, SessionId};
+
 use super::{Driver, now_ms, random_u64};
 use crate::peers::NodeKey;
-use crate::wire::{NODE_WIRE_VERSION, PeerDirectory, StreamHello, directory_hello_digest};
+use crate::wire::{
+    DirectoryReply, NODE_WIRE_VERSION, StreamHello, SyncAccept, directory_answer_digest, directory_hello_digest,
+    sync_accept_digest,
+};
 
 /// How often the driver looks for nodes due for a redial.
 const REDIAL_CHECK_MS: u64 = 250;
 /// The shortest pause between two directory requests to one node for one context.
-pub(crate) const DIRECTORY_ASK_MIN_MS: u64 = 30_000;
+pub(crate) const DIRECTORY_ASK_MIN_MS: u64 = 10_000;
 /// How often each context asks one connected member's node for its directory.
 pub(crate) const DIRECTORY_REFRESH_MS: u64 = 60_000;
 /// Directory requests remembered for rate limiting; the oldest are forgotten.
@@ -71,7 +83,73 @@ impl Driver {
         self.identified.remove(&peer);
         if let Some(node) = node_key(&peer) {
             self.redial.on_disconnected(node, now_ms(), random_u64());
+            // Proof holds for a connection: the next one proves again.
+            self.proven.retain(|(proven, _)| *proven != node);
         }
+    }
+
+    /// `peer` subscribes to `context`'s topic: a sync peer if proven, else
+    /// asked to prove it (the directory request).
+    pub(super) async fn subscriber_seen(&mut self, context: Hash, peer: NetPeer) {
+        let Some(node) = node_key(&peer) else { return };
+        if self.proven.contains(&(node, context)) {
+            self.feed(context, Input::PeerUp { peer: SyncPeer(node) }).await;
+        } else {
+            self.ask_directory(peer, context);
+        }
+    }
+
+    /// `peer` proved on this connection that it speaks for a member of
+    /// `context`: keep it in the book, and make it a sync peer if it is
+    /// subscribed to the context's topic.
+    pub(crate) async fn member_node_proven(&mut self, context: Hash, peer: NetPeer) {
+        let Some(node) = node_key(&peer) else { return };
+        self.note_member_node(context, peer);
+        if self.proven.insert((node, context)) && self.subscribed(&context, &peer) {
+            self.feed(context, Input::PeerUp { peer: SyncPeer(node) }).await;
+        }
+    }
+
+    /// Whether `member`, whose key `node` used, is one we accept as a
+    /// member of `context`: a member in our history, or — until our
+    /// history shows it — the inviter we joined through, on the node that
+    /// admitted us (it gave us the group key; a fresh joiner knows no other
+    /// member but the creator yet).
+    fn speaks_for_member(
+        &self,
+        context: Hash,
+        replica: &weft_sync::Replica<crate::DiskReplicaStore>,
+        node: NodeKey,
+        member: &PublicKey,
+    ) -> bool {
+        replica.is_member(member) || self.joined_through.get(&context) == Some(&(node, *member))
+    }
+
+    /// The first frame of a session we opened: the responder's
+    /// [`SyncAccept`]. Only if it checks out do our frames flow.
+    pub(super) async fn on_session_accept(&mut self, peer: NetPeer, session: SessionId, bytes: &[u8]) {
+        let Some(context) = self.sessions.get(&session).map(|link| link.context) else { return };
+        let proved = match (SyncAccept::decode(bytes), node_key(&peer), self.contexts.get(&context)) {
+            (Ok(accept), Some(node), Some(slot)) => {
+                let digest = sync_accept_digest(&context, session.n, &self.local_peer.0, &node);
+                self.speaks_for_member(context, &slot.replica, node, &accept.member)
+                    && accept.member.verify(digest.as_bytes(), &accept.signature).is_ok()
+            }
+            _ => false,
+        };
+        if !proved {
+            debug!(%context, %peer, "sync responder did not prove it speaks for a member: closed");
+            if self.sessions.remove(&session).is_some()
+                && let Some(node) = node_key(&peer)
+            {
+                self.feed(context, Input::StreamClosed { peer: SyncPeer(node), session }).await;
+            }
+            return;
+        }
+        if let Some(go) = self.sessions.get_mut(&session).and_then(|link| link.proven.take()) {
+            let _ = go.send(());
+        }
+        self.member_node_proven(context, peer).await;
     }
 
     /// `peer` serves a member of `context` (see the module doc for the
@@ -139,6 +217,26 @@ impl Driver {
             self.next_directory_round_ms = now + DIRECTORY_REFRESH_MS;
             self.refresh_directories();
         }
+        self.ask_unproven_subscribers();
+    }
+
+    /// Subscribers of a context's topic that have not proven membership are
+    /// asked (again) to, within the per-node rate limit.
+    fn ask_unproven_subscribers(&mut self) {
+        let mut asks = Vec::new();
+        for (context, slot) in &self.contexts {
+            let Some(peers) = self.topic_peers.get(&slot.topic) else { continue };
+            for peer in peers {
+                if let Some(node) = node_key(peer)
+                    && !self.proven.contains(&(node, *context))
+                {
+                    asks.push((*peer, *context));
+                }
+            }
+        }
+        for (peer, context) in asks {
+            self.ask_directory(peer, context);
+        }
     }
 
     /// Ask one connected member's node per context for its directory.
@@ -189,41 +287,53 @@ impl Driver {
             self.net.clone(),
             peer,
             context,
+            n,
             hello,
             self.internal_tx.clone(),
             self.counters.clone(),
         ));
     }
 
-    /// Answer a directory request: the context's member nodes we know, but
-    /// only to a node speaking for a current member (else nothing).
-    pub(super) fn answer_directory(
+    /// Answer a directory request: the context's member nodes we know and
+    /// our own proof, but only to a node speaking for a current member.
+    pub(super) async fn answer_directory(
         &mut self,
         peer: NetPeer,
         context: Hash,
         n: u64,
         member: PublicKey,
         signature: Signature,
-    ) -> PeerDirectory {
-        let Some(node) = node_key(&peer) else { return PeerDirectory { entries: Vec::new() } };
-        let Some(slot) = self.contexts.get(&context) else { return PeerDirectory { entries: Vec::new() } };
+    ) -> DirectoryReply {
+        let Some(node) = node_key(&peer) else { return DirectoryReply::Refused };
+        let Some(slot) = self.contexts.get(&context) else { return DirectoryReply::Refused };
         let digest = directory_hello_digest(&context, n, &node, &self.local_peer.0);
         if !slot.replica.is_member(&member) || member.verify(digest.as_bytes(), &signature).is_err() {
             debug!(%context, %peer, "directory request from a node that does not speak for a member");
-            return PeerDirectory { entries: Vec::new() };
+            return DirectoryReply::Refused;
         }
-        self.note_member_node(context, peer);
-        PeerDirectory { entries: self.book.directory(&context, &node) }
+        let answer = directory_answer_digest(&context, n, &node, &self.local_peer.0);
+        let (member, signature) = (slot.identity.public_key(), slot.identity.sign(answer.as_bytes()));
+        self.member_node_proven(context, peer).await;
+        DirectoryReply::Granted { member, signature, entries: self.book.directory(&context, &node) }
     }
 
-    /// Take in the directory a member's node gave us.
-    pub(super) fn on_directory(&mut self, peer: NetPeer, context: Hash, directory: PeerDirectory) {
-        let Some(node) = node_key(&peer) else { return };
-        // Only what we asked for, from a node we hold for a member's.
-        if !self.contexts.contains_key(&context) || !self.book.serves(&node, &context) {
+    /// Take in the answer to our directory request `n`: a granted one
+    /// proves the node speaks for a member, and names other members' nodes.
+    pub(super) async fn on_directory(&mut self, peer: NetPeer, context: Hash, n: u64, reply: DirectoryReply) {
+        let (Some(node), Some(slot)) = (node_key(&peer), self.contexts.get(&context)) else { return };
+        let DirectoryReply::Granted { member, signature, entries } = reply else {
+            debug!(%context, %peer, "directory refused");
+            return;
+        };
+        let digest = directory_answer_digest(&context, n, &self.local_peer.0, &node);
+        if !self.speaks_for_member(context, &slot.replica, node, &member)
+            || member.verify(digest.as_bytes(), &signature).is_err()
+        {
+            debug!(%context, %peer, "a directory not signed by a member: ignored");
             return;
         }
-        let fresh = self.book.merge_directory(context, &directory.entries, &self.local_peer.0);
+        self.member_node_proven(context, peer).await;
+        let fresh = self.book.merge_directory(context, &entries, &self.local_peer.0);
         if !fresh.is_empty() {
             debug!(%context, %peer, new = fresh.len(), "learned member nodes from a directory");
         }

@@ -18,7 +18,7 @@ use weft_sync::{PeerId as SyncPeer, SessionId};
 
 use crate::command::{Internal, Outbound};
 use crate::events::Counters;
-use crate::wire::{JoinReply, NODE_WIRE_VERSION, PeerDirectory, StreamHello};
+use crate::wire::{DirectoryReply, JoinReply, NODE_WIRE_VERSION, StreamHello};
 
 /// Frames waiting for one stream's writer (a burst of pages plus control).
 pub(crate) const SESSION_OUTBOX_MAX: usize = 64;
@@ -26,13 +26,22 @@ pub(crate) const SESSION_OUTBOX_MAX: usize = 64;
 /// Bytes of a frame's length prefix, counted in the wire figures.
 const FRAME_PREFIX_BYTES: u64 = 4;
 
-/// Open a session stream we start, say hello, then serve it.
+/// What an opened session's writer waits for before it sends anything
+/// but the hello: the driver's word that the responder proved membership.
+pub(crate) type Proven = oneshot::Receiver<()>;
+
+/// Open a session stream we start and say hello. The responder's first
+/// frame (its `SyncAccept`) goes to the driver, and our frames wait until
+/// the driver found it good (`proven`): nothing of the context reaches a
+/// node that cannot prove it speaks for a member.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn open_session(
     net: NetHandle,
     peer: NetPeer,
     session: SessionId,
     hello: StreamHello,
     frames: mpsc::Receiver<Outbound>,
+    proven: Proven,
     internal: mpsc::Sender<Internal>,
     counters: Arc<Counters>,
 ) {
@@ -44,14 +53,36 @@ pub(crate) async fn open_session(
             return;
         }
     };
-    let (reader, mut writer) = stream.split();
+    let (mut reader, mut writer) = stream.split();
     let hello = hello.encode();
     if writer.send(&hello).await.is_err() {
         let _ = internal.send(Internal::Closed { peer, session }).await;
         return;
     }
     count_sent(&counters, hello.len());
-    serve_session(reader, writer, peer, session, frames, internal, counters).await;
+    let accept = match reader.recv().await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            debug!(%peer, %error, "the responder sent no accept");
+            let _ = internal.send(Internal::Closed { peer, session }).await;
+            return;
+        }
+    };
+    count_received(&counters, accept.len());
+    if internal.send(Internal::SessionAccept { peer, session, bytes: accept }).await.is_err() {
+        return;
+    }
+    let writer_counters = counters.clone();
+    tokio::spawn(async move {
+        // Dropped unproven: the stream closes having carried only the hello.
+        if proven.await.is_ok() {
+            write_frames(writer, frames, writer_counters).await;
+        } else {
+            let _ = writer.close().await;
+        }
+    });
+    read_frames(reader, peer, session, &internal, &counters).await;
+    let _ = internal.send(Internal::Closed { peer, session }).await;
 }
 
 /// Accept inbound streams until the network stops.
@@ -79,8 +110,13 @@ async fn serve_inbound(stream: weft_net::FramedStream, internal: mpsc::Sender<In
             }
             let session = SessionId { opener, n };
             let (outbox, frames) = mpsc::channel(SESSION_OUTBOX_MAX);
-            let report = Internal::InboundSession { context, peer, session, member, signature, outbox };
+            let (verdict, served) = oneshot::channel();
+            let report = Internal::InboundSession { context, peer, session, member, signature, outbox, verdict };
             if internal.send(report).await.is_err() {
+                return;
+            }
+            // Nothing more is read from a stream whose hello was refused.
+            if served.await != Ok(true) {
                 return;
             }
             serve_session(reader, writer, peer, session, frames, internal, counters).await;
@@ -118,11 +154,13 @@ async fn serve_inbound(stream: weft_net::FramedStream, internal: mpsc::Sender<In
     }
 }
 
-/// Ask `peer` for its directory of `context` and report the answer.
+/// Ask `peer` for its directory of `context` (our request numbered `n`)
+/// and report the answer.
 pub(crate) async fn request_directory(
     net: NetHandle,
     peer: NetPeer,
     context: weft_primitives::Hash,
+    n: u64,
     hello: StreamHello,
     internal: mpsc::Sender<Internal>,
     counters: Arc<Counters>,
@@ -148,10 +186,10 @@ pub(crate) async fn request_directory(
     };
     count_received(&counters, answer.len());
     let _ = stream.close().await;
-    match PeerDirectory::decode(&answer) {
-        Ok(directory) => {
+    match DirectoryReply::decode(&answer) {
+        Ok(reply) => {
             Counters::bump(&counters.directories_received, 1);
-            let _ = internal.send(Internal::Directory { peer, context, directory }).await;
+            let _ = internal.send(Internal::Directory { peer, context, n, reply }).await;
         }
         Err(error) => debug!(%peer, %error, "malformed directory answer"),
     }
