@@ -76,18 +76,7 @@ impl Cluster {
     }
 
     pub async fn start_with(n: usize, tweak: impl Fn(&mut NodeConfig)) -> Cluster {
-        let mut nodes = Vec::new();
-        let mut dirs = Vec::new();
-        for i in 0..n {
-            let dir = tempfile::tempdir().unwrap();
-            let seed = [i as u8 + 1; 32];
-            let mut config = config(dir.path(), seed);
-            tweak(&mut config);
-            let handle = Node::start(config).await.unwrap();
-            nodes.push(TestNode { handle, dir: dir.path().to_path_buf(), seed });
-            dirs.push(dir);
-        }
-        let cluster = Cluster { nodes, _dirs: dirs };
+        let cluster = Cluster::start_unconnected(n, |_, config| tweak(config)).await;
         cluster.connect_all().await;
         cluster
     }
