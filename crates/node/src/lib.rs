@@ -70,13 +70,29 @@ pub const DATABASE_FILE: &str = "weft.redb";
 #[derive(Debug)]
 pub struct Node;
 
+/// Create `dir` (and its parents) if missing and make it the owner's alone
+/// (mode 0700): the database in it holds identity seeds and group keys.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        if std::fs::metadata(dir)?.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
 impl Node {
     /// Open (or create) the node's database in `config.data_dir`, start the
     /// network and the driver, and reopen every persisted context. Must run
     /// inside a tokio runtime.
     pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         config.check()?;
-        std::fs::create_dir_all(&config.data_dir)
+        private_dir(&config.data_dir)
             .map_err(|e| NodeError::Config(format!("data_dir {}: {e}", config.data_dir.display())))?;
         let store = Arc::new(Store::open(config.data_dir.join(DATABASE_FILE))?);
         let identity = records::default_identity(&store, config.identity_seed)?;
@@ -109,5 +125,28 @@ impl Node {
         tokio::spawn(driver::streams::accept_streams(incoming, internal_tx, counters.clone()));
         tokio::spawn(driver.run(commands, internal, net_events));
         Ok(NodeHandle { commands: commands_tx, events, counters, net, identity, join_timeout_ms })
+    }
+}
+
+#[cfg(all(test, unix))]
+mod private_dir_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_data_dir_is_created_private_and_an_open_one_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/data");
+        super::private_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(mode(&data), 0o755, "the test opened it");
+        super::private_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
     }
 }

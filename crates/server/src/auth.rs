@@ -1,10 +1,13 @@
 //! Bearer-token authentication.
 //!
-//! Off loopback every route but `/health` needs `Authorization: Bearer
-//! <token>`; on loopback the token is optional, but a token that is sent
-//! must be the right one (a wrong token is a client bug worth reporting).
-//! Browsers cannot set headers on WebSocket or EventSource connections, so
-//! `/ws` and `/events` also take `?access_token=<token>`.
+//! When a token is configured (`weft init` always writes one), every route
+//! but `/health` needs `Authorization: Bearer <token>`, on loopback too: a
+//! local process or page that does not hold the token drives nothing.
+//! Only a loopback server started without a token (tests, `weft demo`)
+//! lets requests through without one. Browsers cannot set headers on
+//! WebSocket or EventSource connections, so `/ws` and `/events` also take
+//! `?ticket=<ticket>` (see [`crate::tickets`]); the token itself is never
+//! accepted in a URL.
 //!
 //! Tokens are compared as BLAKE3 digests, byte by byte without an early
 //! exit: the time taken does not depend on where a guess first differs,
@@ -14,6 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::time::Instant;
 use weft_primitives::Hash;
 
 use crate::ServerConfig;
@@ -22,10 +26,12 @@ use crate::state::ApiState;
 
 /// The route that never needs a token.
 const OPEN_PATH: &str = "/health";
-/// The routes that also accept the token as a query parameter.
-const QUERY_TOKEN_PATHS: [&str; 2] = ["/ws", "/events"];
-/// The query parameter carrying the token there.
-pub(crate) const QUERY_TOKEN_PARAM: &str = "access_token";
+/// The routes that also accept a ticket as a query parameter.
+const TICKET_PATHS: [&str; 2] = ["/ws", "/events"];
+/// The query parameter carrying the ticket there.
+pub(crate) const TICKET_PARAM: &str = "ticket";
+/// The query parameter older clients put the token in: refused by name.
+const TOKEN_IN_URL_PARAM: &str = "access_token";
 
 /// The policy and the digest of the configured token.
 pub(crate) struct Auth {
@@ -47,11 +53,15 @@ impl Auth {
             (_, None) if !self.required => Ok(()),
             // Required but none configured: refuse everything (fail closed).
             (_, None) => Err(ApiError::unauthorized("this API requires a token and none is configured")),
-            (None, Some(_)) if self.required => Err(ApiError::unauthorized(
+            (None, Some(_)) => Err(ApiError::unauthorized(
                 "missing API token: send `Authorization: Bearer <token>` (see <home>/api.token)",
             )),
-            (None, Some(_)) => Ok(()),
         }
+    }
+
+    /// Whether requests pass without presenting anything.
+    fn open(&self) -> bool {
+        self.digest.is_none() && !self.required
     }
 }
 
@@ -69,30 +79,43 @@ pub(crate) async fn require_token(State(state): State<ApiState>, request: Reques
     if path == OPEN_PATH {
         return next.run(request).await;
     }
-    let presented = match presented_token(&request) {
-        Ok(presented) => presented,
-        Err(error) => return error.into_response(),
-    };
-    match state.auth().check(presented.as_deref()) {
+    match admit(&state, &request) {
         Ok(()) => next.run(request).await,
         Err(error) => error.into_response(),
     }
 }
 
-fn presented_token(request: &Request) -> Result<Option<String>, ApiError> {
+fn admit(state: &ApiState, request: &Request) -> Result<(), ApiError> {
+    let query = request.uri().query().unwrap_or("");
+    if query_param(query, TOKEN_IN_URL_PARAM).is_some() {
+        return Err(ApiError::unauthorized(
+            "the API token is never accepted in a URL; get a ticket from POST /admin/tickets and pass `?ticket=`",
+        ));
+    }
     if let Some(value) = request.headers().get(AUTHORIZATION) {
         let value = value.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not ASCII"))?;
         let token = value
             .strip_prefix("Bearer ")
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        return Ok(Some(token.trim().to_owned()));
+        return state.auth().check(Some(token.trim()));
     }
-    if QUERY_TOKEN_PATHS.contains(&request.uri().path()) {
-        let query = request.uri().query().unwrap_or("");
-        let token = query.split('&').find_map(|pair| pair.strip_prefix(QUERY_TOKEN_PARAM)?.strip_prefix('='));
-        return Ok(token.map(str::to_owned));
+    if TICKET_PATHS.contains(&request.uri().path())
+        && let Some(ticket) = query_param(query, TICKET_PARAM)
+    {
+        // A ticket is spent even where the server is open: it was asked
+        // for this connection and must not serve another.
+        return if state.tickets().redeem(ticket, Instant::now()) || state.auth().open() {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized("unknown, used or expired ticket: get a new one from POST /admin/tickets"))
+        };
     }
-    Ok(None)
+    state.auth().check(None)
+}
+
+/// The value of the first `name=value` pair of `query`.
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
 #[cfg(test)]
@@ -100,7 +123,10 @@ mod tests {
     use super::*;
 
     fn auth(listen: &str, token: Option<&str>) -> Auth {
-        Auth::new(&ServerConfig { listen: listen.parse().unwrap(), token: token.map(str::to_owned) })
+        let mut config = ServerConfig::loopback(0);
+        config.listen = listen.parse().unwrap();
+        config.token = token.map(str::to_owned);
+        Auth::new(&config)
     }
 
     #[test]
@@ -113,12 +139,21 @@ mod tests {
     }
 
     #[test]
-    fn on_loopback_the_token_is_optional_but_a_wrong_one_is_refused() {
+    fn on_loopback_a_configured_token_is_required_too() {
         let auth = auth("127.0.0.1:1", Some("secret"));
-        assert!(auth.check(None).is_ok());
+        assert!(auth.check(None).is_err());
         assert!(auth.check(Some("secret")).is_ok());
         assert!(auth.check(Some("nope")).is_err());
-        assert!(self::auth("127.0.0.1:1", None).check(Some("anything")).is_ok());
+        assert!(!auth.open());
+        let open = self::auth("127.0.0.1:1", None);
+        assert!(open.open() && open.check(None).is_ok() && open.check(Some("anything")).is_ok());
+    }
+
+    #[test]
+    fn query_params_are_matched_by_whole_name() {
+        assert_eq!(query_param("context=a&ticket=t1", "ticket"), Some("t1"));
+        assert_eq!(query_param("xticket=t1", "ticket"), None);
+        assert_eq!(query_param("", "ticket"), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -130,14 +131,48 @@ pub(crate) async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> R
     })
 }
 
+/// Refuse a body sent as anything but `application/json`: browsers send
+/// forms and `text/plain` cross-site without asking first, JSON never. A
+/// request without a `Content-Type` passes only with an empty body.
+pub(crate) fn require_json(request: &Request) -> Result<(), ApiError> {
+    let essence = match request.headers().get(CONTENT_TYPE) {
+        Some(value) => value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase(),
+        None => {
+            let empty = request.headers().get(CONTENT_LENGTH).is_some_and(|length| length.as_bytes() == b"0")
+                || (request.headers().get(CONTENT_LENGTH).is_none()
+                    && request.headers().get(TRANSFER_ENCODING).is_none());
+            return if empty {
+                Ok(())
+            } else {
+                Err(unsupported_media_type("the body must be sent as application/json (no Content-Type given)"))
+            };
+        }
+    };
+    if essence == "application/json" {
+        Ok(())
+    } else {
+        Err(unsupported_media_type(&format!(
+            "the body must be sent as application/json, not {:?}",
+            truncated(&essence)
+        )))
+    }
+}
+
+/// A 415.
+pub(crate) fn unsupported_media_type(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+}
+
 /// A JSON body decoded into `T`; an empty body decodes as `{}` (so routes
-/// whose fields are all optional need none).
+/// whose fields are all optional need none). Only `application/json`
+/// ([`require_json`]).
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        require_json(&request)?;
         let bytes = body_bytes(request, state).await?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
         serde_json::from_slice(bytes)

@@ -9,8 +9,14 @@
 //!   OpenAPI document, so the document cannot name a route the server does
 //!   not serve, nor miss one it does (a test probes every entry).
 //! - **Closed by default off loopback.** A non-loopback `listen` without a
-//!   token is refused at start; with one, every route but `/health` needs
-//!   `Authorization: Bearer <token>`, compared in constant time.
+//!   token is refused at start; with a token (on loopback too), every route
+//!   but `/health` needs `Authorization: Bearer <token>`, compared in
+//!   constant time. The token never travels in a URL: live streams take a
+//!   short-lived single-use ticket ([`tickets`]).
+//! - **Web pages drive nothing.** A Host allow-list defeats DNS rebinding,
+//!   an Origin check refuses other sites' pages (WebSocket handshakes
+//!   included), and JSON routes take only `application/json`, so a form
+//!   POST is refused before any handler runs ([`browser`]).
 //! - **Bounded everywhere.** Request bodies (a module ≤ [`MODULE_BODY_MAX`],
 //!   anything else ≤ [`JSON_BODY_MAX`]), each WebSocket client's queue
 //!   ([`WS_QUEUE_MAX`]; a client that falls behind is disconnected, the
@@ -22,6 +28,7 @@
 //!   finish, and gives up after [`SHUTDOWN_GRACE_MAX`].
 
 mod auth;
+mod browser;
 mod errors;
 mod live;
 mod metrics;
@@ -32,6 +39,7 @@ mod rpc;
 mod shapes;
 mod sse;
 mod state;
+pub mod tickets;
 mod ws;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -58,17 +66,34 @@ pub const API_PORT_DEFAULT: u16 = 2528;
 pub struct ServerConfig {
     /// The address to bind (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// The bearer token. Mandatory when `listen` is not a loopback address.
+    /// The bearer token. Mandatory when `listen` is not a loopback address;
+    /// when set, required on every route but `/health`, loopback or not.
     pub token: Option<String>,
+    /// Host names accepted in the `Host` header beside IP literals and
+    /// `localhost` (e.g. the name a reverse proxy forwards).
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`scheme://host[:port]`) whose pages may call the API beside
+    /// the API's own.
+    pub allowed_origins: Vec<String>,
 }
 
 impl ServerConfig {
-    /// `127.0.0.1:port`, no token.
+    /// `127.0.0.1:port`, no token, no extra hosts or origins.
     pub fn loopback(port: u16) -> ServerConfig {
-        ServerConfig { listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port), token: None }
+        ServerConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            token: None,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
     }
 
-    /// Whether every route but `/health` needs the token.
+    /// `listen` with `token`, no extra hosts or origins.
+    pub fn new(listen: SocketAddr, token: Option<String>) -> ServerConfig {
+        ServerConfig { listen, token, ..ServerConfig::loopback(0) }
+    }
+
+    /// Whether a token must be configured (any address but loopback).
     pub fn requires_token(&self) -> bool {
         !self.listen.ip().is_loopback()
     }
@@ -85,6 +110,21 @@ impl ServerConfig {
                 "listening on {} (not loopback) requires an API token",
                 self.listen
             )));
+        }
+        for host in &self.allowed_hosts {
+            let host = host.trim();
+            if host.is_empty() || host.contains([':', '/', '[', ']']) || host.contains(char::is_whitespace) {
+                return Err(ServerError::Config(format!("allowed host {host:?} must be a bare host name")));
+            }
+        }
+        for origin in &self.allowed_origins {
+            let rest = origin.trim().strip_prefix("http://").or_else(|| origin.trim().strip_prefix("https://"));
+            if rest.is_none_or(|rest| rest.trim_end_matches('/').is_empty() || rest.trim_end_matches('/').contains('/'))
+            {
+                return Err(ServerError::Config(format!(
+                    "allowed origin {origin:?} must be scheme://host[:port] (http or https)"
+                )));
+            }
         }
         Ok(())
     }

@@ -44,8 +44,8 @@ fn operation(route: &Route) -> Value {
     }
     if matches!(route.path, "/events" | "/ws") {
         parameters.push(json!({
-            "name": "access_token", "in": "query", "required": false,
-            "description": "The API token, for clients that cannot set headers (browsers).",
+            "name": "ticket", "in": "query", "required": false,
+            "description": "A single-use ticket from POST /admin/tickets, for clients that cannot set headers (browsers). The token itself is never accepted in a URL.",
             "schema": { "type": "string" },
         }));
     }
@@ -181,6 +181,10 @@ fn schemas() -> Value {
         "Invitation": { "type": "object", "properties": { "invitation": { "type": "string" } } },
         "Join": { "type": "object", "required": ["invitation"], "properties": { "invitation": { "type": "string" } } },
         "SyncNow": { "type": "object", "properties": { "context": { "oneOf": [hex, { "type": "null" }] } } },
+        "Ticket": {
+            "type": "object",
+            "properties": { "ticket": { "type": "string" }, "expires_in_ms": count },
+        },
         "SyncStarted": { "type": "object", "properties": { "started": count } },
         "RpcRequest": {
             "type": "object", "required": ["jsonrpc", "method"],

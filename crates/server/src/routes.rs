@@ -8,7 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::state::ApiState;
-use crate::{JSON_BODY_MAX, MODULE_BODY_MAX, auth, errors, metrics, rest, rpc, sse, ws};
+use crate::{JSON_BODY_MAX, MODULE_BODY_MAX, auth, browser, errors, metrics, rest, rpc, sse, ws};
 
 /// An HTTP method the API serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +57,7 @@ pub(crate) enum Endpoint {
     Peers,
     SyncStatus,
     SyncNow,
+    Ticket,
     JsonRpc,
     WebSocket,
     Events,
@@ -115,7 +116,7 @@ use Answer::{Empty, EventStream, Json, Text, Upgrade};
 use Verb::{Delete, Get, Post};
 
 /// Every route the server serves.
-pub(crate) const ROUTES: [Route; 21] = [
+pub(crate) const ROUTES: [Route; 22] = [
     route(Get, "/health", Endpoint::Health, "ops", "Liveness (never needs a token)", Body::None, Json(200, "Health")),
     route(Get, "/metrics", Endpoint::Metrics, "ops", "Prometheus metrics", Body::None, Text),
     route(Get, "/admin/openapi.json", Endpoint::OpenApi, "admin", "This document", Body::None, Json(200, "Object")),
@@ -248,6 +249,15 @@ pub(crate) const ROUTES: [Route; 21] = [
     ),
     route(
         Post,
+        "/admin/tickets",
+        Endpoint::Ticket,
+        "events",
+        "A single-use ticket for /ws or /events (valid 30 s)",
+        Body::None,
+        Json(201, "Ticket"),
+    ),
+    route(
+        Post,
         "/jsonrpc",
         Endpoint::JsonRpc,
         "rpc",
@@ -282,6 +292,7 @@ fn method_router(route: &Route) -> MethodRouter<ApiState> {
         Endpoint::Peers => on(filter, rest::ops::peers),
         Endpoint::SyncStatus => on(filter, rest::ops::sync_status),
         Endpoint::SyncNow => on(filter, rest::ops::sync_now),
+        Endpoint::Ticket => on(filter, rest::ops::ticket),
         Endpoint::JsonRpc => on(filter, rpc::handle),
         Endpoint::WebSocket => on(filter, ws::upgrade),
         Endpoint::Events => on(filter, sse::events),
@@ -289,7 +300,8 @@ fn method_router(route: &Route) -> MethodRouter<ApiState> {
 }
 
 /// The router: every route of [`ROUTES`], JSON fallbacks, the body limit,
-/// auth, and metrics outermost (so 401s and unknown paths are counted).
+/// auth, the browser checks before it, and metrics outermost (so 401s,
+/// 403s and unknown paths are counted).
 pub(crate) fn build(state: ApiState) -> Router {
     let mut router = Router::new();
     for route in &ROUTES {
@@ -300,6 +312,7 @@ pub(crate) fn build(state: ApiState) -> Router {
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_MAX))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), browser::refuse_foreign_pages))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))
         .with_state(state)
 }

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use weft_node::NodeError;
 use weft_primitives::Hash;
 
-use crate::errors::{body_bytes, one_line};
+use crate::errors::{body_bytes, one_line, require_json};
 use crate::rest::contexts::args_bytes;
 use crate::shapes::{app_json, sync_status};
 use crate::state::ApiState;
@@ -128,6 +128,9 @@ fn respond(id: Value, outcome: Result<Value, RpcError>) -> Response {
 
 /// `POST /jsonrpc`.
 pub(crate) async fn handle(State(state): State<ApiState>, request: Request) -> Response {
+    if let Err(error) = require_json(&request) {
+        return error.into_response();
+    }
     let bytes = match body_bytes(request, &state).await {
         Ok(bytes) => bytes,
         Err(error) => return error.into_response(),

@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use weft_node::NodeEvent;
 
-use crate::auth::QUERY_TOKEN_PARAM;
+use crate::auth::TICKET_PARAM;
 use crate::errors::{ApiError, parse_id};
 use crate::live::{Filter, lagged_message, message};
 use crate::state::ApiState;
@@ -36,7 +36,7 @@ fn filter_of(query: Option<&str>) -> Result<Filter, ApiError> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "context" => contexts.push(parse_id("context", value)?),
-            QUERY_TOKEN_PARAM => {}
+            TICKET_PARAM => {}
             other => return Err(ApiError::bad_request(format!("unknown query parameter {other:?}"))),
         }
     }

@@ -1,4 +1,5 @@
-//! What every handler shares: the node, the auth policy, the metrics, the
+//! What every handler shares: the node, the auth and browser policies, the
+//! outstanding stream tickets, the metrics, the
 //! cache of method kinds, and the shutdown signal that ends live streams.
 
 use std::collections::HashMap;
@@ -10,7 +11,9 @@ use weft_primitives::Hash;
 
 use crate::ServerConfig;
 use crate::auth::Auth;
+use crate::browser::BrowserPolicy;
 use crate::metrics::ApiMetrics;
+use crate::tickets::TicketBook;
 
 /// Entries kept in each of the kind caches; beyond, the cache starts over.
 pub const KIND_CACHE_MAX: usize = 1024;
@@ -24,6 +27,8 @@ pub(crate) struct ApiState {
 struct Shared {
     node: NodeHandle,
     auth: Auth,
+    browser: BrowserPolicy,
+    tickets: TicketBook,
     metrics: ApiMetrics,
     kinds: Mutex<KindCache>,
     stopping: watch::Receiver<bool>,
@@ -43,6 +48,8 @@ impl ApiState {
         let shared = Shared {
             node,
             auth: Auth::new(config),
+            browser: BrowserPolicy::new(config),
+            tickets: TicketBook::default(),
             metrics: ApiMetrics::default(),
             kinds: Mutex::new(KindCache::default()),
             stopping,
@@ -56,6 +63,14 @@ impl ApiState {
 
     pub(crate) fn auth(&self) -> &Auth {
         &self.shared.auth
+    }
+
+    pub(crate) fn browser(&self) -> &BrowserPolicy {
+        &self.shared.browser
+    }
+
+    pub(crate) fn tickets(&self) -> &TicketBook {
+        &self.shared.tickets
     }
 
     pub(crate) fn metrics(&self) -> &ApiMetrics {

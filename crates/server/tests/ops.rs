@@ -69,12 +69,12 @@ async fn metrics_count_requests_by_route_template_and_status_and_time_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_loopback_every_route_but_health_needs_the_token() {
     let (node, _dir) = start_node(1).await;
-    let refused = serve(node.clone(), ServerConfig { listen: "0.0.0.0:0".parse().unwrap(), token: None }).await;
+    let refused = serve(node.clone(), ServerConfig::new("0.0.0.0:0".parse().unwrap(), None)).await;
     assert!(matches!(refused, Err(ServerError::Config(_))), "{refused:?}");
-    let empty = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), token: Some(" ".into()) };
+    let empty = ServerConfig::new("127.0.0.1:0".parse().unwrap(), Some(" ".into()));
     assert!(matches!(serve(node.clone(), empty).await, Err(ServerError::Config(_))));
 
-    let config = ServerConfig { listen: "0.0.0.0:0".parse().unwrap(), token: Some("s3cret".into()) };
+    let config = ServerConfig::new("0.0.0.0:0".parse().unwrap(), Some("s3cret".into()));
     let server = serve(node.clone(), config).await.unwrap();
     let base = format!("http://127.0.0.1:{}", server.local_addr().port());
     let client = reqwest::Client::new();
@@ -101,31 +101,50 @@ async fn off_loopback_every_route_but_health_needs_the_token() {
     assert_eq!(get("/admin/contexts", Some("s3cret")).await, (StatusCode::OK, json!([])));
     let (status, body) = get("/nowhere", Some("s3cret")).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
-    // The query-parameter form, for browsers' WebSocket and EventSource.
+    // The token never travels in a URL, not even where it would be right.
     let response = client.get(format!("{base}/events?access_token=s3cret")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let message = response.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("ticket"), "{message}");
+    // Browsers' WebSocket and EventSource use a single-use ticket instead.
+    let ticket = |client: reqwest::Client, base: String| async move {
+        let response = client.post(format!("{base}/admin/tickets")).bearer_auth("s3cret").send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned()
+    };
+    let events_ticket = ticket(client.clone(), base.clone()).await;
+    let response = client.get(format!("{base}/events?ticket={events_ticket}")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     drop(response);
+    let again = client.get(format!("{base}/events?ticket={events_ticket}")).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "a ticket is spent by its first use");
+    assert_eq!(client.post(format!("{base}/admin/tickets")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let ws = format!("ws://127.0.0.1:{}/ws", server.local_addr().port());
     assert!(tokio_tungstenite::connect_async(&ws).await.is_err(), "no token, no WebSocket");
-    assert!(tokio_tungstenite::connect_async(format!("{ws}?access_token=s3cret")).await.is_ok());
+    assert!(tokio_tungstenite::connect_async(format!("{ws}?access_token=s3cret")).await.is_err());
+    let ws_ticket = ticket(client.clone(), base.clone()).await;
+    assert!(tokio_tungstenite::connect_async(format!("{ws}?ticket={ws_ticket}")).await.is_ok());
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_loopback_a_configured_token_is_optional_but_must_be_right_when_sent() {
-    let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), token: Some("tok".into()) };
+async fn on_loopback_a_configured_token_is_required_too() {
+    let config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), Some("tok".into()));
     let mut api = Api::start_with(1, config).await;
     assert_eq!(api.get("/admin/contexts").await.0, StatusCode::OK);
     api.token = None;
-    assert_eq!(api.get("/admin/contexts").await.0, StatusCode::OK);
+    let (status, body) = api.post("/admin/contexts", json!({ "application": "00".repeat(32) })).await;
+    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    assert_eq!(api.get("/admin/contexts").await.0, StatusCode::UNAUTHORIZED);
     api.token = Some("bad".into());
     assert_eq!(api.get("/admin/contexts").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.get("/health").await.0, StatusCode::OK, "the probe stays open");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_with_an_exposed_config_refuses_without_the_token() {
     let (node, _dir) = start_node(1).await;
-    let config = ServerConfig { listen: "0.0.0.0:2528".parse().unwrap(), token: Some("t".into()) };
+    let config = ServerConfig::new("0.0.0.0:2528".parse().unwrap(), Some("t".into()));
     let app = weft_server::router(node, &config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();

@@ -91,6 +91,9 @@ impl Store {
         if !exists_with_content {
             create_file(path)?;
         }
+        // It holds identity seeds and group keys: the owner's alone, also
+        // when an older version (or a copy) left it readable by others.
+        owner_only(path)?;
         let db = builder().open(path).map_err(StoreError::backend("opening the database file"))?;
         let path: PathBuf = path.to_owned();
         let reopen: Reopen =
@@ -334,9 +337,27 @@ fn create_file(path: &Path) -> Result<(), StoreError> {
         // Initializes the schema with a durable commit; dropping closes the file.
         drop(Store::from_database(db, None)?);
     }
+    owner_only(&temporary)?;
     std::fs::File::open(&temporary).and_then(|file| file.sync_all()).map_err(io_error("syncing the new database"))?;
     std::fs::rename(&temporary, path).map_err(io_error("moving the new database into place"))?;
     sync_parent_directory(path)
+}
+
+/// Give the file at `path` mode 0600 unless it has it already.
+#[cfg(unix)]
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).map_err(io_error("reading the database file's mode"))?.permissions().mode();
+    if mode & 0o777 != 0o600 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_error("making the database file private (mode 0600)"))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
 }
 
 /// Make a rename in `path`'s directory durable: without this, a crash could

@@ -62,9 +62,16 @@ max_connections = 256
 
 [api]
 # Where the HTTP API listens (REST, JSON-RPC, WebSocket and SSE events).
-# On any address but loopback, every request except /health needs the
-# bearer token in <home>/api.token.
+# Every request except /health needs the bearer token in <home>/api.token
+# (loopback too); off loopback a token is mandatory.
 listen = "127.0.0.1:2528"
+# Host names the API answers to beside IP literals and localhost (a name
+# that resolves to this machine, e.g. behind a reverse proxy). Any other
+# Host is refused: a web page cannot rebind its own name to this node.
+allowed_hosts = []
+# Origins (scheme://host[:port]) whose web pages may call the API beside
+# the API's own. Pages from any other site are refused.
+allowed_origins = []
 
 [sync]
 # Per context, start anti-entropy with a random member peer this often.
@@ -203,11 +210,19 @@ pub fn swarm_listen_for_port(port: u16) -> Vec<String> {
 pub struct ApiSection {
     /// Where the API listens.
     pub listen: SocketAddr,
+    /// Host names accepted beside IP literals and `localhost`.
+    pub allowed_hosts: Vec<String>,
+    /// Origins whose pages may call the API beside its own.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection { listen: SocketAddr::from(([127, 0, 0, 1], API_PORT_DEFAULT)) }
+        ApiSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], API_PORT_DEFAULT)),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
     }
 }
 

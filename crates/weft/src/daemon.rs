@@ -23,7 +23,12 @@ pub async fn run(home: Option<&Path>) -> anyhow::Result<()> {
     let node_config = config.node_config(&home, seed, &home.join(CONFIG_FILE).display().to_string())?;
     init_logs("info");
     let node = Node::start(node_config).await.context("starting the node")?;
-    let server = match weft_server::serve(node.clone(), ServerConfig { listen: config.api.listen, token }).await {
+    let server_config = ServerConfig {
+        allowed_hosts: config.api.allowed_hosts.clone(),
+        allowed_origins: config.api.allowed_origins.clone(),
+        ..ServerConfig::new(config.api.listen, token)
+    };
+    let server = match weft_server::serve(node.clone(), server_config).await {
         Ok(server) => server,
         Err(error) => {
             let _ = node.shutdown().await;

@@ -4,7 +4,8 @@
 //!
 //! Guarantees: [`init`] never overwrites an existing home unless told to
 //! (`force`), and then rewrites the three files but never touches the data
-//! directory; the key and token files are created with mode 0600 on unix
+//! directory; the home and data directories are created with mode 0700 and
+//! the key and token files with mode 0600 on unix
 //! (removed and re-created, so an older file's looser mode does not
 //! survive). Every failure names the file.
 
@@ -112,8 +113,8 @@ pub fn init(home: &Path, options: &InitOptions) -> Result<Initialized, HomeError
     let seed = random_32()?;
     let node_config = parsed.node_config(home, seed, CONFIG_FILE)?;
     let peer_id = weft_net::peer_id_from_seed(&seed).map_err(|e| HomeError::Random(e.to_string()))?.to_string();
-    fs::create_dir_all(home).map_err(io(home))?;
-    fs::create_dir_all(&node_config.data_dir).map_err(io(&node_config.data_dir))?;
+    private_dir(home)?;
+    private_dir(&node_config.data_dir)?;
     write_file(&config_path, text.as_bytes(), false)?;
     write_file(&key_path, format!("{}\n", hex(&seed)).as_bytes(), true)?;
     write_file(&token_path, format!("{}\n", hex(&random_32()?)).as_bytes(), true)?;
@@ -175,6 +176,16 @@ fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), HomeError> 
     file.sync_all().map_err(io(path))
 }
 
+/// Create `dir` with mode 0700 if it is missing (an existing home keeps
+/// its mode; the node makes the data directory private when it starts).
+fn private_dir(dir: &Path) -> Result<(), HomeError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io(dir))
+}
+
 fn random_32() -> Result<[u8; 32], HomeError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| HomeError::Random(e.to_string()))?;
@@ -215,10 +226,14 @@ mod tests {
         assert_eq!(read_token(&home).unwrap().unwrap().len(), 64);
         assert_eq!(load_config(&home).unwrap(), made.config);
         #[cfg(unix)]
-        for file in [NODE_KEY_FILE, API_TOKEN_FILE] {
+        {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(home.join(file)).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600, "{file}");
+            let mode = |path: PathBuf| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            for file in [NODE_KEY_FILE, API_TOKEN_FILE] {
+                assert_eq!(mode(home.join(file)), 0o600, "{file}");
+            }
+            assert_eq!(mode(home.clone()), 0o700);
+            assert_eq!(mode(home.join("data")), 0o700);
         }
     }
 

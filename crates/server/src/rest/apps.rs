@@ -6,24 +6,26 @@ use axum::http::{StatusCode, header};
 use serde_json::Value;
 
 use super::{ApiResult, created, ok};
-use crate::errors::{ApiError, IdPath, body_bytes};
+use crate::errors::{ApiError, IdPath, body_bytes, unsupported_media_type};
 use crate::shapes::app_info;
 use crate::state::ApiState;
 
-/// The content types a module may be sent as (or none at all).
+/// The content types a module may be sent as. One is required: a browser
+/// sends a body without one, or as a form, cross-site without asking.
 const MODULE_CONTENT_TYPES: [&str; 2] = ["application/wasm", "application/octet-stream"];
 
 /// `POST /admin/applications`.
 pub(crate) async fn install(State(state): State<ApiState>, request: Request) -> ApiResult {
-    if let Some(value) = request.headers().get(header::CONTENT_TYPE) {
-        let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if !MODULE_CONTENT_TYPES.contains(&essence.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("send the module as {} (got {essence:?})", MODULE_CONTENT_TYPES.join(" or ")),
-            ));
-        }
+    let essence = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|value| value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if !essence.as_deref().is_some_and(|essence| MODULE_CONTENT_TYPES.contains(&essence)) {
+        return Err(unsupported_media_type(&format!(
+            "send the module as {} (got {:?})",
+            MODULE_CONTENT_TYPES.join(" or "),
+            essence.unwrap_or_default()
+        )));
     }
     let module = body_bytes(request, &state).await?;
     if module.is_empty() {

@@ -1,4 +1,5 @@
-//! `/health`, the OpenAPI document, identities, peers and sync.
+//! `/health`, the OpenAPI document, identities, peers, sync and stream
+//! tickets.
 
 use axum::Json;
 use axum::extract::State;
@@ -6,10 +7,11 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiResult, ok};
-use crate::errors::{JsonBody, parse_id};
+use super::{ApiResult, created, ok};
+use crate::errors::{ApiError, JsonBody, parse_id};
 use crate::shapes::{self, key_hex};
 use crate::state::ApiState;
+use crate::tickets::{TICKET_TTL, TicketError};
 
 /// `GET /health`.
 pub(crate) async fn health() -> Json<Value> {
@@ -80,4 +82,14 @@ pub(crate) async fn sync_now(State(state): State<ApiState>, JsonBody(body): Json
         })
         .collect();
     Ok((StatusCode::ACCEPTED, Json(json!({ "started": started, "contexts": contexts }))))
+}
+
+/// `POST /admin/tickets`.
+pub(crate) async fn ticket(State(state): State<ApiState>) -> ApiResult {
+    let ticket = state.tickets().issue(std::time::Instant::now()).map_err(|error| match error {
+        TicketError::Full => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "tickets_exhausted", error.to_string()),
+        TicketError::Random(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()),
+    })?;
+    let expires_in_ms = u64::try_from(TICKET_TTL.as_millis()).unwrap_or(u64::MAX);
+    created(json!({ "ticket": ticket, "expires_in_ms": expires_in_ms }))
 }
