@@ -5,8 +5,9 @@
 //!
 //! Guarantees:
 //! - Deterministic: the nonce is derived from `(context, delta_id)`, so sealing
-//!   one delta twice gives identical bytes and the gossip message id (the first
-//!   32 bytes) is the delta id, which lets gossipsub deduplicate re-publishes.
+//!   one delta twice gives identical bytes, and the gossip message id (the
+//!   hash of those bytes) is the same, which lets gossipsub deduplicate
+//!   re-publishes.
 //! - No nonce reuse, *provided the caller passes the content hash of the
 //!   plaintext as `delta_id`*: then one nonce is only ever used with one
 //!   plaintext under one key.

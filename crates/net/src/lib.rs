@@ -11,17 +11,13 @@
 //! length-framed messages ([`FramedStream`], splittable into a
 //! [`FramedReader`] and a [`FramedWriter`] for full-duplex sessions).
 //!
-//! Gossip message ids: the node publishes `delta id (32 bytes) ||
-//! ciphertext` on a context topic, and the message id is that clear
-//! prefix, so the same delta is one gossip message whichever route or
-//! encryption nonce it came with (see [`message_id`]; shorter payloads are
-//! identified by their BLAKE3 hash). This crate cannot check the prefix: it
-//! sees only ciphertext. **The node must verify, after decrypting, that the
-//! prefix is the id of the delta inside**, and report a mismatch as
-//! [`Validation::Reject`], which drops the message and penalizes the peer
-//! that sent it. A forged prefix still occupies that id in gossipsub's
-//! duplicate cache, so the genuine delta may then arrive only through the
-//! repair path (see [`message_id`] for the consequences).
+//! Gossip message ids: the id of a message is the BLAKE3 hash of its whole
+//! payload (see [`message_id`]). The node seals each delta
+//! deterministically (the nonce derives from the context and the delta id),
+//! so one delta is one gossip message whichever route it came by, and a
+//! payload nobody sealed under the group key — `delta id || garbage` sent
+//! first by a stranger — has an id of its own and cannot suppress the
+//! genuine message as a duplicate.
 //!
 //! Guarantees:
 //! - every queue is bounded by a named `*_MAX` constant; a slow event
@@ -100,46 +96,14 @@ pub const GOSSIP_ENVELOPE_BYTES_MAX: usize = 4096;
 /// How long the start waits for every listener to report an address.
 pub const LISTEN_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Bytes of the clear prefix that is a gossip message's id: the delta id
-/// (a BLAKE3 [`weft_primitives::Hash`]) in front of the ciphertext.
-pub const MESSAGE_ID_PREFIX_BYTES: usize = 32;
-
-/// Bytes of the authentication tag every XChaCha20-Poly1305 ciphertext
-/// carries: even an empty plaintext encrypts to this many bytes.
-pub const AEAD_TAG_BYTES: usize = 16;
-
-/// The shortest payload whose id is its prefix: the prefix plus the
-/// smallest ciphertext. Anything shorter cannot be `delta id || ciphertext`.
-pub const MESSAGE_ID_PREFIXED_BYTES_MIN: usize = MESSAGE_ID_PREFIX_BYTES + AEAD_TAG_BYTES;
-
-/// The message id gossipsub gives `data`: its first
-/// [`MESSAGE_ID_PREFIX_BYTES`] bytes when it is at least
-/// [`MESSAGE_ID_PREFIXED_BYTES_MIN`] long (`delta id || ciphertext`: the id
-/// is the delta id), else the BLAKE3 hash of all of it.
+/// The message id gossipsub gives `data`: the BLAKE3 hash of all of it.
 ///
-/// Two payloads with the same prefix are one message to gossipsub: the
-/// second is a duplicate, neither delivered nor forwarded again. That is
-/// the point (one delta, one message, even when re-encrypted under a new
-/// nonce), and it is why the prefix must be checked: **the node verifies,
-/// after decrypting, that the prefix is the id of the content**, and
-/// reports [`Validation::Reject`] when it is not, which drops the message
-/// and penalizes the peer that sent it.
-///
-/// What a forged prefix still costs (gossipsub's rules, not this crate's):
-/// the forged message takes the id's place in the duplicate cache, so the
-/// genuine delta arriving afterwards is dropped as a duplicate (the repair
-/// path then carries it); and after a `Reject`, gossipsub's scorer counts
-/// every other delivery of that id (made while the verdict was pending, or
-/// within about two minutes after it) as an invalid delivery by the peer
-/// that made it, honest or not. [`Validation::Ignore`] plus
-/// [`NetHandle::disconnect`] avoids that collateral penalty, at the price of
-/// no score penalty for the forger.
+/// Two payloads are one message to gossipsub only when they are the same
+/// bytes, so nobody can make a genuine message look like a duplicate of
+/// theirs without sending exactly it. Deduplication of one delta relies on
+/// the sender sealing it deterministically (the node does: see
+/// `weft_membership::seal_gossip`).
 pub fn message_id(data: &[u8]) -> weft_primitives::Hash {
-    if data.len() >= MESSAGE_ID_PREFIXED_BYTES_MIN
-        && let Some((prefix, _)) = data.split_first_chunk::<MESSAGE_ID_PREFIX_BYTES>()
-    {
-        return weft_primitives::Hash(*prefix);
-    }
     weft_primitives::Hash::of(data)
 }
 
@@ -289,29 +253,12 @@ mod tests {
     use super::*;
     use weft_primitives::Hash;
 
-    fn prefixed(prefix: [u8; MESSAGE_ID_PREFIX_BYTES], ciphertext: &[u8]) -> Vec<u8> {
-        let mut data = prefix.to_vec();
-        data.extend_from_slice(ciphertext);
-        data
-    }
-
     #[test]
-    fn message_id_of_a_prefixed_payload_is_its_prefix() {
-        let id = [7u8; MESSAGE_ID_PREFIX_BYTES];
-        let one = prefixed(id, &[1; AEAD_TAG_BYTES]);
-        let other = prefixed(id, &[2; 100]);
-        assert_eq!(message_id(&one), Hash(id));
-        assert_eq!(message_id(&other), Hash(id));
-    }
-
-    #[test]
-    fn message_id_of_a_payload_too_short_for_a_ciphertext_is_its_hash() {
-        let just_short = prefixed([7; MESSAGE_ID_PREFIX_BYTES], &[1; AEAD_TAG_BYTES - 1]);
-        assert_eq!(just_short.len(), MESSAGE_ID_PREFIXED_BYTES_MIN - 1);
-        assert_eq!(message_id(&just_short), Hash::of(&just_short));
+    fn message_id_is_the_hash_of_the_whole_payload() {
+        let genuine = [[7u8; 32].as_slice(), &[1; 40]].concat();
+        let forged = [[7u8; 32].as_slice(), &[2; 40]].concat();
+        assert_eq!(message_id(&genuine), Hash::of(&genuine));
+        assert_ne!(message_id(&genuine), message_id(&forged), "a shared prefix is not a shared id");
         assert_eq!(message_id(b""), Hash::of(b""));
-        assert_eq!(message_id(b"delta-1"), Hash::of(b"delta-1"));
-        let shortest = prefixed([7; MESSAGE_ID_PREFIX_BYTES], &[1; AEAD_TAG_BYTES]);
-        assert_eq!(message_id(&shortest), Hash([7; MESSAGE_ID_PREFIX_BYTES]));
     }
 }

@@ -222,40 +222,34 @@ async fn a_stalled_event_consumer_never_blocks_the_swarm() {
     assert_eq!(b.net.peers().await.unwrap().len(), 1, "b's swarm still answers");
 }
 
-/// The message id of `delta id || ciphertext` is the delta id: two payloads
-/// with the same 32-byte prefix are one message (the second publish is a
-/// duplicate and never reaches the subscriber), while a payload too short
-/// to carry a prefix is still identified by its BLAKE3 hash.
+/// The message id is the hash of the whole payload: the same bytes again
+/// are a duplicate, while a payload that only shares a genuine message's
+/// 32-byte prefix (a forgery sent first) is a message of its own and does
+/// not suppress the genuine one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payloads_with_the_same_delta_id_prefix_are_one_message() {
+async fn only_identical_payloads_are_one_message() {
     let a = node(71, Transport::Tcp).await;
     let mut b = node(72, Transport::Tcp).await;
     a.net.dial(b.addr.clone()).await.unwrap();
     a.net.subscribe(TOPIC).await.unwrap();
     b.net.subscribe(TOPIC).await.unwrap();
 
-    let delta_id = [0xd7; weft_net::MESSAGE_ID_PREFIX_BYTES];
+    let delta_id = [0xd7; 32];
     let with_prefix = |ciphertext: &[u8]| [&delta_id[..], ciphertext].concat();
-    // The same delta encrypted under two nonces: different bytes, one id.
-    let first = with_prefix(&[1; 40]);
-    let second = with_prefix(&[2; 57]);
-    assert_ne!(first, second);
+    let forged = with_prefix(&[1; 40]);
+    let genuine = with_prefix(&[2; 57]);
 
-    let outcome = publish_until_sent(&a, &first).await;
-    assert_eq!(outcome, PublishOutcome::Sent(Hash(delta_id)));
+    let outcome = publish_until_sent(&a, &forged).await;
+    assert_eq!(outcome, PublishOutcome::Sent(Hash::of(&forged)));
     let (data, msg_id, _, via) = b.next_message().await;
-    assert_eq!((data, msg_id), (first, Hash(delta_id)));
-    assert!(b.net.report_validation(msg_id, via, Validation::Accept).await.unwrap());
+    assert_eq!((data, msg_id), (forged.clone(), Hash::of(&forged)));
+    assert!(b.net.report_validation(msg_id, via, Validation::Reject).await.unwrap());
 
-    let again = a.net.publish(TOPIC, second).await.unwrap();
-    assert_eq!(again, PublishOutcome::Duplicate(Hash(delta_id)));
-
-    // Short payloads keep content ids, so b's next message is this one,
-    // not the duplicate.
-    let short = with_prefix(&[3; weft_net::AEAD_TAG_BYTES - 1]);
-    assert_eq!(short.len(), weft_net::MESSAGE_ID_PREFIXED_BYTES_MIN - 1);
-    let outcome = publish_until_sent(&a, &short).await;
-    assert_eq!(outcome, PublishOutcome::Sent(Hash::of(&short)));
+    let outcome = a.net.publish(TOPIC, genuine.clone()).await.unwrap();
+    assert_eq!(outcome, PublishOutcome::Sent(Hash::of(&genuine)));
     let (data, msg_id, _, _) = b.next_message().await;
-    assert_eq!((msg_id, data), (Hash::of(&short), short));
+    assert_eq!((data, msg_id), (genuine.clone(), Hash::of(&genuine)), "the genuine message got through");
+
+    let again = a.net.publish(TOPIC, genuine.clone()).await.unwrap();
+    assert_eq!(again, PublishOutcome::Duplicate(Hash::of(&genuine)));
 }

@@ -113,3 +113,39 @@ async fn a_delta_with_missing_parents_makes_the_receiver_fetch_them_from_the_sen
     assert!(after.parent_requests > before.parent_requests, "no parent request: {after:?}");
     assert_eq!(after.syncs_started, before.syncs_started, "anti-entropy ran: the test would prove nothing");
 }
+
+/// A member's genuine delta gets through gossip even after someone sent
+/// `its id || garbage` first: gossip ids are hashes of the sealed bytes, so
+/// the forgery does not occupy the genuine message's id. (Before, the id was
+/// the clear prefix and the genuine delta was dropped as a duplicate.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forged_message_with_a_genuine_id_does_not_suppress_the_genuine_delta() {
+    // Anti-entropy only every 10 minutes: only gossip can deliver.
+    let cluster = Cluster::start_with(2, |config| {
+        config.sync.sync_frequency_ms = 600_000;
+        config.sync.sync_interval_ms = 600_000;
+    })
+    .await;
+    let context = cluster.shared_context(weft_apps::KV_STORE).await;
+    cluster.converged(context).await;
+    let before = cluster.node(1).context(context).await.unwrap().stats;
+    let heads = cluster.node(1).context(context).await.unwrap().heads;
+    let genuine = SignedDelta::sign(&member_key(&cluster, 0), heads, Hlc::new(now(), 0), Vec::new(), Vec::new());
+
+    cluster.node(0).publish_unchecked(context, genuine.id, b"not the delta".to_vec()).await.unwrap();
+    let arrived = eventually(CONVERGE_TIMEOUT, || async {
+        let stats = cluster.node(1).stats().await.unwrap();
+        (stats.deltas_rejected > 0).then_some(())
+    })
+    .await;
+    assert!(arrived.is_some(), "the forgery never reached node 1: the test would prove nothing");
+
+    cluster.node(0).publish_unchecked(context, genuine.id, genuine.encode()).await.unwrap();
+    let applied = eventually(CONVERGE_TIMEOUT, || async {
+        cluster.node(1).delta(context, genuine.id).await.unwrap().map(|_| ())
+    })
+    .await;
+    assert!(applied.is_some(), "the genuine delta was suppressed by the forgery");
+    let after = cluster.node(1).context(context).await.unwrap().stats;
+    assert_eq!(after.syncs_started, before.syncs_started, "anti-entropy ran: the test would prove nothing");
+}
