@@ -67,7 +67,7 @@ impl FramedStream {
 
     /// Receive one frame's payload.
     pub async fn recv(&mut self) -> Result<Vec<u8>, NetError> {
-        recv_frame(&mut self.stream, self.read_timeout).await
+        recv_frame(&mut self.stream, self.read_timeout, FRAME_BYTES_MAX).await
     }
 
     /// Close the sending side (the peer's next `recv` sees
@@ -112,7 +112,15 @@ impl FramedReader {
 
     /// Receive one frame's payload, as [`FramedStream::recv`].
     pub async fn recv(&mut self) -> Result<Vec<u8>, NetError> {
-        recv_frame(&mut self.read, self.read_timeout).await
+        recv_frame(&mut self.read, self.read_timeout, FRAME_BYTES_MAX).await
+    }
+
+    /// Receive one frame of at most `max` bytes (capped at
+    /// [`FRAME_BYTES_MAX`]): for a first frame from a peer not yet
+    /// authenticated, so a stranger's hello costs little. A larger announced
+    /// length is [`NetError::FrameTooLarge`] before anything is allocated.
+    pub async fn recv_at_most(&mut self, max: usize) -> Result<Vec<u8>, NetError> {
+        recv_frame(&mut self.read, self.read_timeout, max.min(FRAME_BYTES_MAX)).await
     }
 }
 
@@ -169,8 +177,8 @@ async fn send_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8], timeo
 }
 
 /// Read one whole frame within `timeout`.
-async fn recv_frame<R: AsyncRead + Unpin>(reader: &mut R, timeout: Duration) -> Result<Vec<u8>, NetError> {
-    match tokio::time::timeout(timeout, read_frame(reader)).await {
+async fn recv_frame<R: AsyncRead + Unpin>(reader: &mut R, timeout: Duration, max: usize) -> Result<Vec<u8>, NetError> {
+    match tokio::time::timeout(timeout, read_frame(reader, max)).await {
         Ok(result) => result,
         Err(_) => Err(NetError::Timeout { what: "stream read", after: timeout }),
     }
@@ -184,9 +192,9 @@ async fn close_writer<W: AsyncWrite + Unpin>(writer: &mut W, timeout: Duration) 
     }
 }
 
-/// Read one frame: the length prefix, checked against the limit before any
+/// Read one frame: the length prefix, checked against `max` before any
 /// allocation, then exactly that many payload bytes.
-async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Vec<u8>, NetError> {
+async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: usize) -> Result<Vec<u8>, NetError> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     let mut filled = 0;
     while filled < FRAME_HEADER_BYTES {
@@ -200,7 +208,7 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Vec<u8>, Net
         filled += n;
     }
     // The shared frame rule decides whether the announced length is allowed.
-    let len = match split_frame(&header, FRAME_BYTES_MAX) {
+    let len = match split_frame(&header, max) {
         Err(DecodeError::FrameTooLarge { len, max }) => return Err(NetError::FrameTooLarge { len, max }),
         Err(other) => return Err(NetError::Io(other.to_string())),
         Ok(Some((payload, _))) => payload.len(),
@@ -229,21 +237,32 @@ mod tests {
         bytes.extend(encode_frame(b"").unwrap());
         bytes.extend(encode_frame(&[9u8; 70_000]).unwrap());
         let mut reader = Cursor::new(bytes);
-        assert_eq!(read_frame(&mut reader).await.unwrap(), b"one");
-        assert_eq!(read_frame(&mut reader).await.unwrap(), b"");
-        assert_eq!(read_frame(&mut reader).await.unwrap(), vec![9u8; 70_000]);
-        assert!(matches!(read_frame(&mut reader).await, Err(NetError::StreamClosed)));
+        assert_eq!(read_frame(&mut reader, FRAME_BYTES_MAX).await.unwrap(), b"one");
+        assert_eq!(read_frame(&mut reader, FRAME_BYTES_MAX).await.unwrap(), b"");
+        assert_eq!(read_frame(&mut reader, FRAME_BYTES_MAX).await.unwrap(), vec![9u8; 70_000]);
+        assert!(matches!(read_frame(&mut reader, FRAME_BYTES_MAX).await, Err(NetError::StreamClosed)));
     }
 
     #[tokio::test]
     async fn oversize_length_prefix_is_refused() {
         let mut reader = Cursor::new(vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
-        let err = read_frame(&mut reader).await.unwrap_err();
+        let err = read_frame(&mut reader, FRAME_BYTES_MAX).await.unwrap_err();
         assert!(
             matches!(err, NetError::FrameTooLarge { len, max } if len == u32::MAX as usize && max == FRAME_BYTES_MAX)
         );
         let just_over = ((FRAME_BYTES_MAX + 1) as u32).to_be_bytes().to_vec();
-        assert!(matches!(read_frame(&mut Cursor::new(just_over)).await, Err(NetError::FrameTooLarge { .. })));
+        assert!(matches!(
+            read_frame(&mut Cursor::new(just_over), FRAME_BYTES_MAX).await,
+            Err(NetError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_smaller_limit_refuses_a_larger_frame_before_reading_it() {
+        let frame = encode_frame(&[1u8; 1000]).unwrap();
+        let err = read_frame(&mut Cursor::new(frame.clone()), 999).await.unwrap_err();
+        assert!(matches!(err, NetError::FrameTooLarge { len: 1000, max: 999 }), "{err:?}");
+        assert_eq!(read_frame(&mut Cursor::new(frame), 1000).await.unwrap().len(), 1000);
     }
 
     /// A peer that never takes bytes (flow control never opens).
@@ -268,9 +287,9 @@ mod tests {
         send_frame(&mut wire, b"one", timeout).await.unwrap();
         send_frame(&mut wire, b"", timeout).await.unwrap();
         wire.set_position(0);
-        assert_eq!(recv_frame(&mut wire, timeout).await.unwrap(), b"one");
-        assert_eq!(recv_frame(&mut wire, timeout).await.unwrap(), b"");
-        assert!(matches!(recv_frame(&mut wire, timeout).await, Err(NetError::StreamClosed)));
+        assert_eq!(recv_frame(&mut wire, timeout, FRAME_BYTES_MAX).await.unwrap(), b"one");
+        assert_eq!(recv_frame(&mut wire, timeout, FRAME_BYTES_MAX).await.unwrap(), b"");
+        assert!(matches!(recv_frame(&mut wire, timeout, FRAME_BYTES_MAX).await, Err(NetError::StreamClosed)));
     }
 
     #[tokio::test]
@@ -285,9 +304,9 @@ mod tests {
     #[tokio::test]
     async fn truncated_payload_and_truncated_prefix_are_errors() {
         let frame = encode_frame(b"hello").unwrap();
-        let err = read_frame(&mut Cursor::new(frame[..6].to_vec())).await.unwrap_err();
+        let err = read_frame(&mut Cursor::new(frame[..6].to_vec()), FRAME_BYTES_MAX).await.unwrap_err();
         assert!(matches!(err, NetError::TruncatedFrame { announced: 5, received: 2 }), "{err}");
-        let err = read_frame(&mut Cursor::new(vec![0, 0])).await.unwrap_err();
+        let err = read_frame(&mut Cursor::new(vec![0, 0]), FRAME_BYTES_MAX).await.unwrap_err();
         assert!(matches!(err, NetError::TruncatedFrame { announced: 0, received: 2 }), "{err}");
     }
 }

@@ -100,6 +100,7 @@ pub struct Counters {
     pub(crate) divergences: AtomicU64,
     pub(crate) redials: AtomicU64,
     pub(crate) directories_received: AtomicU64,
+    pub(crate) streams_refused: AtomicU64,
 }
 
 /// A snapshot of [`Counters`] plus gauges.
@@ -145,6 +146,8 @@ pub struct NodeStats {
     pub redials: u64,
     /// Peer directories received from members' nodes.
     pub directories_received: u64,
+    /// Inbound streams closed unread because too many were being served.
+    pub streams_refused: u64,
     /// Connected peers.
     pub peers: u64,
 }
@@ -175,6 +178,7 @@ impl Counters {
             divergences: get(&self.divergences),
             redials: get(&self.redials),
             directories_received: get(&self.directories_received),
+            streams_refused: get(&self.streams_refused),
             ..NodeStats::default()
         }
     }

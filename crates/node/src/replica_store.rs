@@ -12,6 +12,7 @@
 //!   mirror is always exactly the persisted state. (The mirror costs memory
 //!   proportional to the state; see ARCHITECTURE.md's limits.)
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -48,6 +49,9 @@ pub struct DiskReplicaStore {
     mirror: MemoryKv,
     next_job: u64,
     inbox: JobInbox,
+    /// The handler methods of the context's application: an event naming
+    /// anything else owes no job (only a forged delta names one).
+    handlers: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for DiskReplicaStore {
@@ -68,6 +72,7 @@ impl DiskReplicaStore {
         context: Hash,
         local_author: PublicKey,
         inbox: JobInbox,
+        handlers: BTreeSet<String>,
     ) -> Result<(DiskReplicaStore, Vec<(u64, HandlerJob)>), weft_store::StoreError> {
         let read = store.read()?;
         let mut writes = WriteSet::new();
@@ -99,7 +104,7 @@ impl DiskReplicaStore {
             }
         }
         let next_job = jobs.last().map_or(0, |(sequence, _)| sequence + 1);
-        Ok((DiskReplicaStore { store, context, local_author, mirror, next_job, inbox }, jobs))
+        Ok((DiskReplicaStore { store, context, local_author, mirror, next_job, inbox, handlers }, jobs))
     }
 
     /// Forget a job once its handler ran (or gave a final answer).
@@ -108,8 +113,9 @@ impl DiskReplicaStore {
     }
 
     /// The jobs `bytes` (an applied delta) owes: one per event naming a
-    /// handler, unless this node wrote it (authors never run their own
-    /// handlers).
+    /// handler of the application, unless this node wrote it (authors never
+    /// run their own handlers). A name the manifest does not list as a
+    /// handler owes nothing: such a job could only fail, forever.
     fn jobs_of(&self, bytes: &[u8]) -> Vec<HandlerJob> {
         let Ok(delta) = SignedDelta::decode(bytes) else { return Vec::new() };
         if delta.author == self.local_author {
@@ -122,6 +128,10 @@ impl DiskReplicaStore {
             .enumerate()
             .filter_map(|(index, event)| {
                 let handler = event.handler?;
+                if !self.handlers.contains(&handler) {
+                    tracing::debug!(context = %self.context, %handler, "event names no handler of the application: no job");
+                    return None;
+                }
                 Some(HandlerJob { delta: id, event: u32::try_from(index).ok()?, handler, data: event.data })
             })
             .collect()

@@ -135,6 +135,13 @@ fn encode_node(out: &mut String, s: &NodeStats) {
     let gossip = [("sent", s.gossip_published), ("received", s.gossip_received)];
     labelled(out, "weft_gossip_messages_total", "Gossip messages.", "direction", gossip);
     sample(out, "weft_penalties_total", "counter", "Times a peer was penalized.", s.penalties);
+    sample(
+        out,
+        "weft_streams_refused_total",
+        "counter",
+        "Inbound streams closed unread: too many served at once.",
+        s.streams_refused,
+    );
     sample(out, "weft_divergences_total", "counter", "Divergences detected.", s.divergences);
     sample(out, "weft_peers", "gauge", "Connected peers.", s.peers);
 }

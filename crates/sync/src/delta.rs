@@ -34,6 +34,10 @@ pub const DELTA_BYTES_MAX: usize = 1024 * 1024;
 
 /// The most parents a delta may name (the DAG's default bound).
 pub const PARENTS_MAX: usize = weft_dag::PARENTS_MAX_DEFAULT;
+/// Events one delta may carry: what one call may emit in the runtime
+/// (`weft_abi::limits::EVENTS_MAX`), so only a forged delta exceeds it,
+/// and each event can become a handler job on every other member.
+pub const EVENTS_PER_DELTA_MAX: usize = 1024;
 
 /// The key-derivation context of delta ids: separates them from every other
 /// BLAKE3 use (entity hashes, action signatures) over the same bytes.
@@ -119,6 +123,14 @@ pub enum DeltaRejection {
     #[error("delta names {count} parents (max {max})")]
     TooManyParents {
         /// How many it names.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More than [`EVENTS_PER_DELTA_MAX`] events.
+    #[error("delta carries {count} events (max {max})")]
+    TooManyEvents {
+        /// How many it carries.
         count: usize,
         /// The limit.
         max: usize,
@@ -272,6 +284,9 @@ impl SignedDelta {
         if self.parents.len() > PARENTS_MAX {
             return Err(DeltaRejection::TooManyParents { count: self.parents.len(), max: PARENTS_MAX });
         }
+        if self.events.len() > EVENTS_PER_DELTA_MAX {
+            return Err(DeltaRejection::TooManyEvents { count: self.events.len(), max: EVENTS_PER_DELTA_MAX });
+        }
         if self.parents.contains(&self.id) {
             return Err(DeltaRejection::SelfParent);
         }
@@ -410,6 +425,31 @@ mod tests {
         let many: Vec<DeltaId> = (0..=PARENTS_MAX as u32).map(|i| Hash::of(&i.to_le_bytes())).collect();
         let wide = SignedDelta::sign(&key, many, Hlc::new(1, 0), vec![], vec![]);
         assert_eq!(wide.verify(), Err(DeltaRejection::TooManyParents { count: PARENTS_MAX + 1, max: PARENTS_MAX }));
+    }
+
+    #[test]
+    fn more_events_than_one_call_may_emit_are_refused() {
+        let key = signer();
+        let event = Event { kind: "e".into(), data: vec![], handler: Some("on_e".into()) };
+        let at_max = SignedDelta::sign(
+            &key,
+            vec![Hash::of(b"p")],
+            Hlc::new(1, 0),
+            vec![],
+            vec![event.clone(); EVENTS_PER_DELTA_MAX],
+        );
+        assert_eq!(at_max.verify(), Ok(()));
+        let over = SignedDelta::sign(
+            &key,
+            vec![Hash::of(b"p")],
+            Hlc::new(1, 0),
+            vec![],
+            vec![event; EVENTS_PER_DELTA_MAX + 1],
+        );
+        assert_eq!(
+            over.verify(),
+            Err(DeltaRejection::TooManyEvents { count: EVENTS_PER_DELTA_MAX + 1, max: EVENTS_PER_DELTA_MAX })
+        );
     }
 
     #[test]

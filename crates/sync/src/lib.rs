@@ -163,6 +163,7 @@
 //! |---|---|---|
 //! | encoded delta | 1 MiB | [`DELTA_BYTES_MAX`] |
 //! | parents per delta | 64 | [`delta::PARENTS_MAX`] |
+//! | events per delta | 1 024 | [`delta::EVENTS_PER_DELTA_MAX`] |
 //! | heads / hints in a summary | 4096 / 128 | [`protocol::HEADS_MAX`], [`protocol::HINTS_MAX`] |
 //! | ids per parent request / answer | 256 | [`protocol::REQUEST_IDS_MAX`] |
 //! | bytes of deltas per page | 1 MiB | [`protocol::PAGE_BYTES_MAX`] |

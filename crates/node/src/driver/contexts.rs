@@ -113,7 +113,15 @@ impl Driver {
         let app = self.runtime.load(&module)?;
         let identity = records::get_identity(&self.store, id, &record.identity)?;
         let inbox = JobInbox::default();
-        let (disk, owed) = DiskReplicaStore::open(self.store.clone(), id, identity.public_key(), inbox.clone())?;
+        let handlers = app
+            .manifest()
+            .methods
+            .iter()
+            .filter(|method| method.kind == MethodKind::Handler)
+            .map(|method| method.name.clone())
+            .collect();
+        let (disk, owed) =
+            DiskReplicaStore::open(self.store.clone(), id, identity.public_key(), inbox.clone(), handlers)?;
         let now = now_ms();
         let replica = Replica::new(
             ReplicaParams {

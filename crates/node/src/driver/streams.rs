@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::debug;
 use weft_net::{FramedReader, FramedWriter, IncomingStreams, NetHandle, PeerId as NetPeer};
 use weft_sync::{PeerId as SyncPeer, SessionId};
@@ -22,6 +22,13 @@ use crate::wire::{DirectoryReply, JoinReply, NODE_WIRE_VERSION, StreamHello};
 
 /// Frames waiting for one stream's writer (a burst of pages plus control).
 pub(crate) const SESSION_OUTBOX_MAX: usize = 64;
+
+/// Inbound streams served at once (sessions, joins, directory asks).
+pub(crate) const INBOUND_STREAMS_MAX: usize = 256;
+
+/// The largest first frame read from a stream whose peer has proven
+/// nothing yet (a hello, a join request with its invitation, an accept).
+pub(crate) const HELLO_BYTES_MAX: usize = 16 * 1024;
 
 /// Bytes of a frame's length prefix, counted in the wire figures.
 const FRAME_PREFIX_BYTES: u64 = 4;
@@ -60,7 +67,7 @@ pub(crate) async fn open_session(
         return;
     }
     count_sent(&counters, hello.len());
-    let accept = match reader.recv().await {
+    let accept = match reader.recv_at_most(HELLO_BYTES_MAX).await {
         Ok(bytes) => bytes,
         Err(error) => {
             debug!(%peer, %error, "the responder sent no accept");
@@ -85,21 +92,34 @@ pub(crate) async fn open_session(
     let _ = internal.send(Internal::Closed { peer, session }).await;
 }
 
-/// Accept inbound streams until the network stops.
+/// Accept inbound streams until the network stops, serving at most
+/// [`INBOUND_STREAMS_MAX`] at once: a stream beyond that is closed unread.
 pub(crate) async fn accept_streams(
     mut incoming: IncomingStreams,
     internal: mpsc::Sender<Internal>,
     counters: Arc<Counters>,
 ) {
+    let slots = Arc::new(Semaphore::new(INBOUND_STREAMS_MAX));
     while let Some(stream) = incoming.next().await {
-        tokio::spawn(serve_inbound(stream, internal.clone(), counters.clone()));
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            Counters::bump(&counters.streams_refused, 1);
+            debug!(peer = %stream.peer(), "too many inbound streams: one closed unread");
+            continue;
+        };
+        let internal = internal.clone();
+        let counters = counters.clone();
+        tokio::spawn(async move {
+            serve_inbound(stream, internal, counters).await;
+            drop(slot);
+        });
     }
 }
 
 async fn serve_inbound(stream: weft_net::FramedStream, internal: mpsc::Sender<Internal>, counters: Arc<Counters>) {
     let peer = stream.peer();
     let (mut reader, mut writer) = stream.split();
-    let Ok(first) = reader.recv().await else { return };
+    // Nobody is authenticated yet: the first frame is a hello, and small.
+    let Ok(first) = reader.recv_at_most(HELLO_BYTES_MAX).await else { return };
     count_received(&counters, first.len());
     match StreamHello::decode(&first) {
         Ok(StreamHello::Sync { version, context, n, member, signature }) => {
