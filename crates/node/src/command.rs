@@ -9,6 +9,7 @@ use weft_primitives::{Hash, PublicKey};
 use weft_sync::SessionId;
 
 use crate::NodeError;
+use crate::replica_store::DeadJob;
 use crate::wire::{DirectoryReply, JoinAccepted, JoinReply, JoinRequest};
 
 /// A reply slot.
@@ -95,6 +96,7 @@ pub(crate) enum Command {
     Context { context: Hash, reply: Reply<ContextInfo> },
     SyncNow { context: Option<Hash>, reply: Reply<Vec<SyncNowOutcome>> },
     Delta { context: Hash, id: DeltaId, reply: Reply<Option<Vec<u8>>> },
+    DeadJobs { context: Hash, reply: Reply<Vec<(u64, DeadJob)>> },
     PublishRaw { context: Hash, id: DeltaId, bytes: Vec<u8>, reply: Reply<()> },
     DeliverRaw { context: Hash, from: NetPeer, bytes: Vec<u8>, reply: Reply<()> },
     Shutdown { reply: Reply<()> },

@@ -10,6 +10,9 @@ use weft_runtime::RuntimeConfig;
 pub const HANDLER_RETRY_BASE_MS_DEFAULT: u64 = 500;
 /// Retries of a failed handler back off exponentially up to this.
 pub const HANDLER_RETRY_MAX_MS_DEFAULT: u64 = 60_000;
+/// Failed attempts after which a handler job becomes a dead letter (with
+/// the default backoff, about a quarter of an hour of retries).
+pub const HANDLER_ATTEMPTS_MAX_DEFAULT: u32 = 20;
 /// Events kept for slow subscribers of the event bus before they lag.
 pub const EVENT_BUS_CAPACITY_DEFAULT: usize = 4096;
 /// How long `join` waits for the inviter's history to show us as a member.
@@ -33,6 +36,9 @@ pub struct NodeConfig {
     pub handler_retry_base_ms: u64,
     /// Longest handler retry delay.
     pub handler_retry_max_ms: u64,
+    /// Failed attempts after which a handler job is moved to the dead
+    /// letters (kept for the operator, never run again).
+    pub handler_attempts_max: u32,
     /// Capacity of the in-process event bus.
     pub event_bus_capacity: usize,
     /// How long `join` waits to see itself admitted.
@@ -57,6 +63,7 @@ impl NodeConfig {
             runtime: RuntimeConfig::default(),
             handler_retry_base_ms: HANDLER_RETRY_BASE_MS_DEFAULT,
             handler_retry_max_ms: HANDLER_RETRY_MAX_MS_DEFAULT,
+            handler_attempts_max: HANDLER_ATTEMPTS_MAX_DEFAULT,
             event_bus_capacity: EVENT_BUS_CAPACITY_DEFAULT,
             join_timeout_ms: JOIN_TIMEOUT_MS_DEFAULT,
             redial_base_ms: crate::peers::redial::REDIAL_BASE_MS_DEFAULT,
@@ -73,6 +80,9 @@ impl NodeConfig {
         }
         if self.handler_retry_max_ms < self.handler_retry_base_ms {
             return bad("handler_retry_max_ms", "must be at least handler_retry_base_ms");
+        }
+        if self.handler_attempts_max == 0 {
+            return bad("handler_attempts_max", "must be positive");
         }
         if self.event_bus_capacity == 0 {
             return bad("event_bus_capacity", "must be positive");

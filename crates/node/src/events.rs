@@ -101,6 +101,7 @@ pub struct Counters {
     pub(crate) redials: AtomicU64,
     pub(crate) directories_received: AtomicU64,
     pub(crate) streams_refused: AtomicU64,
+    pub(crate) handler_jobs_dead: AtomicU64,
 }
 
 /// A snapshot of [`Counters`] plus gauges.
@@ -148,6 +149,8 @@ pub struct NodeStats {
     pub directories_received: u64,
     /// Inbound streams closed unread because too many were being served.
     pub streams_refused: u64,
+    /// Handler jobs moved to the dead letters since start.
+    pub handler_jobs_dead: u64,
     /// Connected peers.
     pub peers: u64,
 }
@@ -179,6 +182,7 @@ impl Counters {
             redials: get(&self.redials),
             directories_received: get(&self.directories_received),
             streams_refused: get(&self.streams_refused),
+            handler_jobs_dead: get(&self.handler_jobs_dead),
             ..NodeStats::default()
         }
     }

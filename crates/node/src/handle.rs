@@ -12,6 +12,7 @@ use weft_primitives::{Hash, PublicKey, SigningKey};
 use crate::command::{AppInfo, CallReply, Command, ContextInfo, Reply, SyncNowOutcome};
 use crate::config::INVITATION_VALID_MS_DEFAULT;
 use crate::events::{Counters, NodeEvent, NodeStats};
+use crate::replica_store::DeadJob;
 use crate::{NodeError, driver};
 
 /// See the module doc.
@@ -134,6 +135,12 @@ impl NodeHandle {
     /// (applied and not pruned, or pending).
     pub async fn delta(&self, context: Hash, id: Hash) -> Result<Option<Vec<u8>>, NodeError> {
         self.request(|reply| Command::Delta { context, id, reply }).await
+    }
+
+    /// The context's dead letters: handler jobs given up on after
+    /// `handler_attempts_max` failed attempts, oldest first (at most 1 000).
+    pub async fn dead_jobs(&self, context: Hash) -> Result<Vec<(u64, DeadJob)>, NodeError> {
+        self.request(|reply| Command::DeadJobs { context, reply }).await
     }
 
     /// Publish `bytes` on the context's gossip topic as the delta `id`,

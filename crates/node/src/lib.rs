@@ -56,7 +56,7 @@ pub use config::*;
 pub use error::NodeError;
 pub use events::{AppliedInfo, NodeEvent, NodeStats};
 pub use handle::NodeHandle;
-pub use replica_store::{DiskReplicaStore, HandlerJob};
+pub use replica_store::{DeadJob, DiskReplicaStore, HandlerJob};
 
 /// Requests waiting for the driver.
 pub const COMMANDS_MAX: usize = 256;

@@ -19,7 +19,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use weft_dag::DeltaId;
 use weft_primitives::kv::{MemoryKv, WriteSet};
 use weft_primitives::{Hash, PublicKey};
-use weft_store::{APPLIED, JOBS, PENDING, STATE, Store};
+use weft_store::{APPLIED, DEAD_JOBS, JOBS, PENDING, STATE, Store};
 use weft_sync::{AppliedRow, ReplicaStore, SignedDelta, StoreError};
 
 /// State rows read per page when loading the mirror.
@@ -36,6 +36,18 @@ pub struct HandlerJob {
     pub handler: String,
     /// The event's data: the handler's arguments.
     pub data: Vec<u8>,
+}
+
+/// A handler job given up on: what it was, how often it failed, and why
+/// the last time.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct DeadJob {
+    /// The job.
+    pub job: HandlerJob,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// The last attempt's error.
+    pub last_error: String,
 }
 
 /// Jobs committed since the driver last looked: (sequence, job).
@@ -110,6 +122,32 @@ impl DiskReplicaStore {
     /// Forget a job once its handler ran (or gave a final answer).
     pub fn finish_job(&self, sequence: u64) -> Result<(), weft_store::StoreError> {
         self.store.write(|txn| txn.delete(JOBS, &(self.context, sequence)).map(|_| ()))
+    }
+
+    /// Move a job that kept failing to the dead letters, in one transaction.
+    pub fn bury_job(&self, sequence: u64, dead: &DeadJob) -> Result<(), weft_store::StoreError> {
+        let bytes = weft_primitives::encoding::encode(dead);
+        self.store.write(|txn| {
+            txn.delete(JOBS, &(self.context, sequence))?;
+            txn.put(DEAD_JOBS, &(self.context, sequence), &bytes)
+        })
+    }
+
+    /// The context's dead letters, by sequence (at most `limit`).
+    pub fn dead_jobs(&self, limit: usize) -> Result<Vec<(u64, DeadJob)>, weft_store::StoreError> {
+        let read = self.store.read()?;
+        let rows = read.scan(DEAD_JOBS, self.context.as_bytes(), None, limit)?;
+        rows.into_iter()
+            .map(|((_, sequence), bytes)| {
+                weft_primitives::encoding::decode(&bytes).map(|dead| (sequence, dead)).map_err(|e| {
+                    weft_store::StoreError::Corrupt {
+                        table: DEAD_JOBS.name().into(),
+                        key: sequence.to_string(),
+                        reason: e.to_string(),
+                    }
+                })
+            })
+            .collect()
     }
 
     /// The jobs `bytes` (an applied delta) owes: one per event naming a

@@ -118,3 +118,39 @@ async fn an_event_naming_no_handler_of_the_app_owes_no_job() {
     let stats = cluster.node(1).stats().await.unwrap();
     assert_eq!((stats.handler_jobs_owed, stats.handler_failures), (0, 0), "{stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_that_keeps_failing_becomes_a_dead_letter_and_stays_one_across_a_restart() {
+    let tweak = |config: &mut weft_node::NodeConfig| {
+        config.handler_attempts_max = 3;
+        config.handler_retry_max_ms = 200;
+    };
+    let mut cluster = Cluster::start_with(2, tweak).await;
+    let context = cluster.shared_context(weft_apps::COUNTER_HANDLERS).await;
+    let info = cluster.node(0).context(context).await.unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    // The app's handler with an argument of the wrong type: it can only fail.
+    let event = Event { kind: "Triggered".into(), data: br#"{"note":5}"#.to_vec(), handler: Some("on_event".into()) };
+    let delta =
+        SignedDelta::sign(&member_key(&cluster, 0), info.heads.clone(), Hlc::new(now, 0), Vec::new(), vec![event]);
+    cluster.node(0).publish_unchecked(context, delta.id, delta.encode()).await.unwrap();
+    let buried = eventually(CONVERGE_TIMEOUT, || async {
+        let stats = cluster.node(1).stats().await.unwrap();
+        (stats.handler_jobs_dead == 1).then_some(stats)
+    })
+    .await;
+    let Some(stats) = buried else { panic!("never buried: {:?}", cluster.node(1).stats().await) };
+    assert_eq!((stats.handler_failures, stats.handler_jobs_owed, stats.handler_runs), (3, 0, 0), "{stats:?}");
+    let dead = cluster.node(1).dead_jobs(context).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].1.job.delta, dead[0].1.job.handler.as_str(), dead[0].1.attempts), (delta.id, "on_event", 3));
+    assert!(!dead[0].1.last_error.is_empty());
+
+    // A restart neither revives it nor forgets it.
+    cluster.stop(1).await;
+    cluster.restart_with(1, tweak).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = cluster.node(1).stats().await.unwrap();
+    assert_eq!((stats.handler_failures, stats.handler_jobs_owed), (0, 0), "{stats:?}");
+    assert_eq!(cluster.node(1).dead_jobs(context).await.unwrap(), dead);
+}

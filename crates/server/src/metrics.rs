@@ -128,6 +128,13 @@ fn encode_node(out: &mut String, s: &NodeStats) {
     sample(out, "weft_handler_runs_total", "counter", "Event handler runs that succeeded.", s.handler_runs);
     sample(out, "weft_handler_failures_total", "counter", "Event handler runs that failed.", s.handler_failures);
     sample(out, "weft_handler_jobs_owed", "gauge", "Handler jobs still owed.", s.handler_jobs_owed);
+    sample(
+        out,
+        "weft_handler_jobs_dead_total",
+        "counter",
+        "Handler jobs moved to the dead letters after repeated failures.",
+        s.handler_jobs_dead,
+    );
     let sessions = s.sync_sessions_opened.saturating_add(s.sync_sessions_accepted);
     sample(out, "weft_sync_sessions_total", "counter", "Sync sessions opened or accepted.", sessions);
     let bytes = [("sent", s.sync_bytes_sent), ("received", s.sync_bytes_received)];

@@ -181,6 +181,13 @@ fn schemas() -> Value {
         "Invitation": { "type": "object", "properties": { "invitation": { "type": "string" } } },
         "Join": { "type": "object", "required": ["invitation"], "properties": { "invitation": { "type": "string" } } },
         "SyncNow": { "type": "object", "properties": { "context": { "oneOf": [hex, { "type": "null" }] } } },
+        "DeadJob": {
+            "type": "object",
+            "properties": {
+                "sequence": count, "delta": hex, "event": count, "handler": { "type": "string" },
+                "attempts": count, "last_error": { "type": "string" },
+            },
+        },
         "Ticket": {
             "type": "object",
             "properties": { "ticket": { "type": "string" }, "expires_in_ms": count },

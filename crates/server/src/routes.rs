@@ -51,6 +51,7 @@ pub(crate) enum Endpoint {
     GetContext,
     LeaveContext,
     ContextMembers,
+    DeadJobs,
     Invite,
     Join,
     Identities,
@@ -116,7 +117,7 @@ use Answer::{Empty, EventStream, Json, Text, Upgrade};
 use Verb::{Delete, Get, Post};
 
 /// Every route the server serves.
-pub(crate) const ROUTES: [Route; 22] = [
+pub(crate) const ROUTES: [Route; 23] = [
     route(Get, "/health", Endpoint::Health, "ops", "Liveness (never needs a token)", Body::None, Json(200, "Health")),
     route(Get, "/metrics", Endpoint::Metrics, "ops", "Prometheus metrics", Body::None, Text),
     route(Get, "/admin/openapi.json", Endpoint::OpenApi, "admin", "This document", Body::None, Json(200, "Object")),
@@ -200,6 +201,15 @@ pub(crate) const ROUTES: [Route; 22] = [
         "A context's members (public keys)",
         Body::None,
         Json(200, "[Key]"),
+    ),
+    route(
+        Get,
+        "/admin/contexts/{id}/dead-jobs",
+        Endpoint::DeadJobs,
+        "contexts",
+        "Handler jobs given up on after repeated failures (oldest first, at most 1000)",
+        Body::None,
+        Json(200, "[DeadJob]"),
     ),
     route(
         Post,
@@ -286,6 +296,7 @@ fn method_router(route: &Route) -> MethodRouter<ApiState> {
         Endpoint::GetContext => on(filter, rest::contexts::get),
         Endpoint::LeaveContext => on(filter, rest::contexts::leave),
         Endpoint::ContextMembers => on(filter, rest::contexts::members),
+        Endpoint::DeadJobs => on(filter, rest::contexts::dead_jobs),
         Endpoint::Invite => on(filter, rest::contexts::invite),
         Endpoint::Join => on(filter, rest::contexts::join),
         Endpoint::Identities => on(filter, rest::ops::identities),

@@ -16,7 +16,11 @@ use crate::txn::{ReadTxn, WriteTxn};
 
 /// The layout version this build writes and reads. Bump it whenever a table
 /// is added or renamed or a key or value encoding changes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
+
+/// Older schema versions this build opens by creating the tables added
+/// since (each step only added tables): version 3 lacked `dead_jobs`.
+pub const SCHEMA_VERSIONS_UPGRADABLE: [u32; 1] = [3];
 
 /// The node's database. Cheap to clone: clones share one redb database.
 ///
@@ -219,7 +223,17 @@ impl Store {
         let stored = self.read()?.get(META, SCHEMA_VERSION_KEY)?.ok_or(StoreError::SchemaVersionMissing)?;
         let found: u32 = weft_primitives::encoding::decode(&stored)
             .map_err(|e| StoreError::corrupt(META.name(), SCHEMA_VERSION_KEY.as_bytes(), e.to_string()))?;
-        if found != SCHEMA_VERSION {
+        if SCHEMA_VERSIONS_UPGRADABLE.contains(&found) {
+            // Additive upgrade, atomic: the new tables and the new version
+            // commit together or not at all.
+            self.write(|txn| {
+                for name in BUILTIN_TABLES.iter().filter(|name| !existing.iter().any(|e| e == *name)) {
+                    txn.create_table(RawTable::new(name))?;
+                }
+                txn.put(META, SCHEMA_VERSION_KEY, &weft_primitives::encoding::encode(&SCHEMA_VERSION))
+            })?;
+            return Ok(());
+        } else if found != SCHEMA_VERSION {
             return Err(StoreError::SchemaVersion { found, expected: SCHEMA_VERSION });
         }
         match BUILTIN_TABLES.iter().find(|name| !existing.iter().any(|e| e == *name)) {

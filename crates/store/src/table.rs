@@ -108,6 +108,12 @@ pub const APPLIED: Table<(Hash, u64), Vec<u8>> = Table::new("applied");
 /// Written in the same transaction as the delta that caused it.
 pub const JOBS: Table<(Hash, u64), Vec<u8>> = Table::new("jobs");
 
+/// Handler jobs given up on after the configured number of failed
+/// attempts (the dead letters): (context id, sequence) -> the owner's
+/// borsh-encoded record of the job, its attempts and its last error. Kept
+/// for the operator to see; nothing runs them again.
+pub const DEAD_JOBS: Table<(Hash, u64), Vec<u8>> = Table::new("dead_jobs");
+
 /// Contexts this node is part of: context id -> the node's borsh-encoded
 /// context record (application, configuration, root hash, sync markers).
 pub const CONTEXTS: Table<Hash, Vec<u8>> = Table::new("contexts");
@@ -140,10 +146,11 @@ pub const META: Table<str, Vec<u8>> = Table::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The names of every built-in table, created together with the store.
-pub const BUILTIN_TABLES: [&str; 12] = [
+pub const BUILTIN_TABLES: [&str; 13] = [
     STATE.name(),
     APPLIED.name(),
     JOBS.name(),
+    DEAD_JOBS.name(),
     DELTAS.name(),
     HEADS.name(),
     PENDING.name(),

@@ -246,3 +246,26 @@ fn bit_flipped_file_is_an_error_or_opens_but_never_panics() {
     }
     assert!(refused > 0, "no damage was detected at all");
 }
+
+#[test]
+fn a_version_3_database_is_upgraded_by_adding_the_dead_jobs_table() {
+    let (_dir, path) = fresh_store_file();
+    {
+        // Make it what version 3 wrote: no dead_jobs table, version 3.
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(Raw::new(weft_store::DEAD_JOBS.name())).unwrap());
+        // META values are byte vectors: the version's borsh bytes, as a Vec.
+        let version = weft_primitives::encoding::encode(&weft_primitives::encoding::encode(&3u32));
+        txn.open_table(Raw::new(META.name()))
+            .unwrap()
+            .insert(SCHEMA_VERSION_KEY.as_bytes(), version.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let read = store.read().unwrap();
+    let stored = read.get(META, SCHEMA_VERSION_KEY).unwrap().unwrap();
+    assert_eq!(weft_primitives::encoding::decode::<u32>(&stored).unwrap(), SCHEMA_VERSION);
+    assert_eq!(read.get(weft_store::DEAD_JOBS, &(h(1), 0)).unwrap(), None, "the table exists and is empty");
+}

@@ -94,6 +94,10 @@ pending_stale_ms = 300000
 # exponential backoff up to retry_max_ms between attempts.
 retry_base_ms = 500
 retry_max_ms = 60000
+# After this many failed attempts a job moves to the context's dead letters
+# (GET /admin/contexts/<id>/dead-jobs, weft_handler_jobs_dead_total): kept
+# for you to look at, never run again.
+attempts_max = 20
 
 [runtime]
 # WASM fuel (about one unit per instruction) one method call may burn.
@@ -266,6 +270,8 @@ pub struct HandlersSection {
     pub retry_base_ms: u64,
     /// Longest retry delay.
     pub retry_max_ms: u64,
+    /// Failed attempts before a job becomes a dead letter.
+    pub attempts_max: u32,
 }
 
 impl Default for HandlersSection {
@@ -273,6 +279,7 @@ impl Default for HandlersSection {
         HandlersSection {
             retry_base_ms: weft_node::HANDLER_RETRY_BASE_MS_DEFAULT,
             retry_max_ms: weft_node::HANDLER_RETRY_MAX_MS_DEFAULT,
+            attempts_max: weft_node::HANDLER_ATTEMPTS_MAX_DEFAULT,
         }
     }
 }
@@ -369,6 +376,10 @@ impl ConfigFile {
         }
         config.handler_retry_base_ms = self.handlers.retry_base_ms;
         config.handler_retry_max_ms = self.handlers.retry_max_ms;
+        config.handler_attempts_max = self.handlers.attempts_max;
+        if self.handlers.attempts_max == 0 {
+            return Err(bad("handlers", "attempts_max", "must be positive".into()));
+        }
         if self.handlers.retry_base_ms == 0 {
             return Err(bad("handlers", "retry_base_ms", "must be positive".into()));
         }
@@ -473,6 +484,7 @@ mod tests {
         assert_eq!(config.net.mdns, NetConfig::new(seed).mdns);
         assert_eq!(config.handler_retry_base_ms, reference.handler_retry_base_ms);
         assert_eq!(config.handler_retry_max_ms, reference.handler_retry_max_ms);
+        assert_eq!(config.handler_attempts_max, reference.handler_attempts_max);
         assert_eq!(config.runtime.limits, reference.runtime.limits);
     }
 
@@ -496,6 +508,7 @@ mod tests {
             "history_kept",
             "retry_base_ms",
             "retry_max_ms",
+            "attempts_max",
             "fuel_per_call",
             "memory_bytes",
         ] {

@@ -6,8 +6,10 @@
 //! table only after its handler's own delta (if any) is durable. A crash in
 //! between runs the handler again: handlers must be idempotent, as in the
 //! seeds. A failing handler is logged, counted, reported on the event bus
-//! and retried with exponential backoff up to `handler_retry_max_ms`,
-//! forever: it is never silently lost.
+//! and retried with exponential backoff up to `handler_retry_max_ms`; after
+//! `handler_attempts_max` failed attempts it moves, in one transaction, to
+//! the dead letters (`DEAD_JOBS`), listed by the API and counted in the
+//! metrics: never silently lost, never retried forever.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,7 @@ use weft_runtime::MethodKind;
 
 use super::{Driver, now_ms};
 use crate::events::{Counters, NodeEvent};
-use crate::replica_store::{HandlerJob, JobInbox};
+use crate::replica_store::{DeadJob, HandlerJob, JobInbox};
 
 /// Jobs run per driver turn, so a flood of handlers cannot starve the
 /// network and the clients.
@@ -103,6 +105,28 @@ impl Driver {
                 let (base, max) = (self.config.handler_retry_base_ms, self.config.handler_retry_max_ms);
                 let Some(state) = slot.jobs.jobs.get_mut(&sequence) else { return };
                 state.attempts = state.attempts.saturating_add(1);
+                if state.attempts >= self.config.handler_attempts_max {
+                    let dead = DeadJob { job: job.clone(), attempts: state.attempts, last_error: error.to_string() };
+                    if let Err(store_error) = slot.replica.store().bury_job(sequence, &dead) {
+                        // Still owed on disk and in memory: retried, and
+                        // buried after its next failure.
+                        warn!(%context, %store_error, "could not move a failing handler job to the dead letters");
+                    } else {
+                        slot.jobs.jobs.remove(&sequence);
+                        Counters::bump(&self.counters.handler_jobs_dead, 1);
+                        warn!(
+                            %context, handler = %job.handler, attempts = dead.attempts, %error,
+                            "event handler keeps failing; moved to the dead letters"
+                        );
+                    }
+                    let _ = self.events.send(NodeEvent::HandlerFailed {
+                        context,
+                        handler: job.handler.clone(),
+                        error: error.to_string(),
+                        attempts: dead.attempts,
+                    });
+                    return;
+                }
                 let backoff = base.saturating_mul(1u64 << state.attempts.min(20)).min(max);
                 state.next_try_ms = now_ms().saturating_add(backoff);
                 warn!(

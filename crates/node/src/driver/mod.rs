@@ -50,6 +50,13 @@ const IDLE_WAKEUP_MS: u64 = 1_000;
 /// processed in one turn; the rest wait for the next turn.
 const DEFERRED_INPUTS_MAX: usize = 1024;
 
+/// Dead letters one listing returns (oldest first).
+pub(crate) const DEAD_JOBS_LISTED_MAX: usize = 1000;
+
+/// Topics we do not serve whose subscribers are remembered (for a context
+/// joined later); announcements of further topic names are ignored.
+pub(crate) const UNSERVED_TOPICS_MAX: usize = 1024;
+
 /// Milliseconds since the Unix epoch: the replicas' and clocks' time.
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -536,6 +543,14 @@ impl Driver {
                 self.on_gossip(&topic, &data, msg_id, propagation_source).await;
             }
             NetEvent::Subscribed { peer, topic } => {
+                // Topics we do not serve are remembered (a context we join
+                // later finds its subscribers here), but only so many: a
+                // stranger may announce any number of topic names.
+                let served = self.topics.contains_key(&topic);
+                let unserved = self.topic_peers.keys().filter(|t| !self.topics.contains_key(*t)).count();
+                if !served && !self.topic_peers.contains_key(&topic) && unserved >= UNSERVED_TOPICS_MAX {
+                    return;
+                }
                 self.topic_peers.entry(topic.clone()).or_default().insert(peer);
                 if let Some(context) = self.topics.get(&topic).copied() {
                     self.subscriber_seen(context, peer).await;
@@ -544,6 +559,9 @@ impl Driver {
             NetEvent::Unsubscribed { peer, topic } => {
                 if let Some(peers) = self.topic_peers.get_mut(&topic) {
                     peers.remove(&peer);
+                    if peers.is_empty() {
+                        self.topic_peers.remove(&topic);
+                    }
                 }
                 if let (Some(context), Some(peer)) = (self.topics.get(&topic).copied(), Self::sync_peer(&peer)) {
                     self.feed(context, Input::PeerDown { peer }).await;
@@ -554,6 +572,7 @@ impl Driver {
                 for peers in self.topic_peers.values_mut() {
                     peers.remove(&peer);
                 }
+                self.topic_peers.retain(|_, peers| !peers.is_empty());
                 if let Some(sync_peer) = Self::sync_peer(&peer) {
                     let contexts: Vec<Hash> = self.contexts.keys().copied().collect();
                     for context in contexts {
@@ -671,6 +690,13 @@ impl Driver {
                     });
                 }
                 let _ = reply.send(Ok(outcomes));
+            }
+            Command::DeadJobs { context, reply } => {
+                let answer = match self.contexts.get(&context) {
+                    Some(slot) => slot.replica.store().dead_jobs(DEAD_JOBS_LISTED_MAX).map_err(crate::NodeError::from),
+                    None => Err(crate::NodeError::UnknownContext(context)),
+                };
+                let _ = reply.send(answer);
             }
             Command::Delta { context, id, reply } => {
                 let answer = self.contexts.get(&context).ok_or(crate::NodeError::UnknownContext(context)).map(|slot| {

@@ -1,4 +1,5 @@
-//! `/admin/contexts`: create, list, get, leave, members, invitations, join.
+//! `/admin/contexts`: create, list, get, leave, members, dead jobs,
+//! invitations, join.
 
 use std::time::Duration;
 
@@ -61,6 +62,23 @@ pub(crate) async fn leave(State(state): State<ApiState>, IdPath(id): IdPath) -> 
 pub(crate) async fn members(State(state): State<ApiState>, IdPath(id): IdPath) -> ApiResult {
     let info = state.node().context(id).await?;
     ok(json!(info.members.iter().map(key_hex).collect::<Vec<_>>()))
+}
+
+/// `GET /admin/contexts/{id}/dead-jobs`: handler jobs given up on.
+pub(crate) async fn dead_jobs(State(state): State<ApiState>, IdPath(id): IdPath) -> ApiResult {
+    let dead = state.node().dead_jobs(id).await?;
+    ok(json!(
+        dead.iter()
+            .map(|(sequence, dead)| json!({
+                "sequence": sequence,
+                "delta": dead.job.delta.to_hex(),
+                "event": dead.job.event,
+                "handler": dead.job.handler,
+                "attempts": dead.attempts,
+                "last_error": dead.last_error,
+            }))
+            .collect::<Vec<_>>()
+    ))
 }
 
 /// `POST /admin/contexts/{id}/invitations` body.
