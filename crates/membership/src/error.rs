@@ -106,6 +106,14 @@ pub enum MembershipError {
     #[error("join proof of {0:?} does not verify")]
     BadJoinProof(PublicKey),
 
+    /// The invitation is to another context than the one named.
+    #[error("the invitation is to context {found:?}, not {expected:?}")]
+    WrongContext {
+        /// The context named by the caller.
+        expected: Hash,
+        /// The invitation's context.
+        found: Hash,
+    },
     /// An encoded invitation is larger than [`crate::INVITATION_BYTES_MAX`].
     #[error("encoded invitation of {len} bytes exceeds {max} bytes")]
     InvitationTooLarge {

@@ -91,6 +91,7 @@ pub(crate) enum Command {
     Invite { context: Hash, invitee: Option<PublicKey>, valid_for_ms: u64, reply: Reply<String> },
     Joined { invitation: Box<Invitation>, inviter: NetPeer, accepted: Box<JoinAccepted>, reply: Reply<ContextInfo> },
     Leave { context: Hash, reply: Reply<()> },
+    RevokeInvitation { context: Hash, invitation: Hash, reply: Reply<()> },
     Call { context: Hash, method: String, args: Vec<u8>, reply: Reply<CallReply> },
     Contexts { reply: Reply<Vec<ContextInfo>> },
     Context { context: Hash, reply: Reply<ContextInfo> },

@@ -103,6 +103,27 @@ impl NodeHandle {
         driver::join::join(&self.net, &self.commands, &self.identity, invitation, self.join_timeout_ms).await
     }
 
+    /// Revoke an invitation to `context`, given as its text
+    /// (`weft-invite1:…`) or its id (64 hex digits): no member's node admits
+    /// anyone with it afterwards. Returns the invitation's id.
+    pub async fn revoke_invitation(&self, context: Hash, invitation: &str) -> Result<Hash, NodeError> {
+        let text = invitation.trim();
+        let id = match text.parse::<Hash>() {
+            Ok(id) => id,
+            Err(_) => {
+                let parsed = weft_membership::Invitation::from_text(text)?;
+                if parsed.context != context {
+                    let wrong =
+                        weft_membership::MembershipError::WrongContext { expected: context, found: parsed.context };
+                    return Err(wrong.into());
+                }
+                parsed.id()
+            }
+        };
+        self.request(|reply| Command::RevokeInvitation { context, invitation: id, reply }).await?;
+        Ok(id)
+    }
+
     /// Leave a context.
     pub async fn leave(&self, context: Hash) -> Result<(), NodeError> {
         self.request(|reply| Command::Leave { context, reply }).await

@@ -181,6 +181,11 @@ fn schemas() -> Value {
         "Invitation": { "type": "object", "properties": { "invitation": { "type": "string" } } },
         "Join": { "type": "object", "required": ["invitation"], "properties": { "invitation": { "type": "string" } } },
         "SyncNow": { "type": "object", "properties": { "context": { "oneOf": [hex, { "type": "null" }] } } },
+        "Revoke": {
+            "type": "object", "required": ["invitation"], "additionalProperties": false,
+            "properties": { "invitation": { "type": "string", "description": "weft-invite1:… or its id (hex)" } },
+        },
+        "Revoked": { "type": "object", "properties": { "revoked": hex } },
         "DeadJob": {
             "type": "object",
             "properties": {

@@ -53,6 +53,7 @@ pub(crate) enum Endpoint {
     ContextMembers,
     DeadJobs,
     Invite,
+    Revoke,
     Join,
     Identities,
     Peers,
@@ -117,7 +118,7 @@ use Answer::{Empty, EventStream, Json, Text, Upgrade};
 use Verb::{Delete, Get, Post};
 
 /// Every route the server serves.
-pub(crate) const ROUTES: [Route; 23] = [
+pub(crate) const ROUTES: [Route; 24] = [
     route(Get, "/health", Endpoint::Health, "ops", "Liveness (never needs a token)", Body::None, Json(200, "Health")),
     route(Get, "/metrics", Endpoint::Metrics, "ops", "Prometheus metrics", Body::None, Text),
     route(Get, "/admin/openapi.json", Endpoint::OpenApi, "admin", "This document", Body::None, Json(200, "Object")),
@@ -222,6 +223,15 @@ pub(crate) const ROUTES: [Route; 23] = [
     ),
     route(
         Post,
+        "/admin/contexts/{id}/invitations/revoke",
+        Endpoint::Revoke,
+        "contexts",
+        "Revoke an invitation (its text or id): nobody is admitted with it afterwards",
+        Body::Json("Revoke"),
+        Json(200, "Revoked"),
+    ),
+    route(
+        Post,
         "/admin/contexts/join",
         Endpoint::Join,
         "contexts",
@@ -298,6 +308,7 @@ fn method_router(route: &Route) -> MethodRouter<ApiState> {
         Endpoint::ContextMembers => on(filter, rest::contexts::members),
         Endpoint::DeadJobs => on(filter, rest::contexts::dead_jobs),
         Endpoint::Invite => on(filter, rest::contexts::invite),
+        Endpoint::Revoke => on(filter, rest::contexts::revoke),
         Endpoint::Join => on(filter, rest::contexts::join),
         Endpoint::Identities => on(filter, rest::ops::identities),
         Endpoint::Peers => on(filter, rest::ops::peers),

@@ -257,7 +257,7 @@ pub mod store;
 pub use config::Config;
 pub use delta::{DELTA_BYTES_MAX, DeltaPayload, DeltaRejection, Event, SignedDelta};
 pub use membership::{
-    MEMBERSHIP_EVENT_KIND, MemberSet, MembershipChange, MembershipError, RESERVED_EVENT_KIND_PREFIX,
+    InvitationUse, MEMBERSHIP_EVENT_KIND, MemberSet, MembershipChange, MembershipError, RESERVED_EVENT_KIND_PREFIX,
     is_reserved_event_kind,
 };
 pub use replica::{

@@ -32,6 +32,14 @@
 //!   a member leaves by itself. Removing *another* member needs a group-key
 //!   rotation, which is not implemented, so such a delta is refused as a
 //!   whole ([`MembershipError::LeaveOfOther`]).
+//! - [`MembershipChange::Revoke`] by a member records an invitation id as
+//!   revoked (a grow-only set: order-independent). Replicas also record,
+//!   for every invitation an Add used, the identity of the Add with the
+//!   smallest stamp ([`MemberSet::invitation_use`]); a node admitting a
+//!   joiner refuses an invitation that is revoked or already admitted
+//!   someone else. That check is the admitting node's, on its history: two
+//!   nodes admitting with one invitation before they synced can both succeed
+//!   (the second Add is valid; a replica does not re-judge admissions).
 //! - A membership event whose data is not a canonical `MembershipChange`
 //!   refuses the delta as a whole ([`MembershipError::Malformed`]).
 //! - The initial members (`ReplicaParams::members`, the context's creator)
@@ -88,6 +96,13 @@ pub enum MembershipChange {
         /// The identity leaving (the delta's author).
         member: PublicKey,
     },
+    /// The invitation `invitation` (its id) admits nobody from now on. Any
+    /// member may revoke; replicas only record it (a grow-only set), and
+    /// nodes refuse joins with it.
+    Revoke {
+        /// The invitation's id.
+        invitation: Hash,
+    },
 }
 
 impl MembershipChange {
@@ -102,10 +117,11 @@ impl MembershipChange {
         encoding::decode(bytes)
     }
 
-    /// The identity the change is about.
-    pub fn member(&self) -> PublicKey {
+    /// The identity the change is about (`None` for a revocation).
+    pub fn member(&self) -> Option<PublicKey> {
         match self {
-            MembershipChange::Add { member, .. } | MembershipChange::Leave { member } => *member,
+            MembershipChange::Add { member, .. } | MembershipChange::Leave { member } => Some(*member),
+            MembershipChange::Revoke { .. } => None,
         }
     }
 }
@@ -195,6 +211,23 @@ pub struct MemberSet {
     /// an older concurrent Add cannot bring them back).
     entries: BTreeMap<PublicKey, MemberEntry>,
     present: usize,
+    /// Every invitation an Add used, with the identity of the Add with the
+    /// smallest stamp (the same on every replica whatever the order).
+    used: BTreeMap<Hash, (ChangeStamp, PublicKey)>,
+    /// Revoked invitations.
+    revoked: std::collections::BTreeSet<Hash>,
+}
+
+/// What a node may still do with an invitation, by the applied history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvitationUse {
+    /// No Add used it and nobody revoked it.
+    Unused,
+    /// An Add admitted this identity with it (invitations admit one
+    /// identity: the same one may present it again, nobody else).
+    UsedBy(PublicKey),
+    /// A member revoked it.
+    Revoked,
 }
 
 impl MemberSet {
@@ -204,7 +237,18 @@ impl MemberSet {
             .into_iter()
             .map(|member| (member, MemberEntry { present: true, last: None, invitation: None }))
             .collect();
-        MemberSet { present: entries.len(), entries }
+        MemberSet { present: entries.len(), entries, used: BTreeMap::new(), revoked: Default::default() }
+    }
+
+    /// What the history says about invitation `id`.
+    pub fn invitation_use(&self, id: &Hash) -> InvitationUse {
+        if self.revoked.contains(id) {
+            InvitationUse::Revoked
+        } else if let Some((_, member)) = self.used.get(id) {
+            InvitationUse::UsedBy(*member)
+        } else {
+            InvitationUse::Unused
+        }
     }
 
     /// Whether `key` is a member.
@@ -256,11 +300,20 @@ impl MemberSet {
         let mut flipped = Vec::new();
         for (index, change) in changes.iter().enumerate() {
             let stamp = ChangeStamp { hlc, delta, index: u32::try_from(index).unwrap_or(u32::MAX) };
-            let (present, invitation) = match change {
-                MembershipChange::Add { invitation, .. } => (true, Some(*invitation)),
-                MembershipChange::Leave { .. } => (false, None),
+            let (member, present, invitation) = match change {
+                MembershipChange::Add { member, invitation } => {
+                    let first = self.used.entry(*invitation).or_insert((stamp, *member));
+                    if stamp < first.0 {
+                        *first = (stamp, *member);
+                    }
+                    (*member, true, Some(*invitation))
+                }
+                MembershipChange::Leave { member } => (*member, false, None),
+                MembershipChange::Revoke { invitation } => {
+                    self.revoked.insert(*invitation);
+                    continue;
+                }
             };
-            let member = change.member();
             let entry =
                 self.entries.entry(member).or_insert(MemberEntry { present: false, last: None, invitation: None });
             // An initial member (no stamp) yields to any change.
@@ -374,5 +427,27 @@ mod tests {
         set.apply(Hash::of(b"b"), Hlc::new(3, 0), &[MembershipChange::Add { member: key(2), invitation: Hash::ZERO }]);
         assert!(set.contains(&key(2)));
         assert_eq!(set.iter().count(), 2);
+    }
+
+    #[test]
+    fn invitation_use_is_the_earliest_add_whatever_the_order_and_revocation_wins() {
+        let invitation = Hash::of(b"inv");
+        let add = |i: u8| [MembershipChange::Add { member: key(i), invitation }];
+        let (early, late) = (Hlc::new(1, 0), Hlc::new(2, 0));
+        let (d1, d2) = (Hash::of(b"d1"), Hash::of(b"d2"));
+        let mut one = MemberSet::new([key(1)]);
+        assert_eq!(one.invitation_use(&invitation), InvitationUse::Unused);
+        one.apply(d1, early, &add(2));
+        one.apply(d2, late, &add(3));
+        let mut other = MemberSet::new([key(1)]);
+        other.apply(d2, late, &add(3));
+        other.apply(d1, early, &add(2));
+        assert_eq!(one.invitation_use(&invitation), InvitationUse::UsedBy(key(2)));
+        assert_eq!(other, one, "one set whatever the order");
+        let revoke = [MembershipChange::Revoke { invitation }];
+        one.apply(Hash::of(b"d3"), Hlc::new(3, 0), &revoke);
+        assert_eq!(one.invitation_use(&invitation), InvitationUse::Revoked);
+        assert!(one.contains(&key(2)), "revoking admits nobody and removes nobody");
+        assert_eq!(MembershipChange::decode(&revoke[0].encode()), Ok(revoke[0]));
     }
 }

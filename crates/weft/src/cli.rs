@@ -140,6 +140,13 @@ pub enum ContextCommand {
         #[arg(long, value_name = "SECS")]
         valid_for: Option<u64>,
     },
+    /// Revoke an invitation: no member's node admits anyone with it.
+    Revoke {
+        /// The context id.
+        id: String,
+        /// The invitation (weft-invite1:…) or its id (hex).
+        invitation: String,
+    },
     /// Join a context with an invitation.
     Join {
         /// The invitation (weft-invite1:…).

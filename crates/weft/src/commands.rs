@@ -202,6 +202,11 @@ async fn context(cli: &Cli, client: &ApiClient, command: &ContextCommand) -> any
                 client.post_json(&format!("/admin/contexts/{}/invitations", id_arg("context", id)?), &body).await?;
             show(cli, &answer, |answer| format!("{}\n", output::field(answer, "invitation")))
         }
+        ContextCommand::Revoke { id, invitation } => {
+            let path = format!("/admin/contexts/{}/invitations/revoke", id_arg("context", id)?);
+            let answer = client.post_json(&path, &json!({"invitation": invitation.trim()})).await?;
+            show(cli, &answer, |answer| format!("revoked invitation {}\n", output::field(answer, "revoked")))
+        }
         ContextCommand::Join { invitation } => {
             let info = client.post_json("/admin/contexts/join", &json!({"invitation": invitation.trim()})).await?;
             show(cli, &info, |info| format!("joined context {}\n", output::field(info, "id")))

@@ -197,6 +197,17 @@ impl Driver {
         Ok(invitation.to_text())
     }
 
+    /// Revoke an invitation: a signed delta records its id, after which no
+    /// member's node admits anyone with it.
+    pub(super) async fn revoke_invitation(&mut self, context: Hash, invitation: Hash) -> Result<(), NodeError> {
+        if !self.contexts.contains_key(&context) {
+            return Err(NodeError::UnknownContext(context));
+        }
+        self.commit_events(context, vec![Event::membership(MembershipChange::Revoke { invitation })]).await?;
+        info!(%context, %invitation, "invitation revoked");
+        Ok(())
+    }
+
     /// Leave: a signed delta says so; then the node stops serving the
     /// context (its data stays on disk).
     pub(super) async fn leave(&mut self, context: Hash) -> Result<(), NodeError> {

@@ -16,7 +16,7 @@ use weft_membership::{Invitation, JoinProof, unwrap_group_key, wrap_group_key};
 use weft_net::{Multiaddr, NetHandle, PeerId as NetPeer};
 use weft_primitives::{PublicKey, SigningKey};
 use weft_store::StoreError;
-use weft_sync::{Event, Input, MembershipChange};
+use weft_sync::{Event, Input, InvitationUse, MembershipChange};
 
 use super::{Driver, now_ms};
 use crate::NodeError;
@@ -53,6 +53,16 @@ impl Driver {
         request.proof.verify(invitation)?;
         if !slot.replica.is_member(&invitation.inviter) {
             return Err(NodeError::JoinRefused("the inviter is not a member of the context".into()));
+        }
+        // One invitation admits one identity (which may present it again,
+        // e.g. after a lost reply), and never once revoked.
+        match slot.replica.member_set().invitation_use(&invitation.id()) {
+            InvitationUse::Unused => {}
+            InvitationUse::UsedBy(member) if member == joiner => {}
+            InvitationUse::UsedBy(_) => {
+                return Err(NodeError::JoinRefused("this invitation was already used by someone else".into()));
+            }
+            InvitationUse::Revoked => return Err(NodeError::JoinRefused("this invitation was revoked".into())),
         }
         let (creator, application, nonce, key) =
             (slot.record.creator, slot.record.application, slot.record.nonce, slot.group_key.clone());

@@ -657,6 +657,9 @@ impl Driver {
             Command::Leave { context, reply } => {
                 let _ = reply.send(self.leave(context).await);
             }
+            Command::RevokeInvitation { context, invitation, reply } => {
+                let _ = reply.send(self.revoke_invitation(context, invitation).await);
+            }
             Command::Call { context, method, args, reply } => {
                 Counters::bump(&self.counters.calls, 1);
                 let _ = reply.send(self.call(context, &method, &args).await);

@@ -64,6 +64,26 @@ pub(crate) async fn members(State(state): State<ApiState>, IdPath(id): IdPath) -
     ok(json!(info.members.iter().map(key_hex).collect::<Vec<_>>()))
 }
 
+/// `POST /admin/contexts/{id}/invitations/revoke` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Revoke {
+    invitation: String,
+}
+
+/// `POST /admin/contexts/{id}/invitations/revoke`.
+pub(crate) async fn revoke(
+    State(state): State<ApiState>,
+    IdPath(id): IdPath,
+    JsonBody(body): JsonBody<Revoke>,
+) -> ApiResult {
+    if body.invitation.len() > INVITATION_LEN_MAX {
+        return Err(ApiError::bad_request(format!("`invitation` is longer than {INVITATION_LEN_MAX} bytes")));
+    }
+    let revoked = state.node().revoke_invitation(id, &body.invitation).await?;
+    ok(json!({ "revoked": revoked.to_hex() }))
+}
+
 /// `GET /admin/contexts/{id}/dead-jobs`: handler jobs given up on.
 pub(crate) async fn dead_jobs(State(state): State<ApiState>, IdPath(id): IdPath) -> ApiResult {
     let dead = state.node().dead_jobs(id).await?;
