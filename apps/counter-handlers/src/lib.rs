@@ -2,7 +2,8 @@
 //! `on_event`; every node other than the author runs that handler when it
 //! applies the delta, and the handler increments a shared counter. With `n`
 //! nodes, every trigger adds `n - 1` to `handled` on every node, once all
-//! deltas have spread.
+//! deltas have spread. The handler also records who triggered
+//! (`env::event_author`), which an app would use to decide whom to trust.
 
 use weft_sdk::prelude::*;
 
@@ -12,6 +13,8 @@ use weft_sdk::prelude::*;
 pub struct CounterHandlers {
     triggered: Counter,
     handled: Counter,
+    /// The member (hex public key) whose trigger was handled last.
+    last_triggered_by: LwwRegister<String>,
 }
 
 /// Events of this app.
@@ -43,6 +46,15 @@ impl CounterHandlers {
     pub fn on_event(&mut self, note: String) {
         weft_sdk::env::log(&format!("handling trigger: {note}"));
         self.handled.increment();
+        if let Some(author) = weft_sdk::env::event_author() {
+            let hex: String = author.iter().map(|byte| format!("{byte:02x}")).collect();
+            self.last_triggered_by.set(&hex);
+        }
+    }
+
+    /// The member whose trigger was handled last (hex public key), if any.
+    pub fn last_triggered_by(&self) -> Option<String> {
+        self.last_triggered_by.get()
     }
 
     /// How many handler runs happened.
@@ -110,6 +122,21 @@ mod tests {
         testing::deliver::<CounterHandlers>();
         testing::switch_node(other);
         assert_eq!(testing::take_logs(), ["handling trigger: ping"]);
+    }
+
+    #[test]
+    fn the_handler_learns_who_triggered() {
+        testing::reset();
+        testing::call::<CounterHandlers>("init", json!({})).unwrap();
+        let other = testing::add_node();
+        testing::sync();
+        assert_eq!(weft_sdk::env::event_author(), None, "not in a handler");
+        let author: String = weft_sdk::env::executor_id().iter().map(|byte| format!("{byte:02x}")).collect();
+        testing::call::<CounterHandlers>("trigger", json!({ "note": "ping" })).unwrap();
+        testing::deliver::<CounterHandlers>();
+        let seen = testing::on_node(other, || testing::call::<CounterHandlers>("last_triggered_by", json!({})));
+        assert_eq!(seen.unwrap(), json!(author));
+        assert_eq!(weft_sdk::env::event_author(), None, "reset after the handler");
     }
 
     #[test]

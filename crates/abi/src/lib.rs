@@ -42,6 +42,7 @@
 //! | `emit` | `(kind_ptr, kind_len, data_ptr, data_len, handler_ptr, handler_len: i64)` | emit an event; `handler_len = 0` means no handler |
 //! | `context_id` | `(register: i64)` | the 32-byte context id into `register` |
 //! | `executor_id` | `(register: i64)` | the 32-byte public key of the executing identity into `register` |
+//! | `event_author` | `(register: i64) -> i32` | in a handler call: the 32-byte public key of the author of the delta whose event it handles into `register`, returns `1`; in any other call returns `0` and leaves `register` alone |
 //! | `time_now` | `(register: i64)` | borsh [`Timestamp`] (12 bytes) of this call into `register` |
 //! | `random_bytes` | `(ptr: i64, len: i64)` | fill guest memory with random bytes (at most [`limits::RANDOM_BYTES_MAX`]) |
 //! | `state_call` | `(req_ptr: i64, req_len: i64, register: i64) -> i32` | borsh [`StateCall`] in; on `0` the borsh [`StateReply`] is in `register`; on a negative [`StatusCode`] a UTF-8 error message is in `register` |
@@ -127,6 +128,9 @@ pub mod host_fn {
     pub const CONTEXT_ID: &str = "context_id";
     /// `(register: i64)`: the executor's 32-byte public key into `register`.
     pub const EXECUTOR_ID: &str = "executor_id";
+    /// `(register: i64) -> i32`: in a handler, the triggering delta's author
+    /// (32 bytes) into `register` and `1`; elsewhere `0`.
+    pub const EVENT_AUTHOR: &str = "event_author";
     /// `(register: i64)`: the borsh `Timestamp` of this call into `register`.
     pub const TIME_NOW: &str = "time_now";
     /// `(ptr: i64, len: i64)`: fill guest memory with random bytes.
@@ -135,7 +139,7 @@ pub mod host_fn {
     pub const STATE_CALL: &str = "state_call";
 
     /// Every host function name, for hosts that check a module's imports.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         INPUT,
         REGISTER_LEN,
         READ_REGISTER,
@@ -145,6 +149,7 @@ pub mod host_fn {
         EMIT,
         CONTEXT_ID,
         EXECUTOR_ID,
+        EVENT_AUTHOR,
         TIME_NOW,
         RANDOM_BYTES,
         STATE_CALL,

@@ -119,7 +119,14 @@ fn kv_store_module_exports_its_manifest_methods() {
 fn counter_handlers_module_declares_its_handler() {
     let manifest = check("counter-handlers", weft_apps::COUNTER_HANDLERS);
     use MethodKind::*;
-    let expected = [("init", Init), ("trigger", Mutate), ("on_event", Handler), ("count", View), ("triggers", View)];
+    let expected = [
+        ("init", Init),
+        ("trigger", Mutate),
+        ("on_event", Handler),
+        ("last_triggered_by", View),
+        ("count", View),
+        ("triggers", View),
+    ];
     assert_eq!(methods(&manifest), expected);
     assert_eq!(events(&manifest), ["Triggered"]);
     assert_eq!(manifest.events[0].fields, "{ note: String }");

@@ -36,6 +36,28 @@ pub struct HandlerJob {
     pub handler: String,
     /// The event's data: the handler's arguments.
     pub data: Vec<u8>,
+    /// The delta's author, which the handler can ask for (`event_author`).
+    /// `None` only for a job stored before this field existed.
+    pub author: Option<PublicKey>,
+}
+
+/// A job as stored before [`HandlerJob::author`] existed.
+#[derive(BorshDeserialize)]
+struct HandlerJobWithoutAuthor {
+    delta: DeltaId,
+    event: u32,
+    handler: String,
+    data: Vec<u8>,
+}
+
+impl HandlerJob {
+    /// Decode a stored job, of this version or the one before.
+    fn decode_stored(bytes: &[u8]) -> Result<HandlerJob, weft_primitives::encoding::DecodeError> {
+        weft_primitives::encoding::decode(bytes).or_else(|error| {
+            let old: HandlerJobWithoutAuthor = weft_primitives::encoding::decode(bytes).map_err(|_| error)?;
+            Ok(HandlerJob { delta: old.delta, event: old.event, handler: old.handler, data: old.data, author: None })
+        })
+    }
 }
 
 /// A handler job given up on: what it was, how often it failed, and why
@@ -106,12 +128,11 @@ impl DiskReplicaStore {
             let Some((last, _)) = rows.last() else { break };
             after_job = Some(*last);
             for ((_, sequence), bytes) in rows {
-                let job: HandlerJob =
-                    weft_primitives::encoding::decode(&bytes).map_err(|e| weft_store::StoreError::Corrupt {
-                        table: JOBS.name().into(),
-                        key: sequence.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                let job = HandlerJob::decode_stored(&bytes).map_err(|e| weft_store::StoreError::Corrupt {
+                    table: JOBS.name().into(),
+                    key: sequence.to_string(),
+                    reason: e.to_string(),
+                })?;
                 jobs.push((sequence, job));
             }
         }
@@ -159,7 +180,7 @@ impl DiskReplicaStore {
         if delta.author == self.local_author {
             return Vec::new();
         }
-        let id = delta.id;
+        let (id, author) = (delta.id, delta.author);
         delta
             .events
             .into_iter()
@@ -170,7 +191,13 @@ impl DiskReplicaStore {
                     tracing::debug!(context = %self.context, %handler, "event names no handler of the application: no job");
                     return None;
                 }
-                Some(HandlerJob { delta: id, event: u32::try_from(index).ok()?, handler, data: event.data })
+                Some(HandlerJob {
+                    delta: id,
+                    event: u32::try_from(index).ok()?,
+                    handler,
+                    data: event.data,
+                    author: Some(author),
+                })
             })
             .collect()
     }
@@ -242,5 +269,23 @@ impl ReplicaStore for DiskReplicaStore {
             .and_then(|read| read.scan(PENDING, self.context.as_bytes(), None, limit))
             .map_err(backend)?;
         Ok(rows.into_iter().map(|(_, bytes)| bytes).collect())
+    }
+}
+
+#[cfg(test)]
+mod stored_job_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_job_stored_before_authors_were_kept_still_decodes() {
+        let old = weft_primitives::encoding::encode(&(Hash::of(b"d"), 3u32, "on_event".to_owned(), b"{}".to_vec()));
+        let job = HandlerJob::decode_stored(&old).unwrap();
+        assert_eq!((job.delta, job.event, job.handler.as_str(), job.author), (Hash::of(b"d"), 3, "on_event", None));
+        let author = weft_primitives::SigningKey::from_seed([1; 32]).public_key();
+        let new = HandlerJob { author: Some(author), ..job };
+        assert_eq!(HandlerJob::decode_stored(&weft_primitives::encoding::encode(&new)).unwrap(), new);
+        assert!(HandlerJob::decode_stored(b"garbage").is_err());
     }
 }

@@ -38,6 +38,11 @@ async fn events_from_one_node_run_the_handler_on_every_other_node_never_on_the_a
     for i in 0..3 {
         assert_eq!(call(cluster.node(i), context, "triggers", json!({})).await, json!(N));
     }
+    // The handlers learned who triggered (`env::event_author`).
+    let author: String = cluster.node(0).identity().0.iter().map(|byte| format!("{byte:02x}")).collect();
+    for i in 0..3 {
+        assert_eq!(call(cluster.node(i), context, "last_triggered_by", json!({})).await, json!(author), "node {i}");
+    }
 }
 
 async fn futures_runs(cluster: &Cluster) -> Vec<u64> {

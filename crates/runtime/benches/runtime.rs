@@ -103,8 +103,16 @@ impl Caller<'_> {
         input: &[u8],
         kind: MethodKind,
     ) -> BenchResult<weft_runtime::Outcome> {
-        let request =
-            ExecuteRequest { context_id: self.context, executor: self.key, start_hlc, kv, method, input, kind };
+        let request = ExecuteRequest {
+            context_id: self.context,
+            executor: self.key,
+            start_hlc,
+            kv,
+            method,
+            input,
+            kind,
+            event_author: None,
+        };
         let outcome = self.runtime.execute(self.app, request)?;
         if let CallResult::AppError(error) = &outcome.result {
             return Err(format!("{method}: app error {}", String::from_utf8_lossy(error)).into());

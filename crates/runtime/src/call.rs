@@ -24,7 +24,7 @@ use std::task::{Context, Poll, Waker};
 use wasmtime::{Engine, Store, Trap};
 use weft_abi::{GUEST_MEMORY, MethodKind, RETURN_APP_ERROR, Timestamp};
 use weft_primitives::kv::{KvRead, WriteSet};
-use weft_primitives::{Hash, Hlc, SigningKey};
+use weft_primitives::{Hash, Hlc, PublicKey, SigningKey};
 use weft_state::{Action, StateTxn};
 
 use crate::app::App;
@@ -56,6 +56,9 @@ pub struct ExecuteRequest<'a, K: KvRead + ?Sized> {
     pub input: &'a [u8],
     /// The kind of call; it must match the manifest.
     pub kind: MethodKind,
+    /// For a [`MethodKind::Handler`] call, the author of the delta whose
+    /// event it handles (the guest's `event_author`); `None` otherwise.
+    pub event_author: Option<PublicKey>,
 }
 
 /// What the method returned.
@@ -121,6 +124,7 @@ pub(crate) fn execute<K: KvRead + ?Sized>(
     let facts = CallFacts {
         context_id: request.context_id,
         executor: request.executor.public_key().0,
+        event_author: request.event_author.filter(|_| request.kind == MethodKind::Handler).map(|key| key.0),
         now: Timestamp { wall_ms: request.start_hlc.wall_ms, counter: request.start_hlc.counter },
         writes_allowed,
     };

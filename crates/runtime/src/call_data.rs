@@ -54,6 +54,8 @@ pub(crate) type SharedMailbox = Arc<Mutex<Mailbox>>;
 pub(crate) struct CallFacts {
     pub(crate) context_id: Hash,
     pub(crate) executor: [u8; 32],
+    /// In a handler call, the author of the delta whose event it handles.
+    pub(crate) event_author: Option<[u8; 32]>,
     pub(crate) now: Timestamp,
     pub(crate) writes_allowed: bool,
 }

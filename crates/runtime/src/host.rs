@@ -64,6 +64,12 @@ pub(crate) fn define(linker: &mut Linker<CallData>) -> Result<(), wasmtime::Erro
         let key = caller.data().facts.executor.to_vec();
         caller.data_mut().set_register(register as u64, key).map_err(trap)
     })?;
+    linker.func_wrap(HOST_MODULE, host_fn::EVENT_AUTHOR, |mut caller: Caller<'_, CallData>, register: i64| {
+        enter(&mut caller, 32)?;
+        let Some(author) = caller.data().facts.event_author else { return Ok(0i32) };
+        caller.data_mut().set_register(register as u64, author.to_vec()).map_err(trap)?;
+        Ok(1i32)
+    })?;
     linker.func_wrap(HOST_MODULE, host_fn::TIME_NOW, |mut caller: Caller<'_, CallData>, register: i64| {
         enter(&mut caller, 12)?;
         let now = borsh::to_vec(&caller.data().facts.now).map_err(|e| trap(RuntimeError::Internal(e.to_string())))?;

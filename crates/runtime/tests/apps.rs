@@ -65,6 +65,7 @@ impl Node {
                 method,
                 input,
                 kind,
+                event_author: None,
             },
         )?;
         let context = self.context;

@@ -13,6 +13,13 @@ pub fn executor_id() -> [u8; 32] {
     sys::executor_id()
 }
 
+/// In an event handler: the 32-byte public key of the member whose delta
+/// emitted the event being handled, so the app can decide whom to trust.
+/// `None` in any other call (a client's call, `init`, a view).
+pub fn event_author() -> Option<[u8; 32]> {
+    sys::event_author()
+}
+
 /// The hybrid logical time of this call.
 pub fn time_now() -> crate::Timestamp {
     sys::time_now()

@@ -171,7 +171,7 @@ pub fn deliver<A: App>() -> Delivery {
     let mut delivery = Delivery::default();
     for _ in 0..DELIVERY_ROUNDS_MAX {
         let applied = with_world(|world| world.sync()).unwrap_or_else(|message| crate::export::abort(&message));
-        let jobs: Vec<(usize, String, Value)> = with_world(|world| {
+        let jobs: Vec<(usize, String, Value, [u8; 32])> = with_world(|world| {
             let mut jobs = Vec::new();
             for (node, number) in applied {
                 let delta = &world.deltas[number];
@@ -181,7 +181,7 @@ pub fn deliver<A: App>() -> Delivery {
                 for event in &delta.events {
                     if let Some(handler) = &event.handler {
                         let data = serde_json::from_slice(&event.data).unwrap_or(Value::Null);
-                        jobs.push((node, handler.clone(), data));
+                        jobs.push((node, handler.clone(), data, delta.author.0));
                     }
                 }
             }
@@ -190,9 +190,12 @@ pub fn deliver<A: App>() -> Delivery {
         if jobs.is_empty() {
             break;
         }
-        for (node, handler, data) in jobs {
+        for (node, handler, data, author) in jobs {
             switch_node(node);
-            match call::<A>(&handler, data) {
+            with_world(|world| world.event_author = Some(author));
+            let outcome = call::<A>(&handler, data);
+            with_world(|world| world.event_author = None);
+            match outcome {
                 Ok(_) => delivery.handlers_run.push((node, handler)),
                 Err(error) => delivery.failures.push((node, handler, error)),
             }

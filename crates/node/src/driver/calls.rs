@@ -9,7 +9,7 @@ use weft_sync::{Event, Input, PreparedWrite, ReplicaStore};
 use super::{Driver, now_ms};
 use crate::NodeError;
 use crate::command::CallReply;
-use weft_primitives::Hash;
+use weft_primitives::{Hash, PublicKey};
 
 impl Driver {
     /// A client's call: views and mutations only.
@@ -17,7 +17,7 @@ impl Driver {
         let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
         let spec = slot.app.manifest().method(method).ok_or_else(|| NodeError::UnknownMethod(method.to_owned()))?;
         match spec.kind {
-            MethodKind::View | MethodKind::Mutate => self.execute(context, method, args, spec.kind).await,
+            MethodKind::View | MethodKind::Mutate => self.execute(context, method, args, spec.kind, None).await,
             other => {
                 Err(NodeError::NotCallable { method: method.to_owned(), kind: format!("{other:?}").to_lowercase() })
             }
@@ -31,6 +31,7 @@ impl Driver {
         method: &str,
         input: &[u8],
         kind: MethodKind,
+        event_author: Option<PublicKey>,
     ) -> Result<CallReply, NodeError> {
         let now = now_ms();
         let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
@@ -45,6 +46,7 @@ impl Driver {
                 method,
                 input,
                 kind,
+                event_author,
             },
         )?;
         // What the app logged (`env::log`), for its developer and operators:

@@ -81,7 +81,7 @@ impl Driver {
         })?;
         self.open_context(record).await?;
         if let Some(init) = app.manifest().init().map(|spec| spec.name.clone())
-            && let Err(error) = self.execute(id, &init, &init_args, MethodKind::Init).await
+            && let Err(error) = self.execute(id, &init, &init_args, MethodKind::Init, None).await
         {
             // A context whose init failed is not created.
             self.close_context(id).await;

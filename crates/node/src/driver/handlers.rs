@@ -88,7 +88,7 @@ impl Driver {
         else {
             return;
         };
-        let outcome = self.execute(context, &job.handler, &job.data, MethodKind::Handler).await;
+        let outcome = self.execute(context, &job.handler, &job.data, MethodKind::Handler, job.author).await;
         let Some(slot) = self.contexts.get_mut(&context) else { return };
         match outcome {
             Ok(_) => {

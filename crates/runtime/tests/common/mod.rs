@@ -144,6 +144,7 @@ impl Harness {
                 method,
                 input,
                 kind,
+                event_author: None,
             },
         )?;
         self.kv.apply(outcome.writes.clone());

@@ -55,6 +55,10 @@ pub(crate) fn executor_id() -> [u8; 32] {
     with_world(|world| world.node().key.public_key().0)
 }
 
+pub(crate) fn event_author() -> Option<[u8; 32]> {
+    with_world(|world| world.event_author)
+}
+
 pub(crate) fn time_now() -> Timestamp {
     with_world(World::time_now)
 }

@@ -101,6 +101,9 @@ pub(crate) struct World {
     pub context_id: [u8; 32],
     pub wall_ms: u64,
     pub random_counter: u64,
+    /// While a handler runs in [`crate::testing::deliver`]: the author of the
+    /// delta whose event it handles.
+    pub event_author: Option<[u8; 32]>,
 }
 
 /// The tick after `hlc`.
@@ -121,6 +124,7 @@ impl World {
             context_id: test_context_id(),
             wall_ms: START_WALL_MS,
             random_counter: 0,
+            event_author: None,
         }
     }
 

@@ -34,6 +34,7 @@ fn implementations_match() {
     let _: fn(&str, &[u8], Option<&str>) = emit;
     let _: fn() -> [u8; 32] = context_id;
     let _: fn() -> [u8; 32] = executor_id;
+    let _: fn() -> Option<[u8; 32]> = event_author;
     let _: fn() -> Timestamp = time_now;
     let _: fn(&mut [u8]) = random_bytes;
     let _: fn(&StateCall) -> Result<StateReply, HostError> = state_call;

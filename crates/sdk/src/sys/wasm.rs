@@ -24,6 +24,7 @@ mod raw {
         pub fn emit(kind_ptr: u64, kind_len: u64, data_ptr: u64, data_len: u64, handler_ptr: u64, handler_len: u64);
         pub fn context_id(register: u64);
         pub fn executor_id(register: u64);
+        pub fn event_author(register: u64) -> i32;
         pub fn time_now(register: u64);
         pub fn random_bytes(ptr: u64, len: u64);
         pub fn state_call(req_ptr: u64, req_len: u64, register: u64) -> i32;
@@ -98,6 +99,15 @@ pub(crate) fn context_id() -> [u8; 32] {
 
 pub(crate) fn executor_id() -> [u8; 32] {
     read_id(raw::executor_id)
+}
+
+pub(crate) fn event_author() -> Option<[u8; 32]> {
+    // SAFETY: takes no pointer.
+    if unsafe { raw::event_author(REGISTER) } != 1 {
+        return None;
+    }
+    let bytes = read(REGISTER)?;
+    <[u8; 32]>::try_from(bytes.as_slice()).ok()
 }
 
 pub(crate) fn time_now() -> Timestamp {
