@@ -131,12 +131,19 @@ pub(crate) async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> R
     })
 }
 
+/// The request's media type (`Content-Type` without parameters, lower
+/// case), if it names one.
+pub(crate) fn media_type(request: &Request) -> Option<String> {
+    let value = request.headers().get(CONTENT_TYPE)?;
+    Some(value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
 /// Refuse a body sent as anything but `application/json`: browsers send
 /// forms and `text/plain` cross-site without asking first, JSON never. A
 /// request without a `Content-Type` passes only with an empty body.
 pub(crate) fn require_json(request: &Request) -> Result<(), ApiError> {
-    let essence = match request.headers().get(CONTENT_TYPE) {
-        Some(value) => value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase(),
+    let essence = match media_type(request) {
+        Some(essence) => essence,
         None => {
             let empty = request.headers().get(CONTENT_LENGTH).is_some_and(|length| length.as_bytes() == b"0")
                 || (request.headers().get(CONTENT_LENGTH).is_none()

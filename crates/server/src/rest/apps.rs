@@ -2,11 +2,11 @@
 //! remove.
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::{ApiResult, created, ok};
-use crate::errors::{ApiError, IdPath, body_bytes, unsupported_media_type};
+use crate::errors::{ApiError, IdPath, body_bytes, media_type, unsupported_media_type};
 use crate::shapes::app_info;
 use crate::state::ApiState;
 
@@ -16,10 +16,7 @@ const MODULE_CONTENT_TYPES: [&str; 2] = ["application/wasm", "application/octet-
 
 /// `POST /admin/applications`.
 pub(crate) async fn install(State(state): State<ApiState>, request: Request) -> ApiResult {
-    let essence = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|value| value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let essence = media_type(&request);
     if !essence.as_deref().is_some_and(|essence| MODULE_CONTENT_TYPES.contains(&essence)) {
         return Err(unsupported_media_type(&format!(
             "send the module as {} (got {:?})",
