@@ -76,19 +76,26 @@ async fn handlers_owed_at_a_restart_run_after_it() {
     cluster.converged(context).await;
 }
 
+/// Publish, from node 0, a valid delta by member 0 whose event gives the
+/// app's handler an argument of the wrong type: every other node owes a
+/// handler run that cannot succeed. Returns the delta's id.
+async fn publish_a_trigger_that_cannot_be_handled(
+    cluster: &Cluster,
+    context: weft_primitives::Hash,
+) -> weft_primitives::Hash {
+    let info = cluster.node(0).context(context).await.unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let event = Event { kind: "Triggered".into(), data: br#"{"note":5}"#.to_vec(), handler: Some("on_event".into()) };
+    let delta = SignedDelta::sign(&member_key(cluster, 0), info.heads, Hlc::new(now, 0), Vec::new(), vec![event]);
+    cluster.node(0).publish_unchecked(context, delta.id, delta.encode()).await.unwrap();
+    delta.id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_handler_is_counted_and_retried_never_dropped() {
     let cluster = Cluster::start(2).await;
     let context = cluster.shared_context(weft_apps::COUNTER_HANDLERS).await;
-    let info = cluster.node(0).context(context).await.unwrap();
-    // A valid delta by member 0 whose event gives the app's handler an
-    // argument of the wrong type: every other node owes a handler run that
-    // cannot succeed.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    let event = Event { kind: "Triggered".into(), data: br#"{"note":5}"#.to_vec(), handler: Some("on_event".into()) };
-    let delta =
-        SignedDelta::sign(&member_key(&cluster, 0), info.heads.clone(), Hlc::new(now, 0), Vec::new(), vec![event]);
-    cluster.node(0).publish_unchecked(context, delta.id, delta.encode()).await.unwrap();
+    publish_a_trigger_that_cannot_be_handled(&cluster, context).await;
     let failing = eventually(CONVERGE_TIMEOUT, || async {
         let stats = cluster.node(1).stats().await.unwrap();
         (stats.handler_failures >= 3 && stats.handler_jobs_owed == 1).then_some(stats)
@@ -132,13 +139,7 @@ async fn a_job_that_keeps_failing_becomes_a_dead_letter_and_stays_one_across_a_r
     };
     let mut cluster = Cluster::start_with(2, tweak).await;
     let context = cluster.shared_context(weft_apps::COUNTER_HANDLERS).await;
-    let info = cluster.node(0).context(context).await.unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    // The app's handler with an argument of the wrong type: it can only fail.
-    let event = Event { kind: "Triggered".into(), data: br#"{"note":5}"#.to_vec(), handler: Some("on_event".into()) };
-    let delta =
-        SignedDelta::sign(&member_key(&cluster, 0), info.heads.clone(), Hlc::new(now, 0), Vec::new(), vec![event]);
-    cluster.node(0).publish_unchecked(context, delta.id, delta.encode()).await.unwrap();
+    let delta = publish_a_trigger_that_cannot_be_handled(&cluster, context).await;
     let buried = eventually(CONVERGE_TIMEOUT, || async {
         let stats = cluster.node(1).stats().await.unwrap();
         (stats.handler_jobs_dead == 1).then_some(stats)
@@ -148,7 +149,7 @@ async fn a_job_that_keeps_failing_becomes_a_dead_letter_and_stays_one_across_a_r
     assert_eq!((stats.handler_failures, stats.handler_jobs_owed, stats.handler_runs), (3, 0, 0), "{stats:?}");
     let dead = cluster.node(1).dead_jobs(context).await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].1.job.delta, dead[0].1.job.handler.as_str(), dead[0].1.attempts), (delta.id, "on_event", 3));
+    assert_eq!((dead[0].1.job.delta, dead[0].1.job.handler.as_str(), dead[0].1.attempts), (delta, "on_event", 3));
     assert!(!dead[0].1.last_error.is_empty());
 
     // A restart neither revives it nor forgets it.

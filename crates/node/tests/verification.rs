@@ -15,6 +15,13 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
+/// Anti-entropy only every 10 minutes: nothing a test waits for comes
+/// from it.
+fn without_anti_entropy(config: &mut weft_node::NodeConfig) {
+    config.sync.sync_frequency_ms = 600_000;
+    config.sync.sync_interval_ms = 600_000;
+}
+
 /// What node 1 holds, to compare before and after.
 async fn fingerprint(cluster: &Cluster, context: Hash) -> (Hash, Vec<Hash>, u64) {
     let info = cluster.node(1).context(context).await.unwrap();
@@ -81,12 +88,8 @@ async fn garbage_on_the_topic_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_delta_with_missing_parents_makes_the_receiver_fetch_them_from_the_sender() {
-    // Anti-entropy only every 10 minutes: only parent requests can repair.
-    let cluster = Cluster::start_with(2, |config| {
-        config.sync.sync_frequency_ms = 600_000;
-        config.sync.sync_interval_ms = 600_000;
-    })
-    .await;
+    // Only parent requests can repair.
+    let cluster = Cluster::start_with(2, without_anti_entropy).await;
     let context = cluster.shared_context(weft_apps::KV_STORE).await;
     cluster.converged(context).await;
     let before = cluster.node(1).context(context).await.unwrap().stats;
@@ -120,12 +123,8 @@ async fn a_delta_with_missing_parents_makes_the_receiver_fetch_them_from_the_sen
 /// the clear prefix and the genuine delta was dropped as a duplicate.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forged_message_with_a_genuine_id_does_not_suppress_the_genuine_delta() {
-    // Anti-entropy only every 10 minutes: only gossip can deliver.
-    let cluster = Cluster::start_with(2, |config| {
-        config.sync.sync_frequency_ms = 600_000;
-        config.sync.sync_interval_ms = 600_000;
-    })
-    .await;
+    // Only gossip can deliver.
+    let cluster = Cluster::start_with(2, without_anti_entropy).await;
     let context = cluster.shared_context(weft_apps::KV_STORE).await;
     cluster.converged(context).await;
     let before = cluster.node(1).context(context).await.unwrap().stats;
