@@ -112,6 +112,7 @@ impl Caller<'_> {
             input,
             kind,
             event_author: None,
+            text_lane: 0,
         };
         let outcome = self.runtime.execute(self.app, request)?;
         if let CallResult::AppError(error) = &outcome.result {

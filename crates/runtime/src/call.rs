@@ -59,6 +59,9 @@ pub struct ExecuteRequest<'a, K: KvRead + ?Sized> {
     /// For a [`MethodKind::Handler`] call, the author of the delta whose
     /// event it handles (the guest's `event_author`); `None` otherwise.
     pub event_author: Option<PublicKey>,
+    /// The lane the executing node numbers its text items in
+    /// ([`weft_state::device_lane`] of its peer id).
+    pub text_lane: u32,
 }
 
 /// What the method returned.
@@ -142,7 +145,7 @@ pub(crate) fn execute<K: KvRead + ?Sized>(
     store.set_fuel(limits.fuel).map_err(|e| call_error(e, limits))?;
 
     let mut txn = if writes_allowed {
-        StateTxn::new(request.kv, request.executor, request.start_hlc)
+        StateTxn::new(request.kv, request.executor, request.start_hlc).with_text_lane(request.text_lane)
     } else {
         StateTxn::read_only(request.kv)
     };

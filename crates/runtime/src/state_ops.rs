@@ -162,7 +162,7 @@ fn outcome_of(error: StateError) -> StateOutcome {
         | StateError::StampOverflow
         | StateError::TreeTooDeep => StatusCode::LimitExceeded,
         // Text positions out of range, empty inserts: a malformed request.
-        StateError::Text(_) => StatusCode::BadRequest,
+        StateError::Text(_) | StateError::TextItemMissing(_) => StatusCode::BadRequest,
         StateError::ReadOnly => StatusCode::ReadOnly,
     };
     StateOutcome::Refused(status, error.to_string())

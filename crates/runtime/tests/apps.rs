@@ -66,6 +66,7 @@ impl Node {
                 input,
                 kind,
                 event_author: None,
+                text_lane: 0,
             },
         )?;
         let context = self.context;

@@ -104,6 +104,12 @@ pub enum StateError {
     /// A text op was refused by the text CRDT.
     #[error("text: {0}")]
     Text(String),
+    /// A text op names an item that is not (yet) in the document: an origin
+    /// or a deleted item never inserted here, or an insert that skips ahead
+    /// in its lane's sequence. Items only ever appear, so the op may apply
+    /// once a concurrent delta brings the item (see [`StateError::may_apply_later`]).
+    #[error("text: {0}")]
+    TextItemMissing(String),
     /// A text insert names an item id of another author.
     #[error("text item ids must be the action author's")]
     ForeignTextItem,
@@ -131,6 +137,16 @@ pub enum StateError {
 }
 
 impl StateError {
+    /// Whether the refusal names something that does not exist *yet*: an
+    /// entity, a vector element or a text item. Entities, elements and text
+    /// items are never removed (removal leaves a tombstone), so the same
+    /// action may apply once a concurrent delta creates what it names; a
+    /// replica must wait for it instead of refusing the delta for good,
+    /// or replicas would decide differently depending on arrival order.
+    pub fn may_apply_later(&self) -> bool {
+        matches!(self, StateError::UnknownTarget(_) | StateError::UnknownElement | StateError::TextItemMissing(_))
+    }
+
     /// A [`StateError::Corrupt`] for a row that failed to decode.
     pub(crate) fn corrupt(what: impl Into<String>, reason: impl ToString) -> StateError {
         StateError::Corrupt { what: what.into(), reason: reason.to_string() }

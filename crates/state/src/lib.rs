@@ -79,6 +79,7 @@ pub use rows::{
     tree_node_key, tree_prefix,
 };
 pub use txn::{Commit, StateTxn};
+pub use weft_text::device_lane;
 
 /// The longest map key or set element, in bytes.
 pub const KEY_BYTES_MAX: usize = 4 * 1024;

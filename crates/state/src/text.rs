@@ -56,7 +56,11 @@ pub(crate) fn check_op(op: &TextOp, stamp: &Stamp) -> Result<(), StateError> {
     }
 }
 
-/// A text error as a state error.
+/// A text error as a state error; an item not present yet is told apart
+/// (see [`StateError::may_apply_later`]).
 pub(crate) fn text_error(error: TextError) -> StateError {
-    StateError::Text(error.to_string())
+    match error {
+        TextError::UnknownId(_) | TextError::SeqGap { .. } => StateError::TextItemMissing(error.to_string()),
+        other => StateError::Text(other.to_string()),
+    }
 }

@@ -44,6 +44,8 @@ pub struct StateTxn<'k, K: KvRead + ?Sized> {
     last_hlc: Option<Hlc>,
     actions: Vec<Action>,
     poisoned: Option<String>,
+    /// The lane this device numbers its text items in (see [`weft_text::ItemId`]).
+    text_lane: u32,
 }
 
 impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
@@ -59,7 +61,16 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
             // Most transactions hold one action; Action is a few hundred bytes.
             actions: Vec::with_capacity(1),
             poisoned: None,
+            text_lane: 0,
         }
+    }
+
+    /// Number this transaction's text items in `lane`: each device writing
+    /// as one identity needs its own ([`weft_text::device_lane`]), or two
+    /// of them typing at once would name two characters alike.
+    pub fn with_text_lane(mut self, lane: u32) -> StateTxn<'k, K> {
+        self.text_lane = lane;
+        self
     }
 
     /// A transaction that can only read.
@@ -72,6 +83,7 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
             last_hlc: None,
             actions: Vec::new(),
             poisoned: None,
+            text_lane: 0,
         }
     }
 
@@ -393,7 +405,7 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
     fn text_edit(
         &mut self,
         text: EntityId,
-        edit: impl FnOnce(&mut weft_text::TextDoc, PublicKey) -> Result<TextOp, weft_text::TextError>,
+        edit: impl FnOnce(&mut weft_text::TextDoc, PublicKey, u32) -> Result<TextOp, weft_text::TextError>,
     ) -> Result<(), StateError> {
         let target = self.target(&text, "text edit", &[CrdtKind::Text])?;
         self.signer.ok_or(StateError::ReadOnly)?;
@@ -402,9 +414,9 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
         {
             return Err(StateError::NotOwner { target: text, owner, author: self.author });
         }
-        let author = self.author;
+        let (author, lane) = (self.author, self.text_lane);
         let op = match self.ov.entry_mut(&text, target.kind)? {
-            Entry::Text(entry) => edit(&mut entry.doc, author).map_err(text_error)?,
+            Entry::Text(entry) => edit(&mut entry.doc, author, lane).map_err(text_error)?,
             _ => return Err(StateError::WrongKind { target: text, op: "text edit", found: target.kind }),
         };
         if matches!(&op, TextOp::Delete { ranges } if ranges.is_empty()) {
@@ -417,7 +429,7 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
     /// Insert `s` at char position `pos`.
     pub fn text_insert(&mut self, text: EntityId, pos: u64, s: &str) -> Result<(), StateError> {
         let pos = usize::try_from(pos).map_err(|_| StateError::IndexOutOfRange { index: pos, len: 0 })?;
-        self.text_edit(text, |doc, author| doc.insert(author, pos, s))
+        self.text_edit(text, |doc, author, lane| doc.insert_in_lane(author, lane, pos, s))
     }
 
     /// Delete `len` chars from char position `pos`.
@@ -425,7 +437,7 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
         let out_of_range = StateError::IndexOutOfRange { index: pos, len };
         let pos = usize::try_from(pos).map_err(|_| out_of_range.clone())?;
         let len = usize::try_from(len).map_err(|_| out_of_range)?;
-        self.text_edit(text, |doc, author| doc.delete(author, pos, len))
+        self.text_edit(text, |doc, author, _| doc.delete(author, pos, len))
     }
 
     /// The visible text.

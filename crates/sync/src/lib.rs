@@ -21,7 +21,9 @@
 //! drift. Each failure is its own [`DeltaRejection`] variant and penalizes
 //! the sender. The DAG applies a
 //! delta whose parents are applied (natively: `weft_state::apply_actions`,
-//! committed with the delta row in one store write) and cascades its waiting
+//! committed with the delta row in one store write; a delta whose actions
+//! name an entity, element or text item not here yet waits for the delta
+//! that creates it, see ARCHITECTURE.md "Validity rule") and cascades its waiting
 //! children; otherwise the delta is buffered (and persisted as pending) and
 //! its missing parents are requested **at once** from the peer that sent it,
 //! then from other members: batched per peer, bounded in ids per request,
@@ -58,9 +60,10 @@
 //! members are [`ReplicaParams::members`]; any member may `Add` another
 //! identity (with an invitation), a member may `Leave` by itself; removing
 //! others needs group-key rotation and is not implemented. A delta's author
-//! must be a member at the delta's causal point, approximated by the member
-//! set after everything applied before it, which covers its causal past. A
-//! delta whose parents are all applied is judged at once; one whose parents
+//! must be a member at the delta's causal point: in the member set of its
+//! causal past alone (the join of its parents' sets, kept per applied
+//! delta), whatever else was applied first. A delta whose parents are all
+//! applied is judged at once; one whose parents
 //! are missing may be by an author admitted in a delta not seen yet, so it
 //! waits (at most [`replica::UNVETTED_PENDING_MAX`] of them) and is judged
 //! when it applies — refused for good (never retried) if the author is not

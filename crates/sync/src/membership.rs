@@ -16,15 +16,20 @@
 //! Checked when a delta is applied (and, where the answer cannot change,
 //! already when it is received), with the same result on every replica:
 //!
-//! - The author must be a member **at the delta's causal point**. A replica
-//!   approximates that point by its member set after everything it applied
-//!   before the delta: that contains the delta's whole causal past (its
-//!   parents were applied first), plus whatever concurrent deltas it
-//!   happened to apply earlier. For honest authors the two agree (an
-//!   author's own deltas are causally ordered, and only the author can make
-//!   itself leave), so the approximation is order-independent in practice;
-//!   a dishonest author that signs a delta concurrent with its own `Leave`
-//!   can get it accepted by some replicas and refused by others.
+//! - The author must be a member **at the delta's causal point**: in the
+//!   member set made of the delta's causal past alone (its ancestors'
+//!   changes), never of what else a replica happened to apply first. A
+//!   replica keeps, for every applied delta, the member set after it
+//!   ([`MemberSet::join`] of its parents' sets, then its own changes); the
+//!   set at a new delta's causal point is the join of its parents' sets.
+//!   The set is a state-based CRDT (last writer wins per identity, sets of
+//!   used and revoked invitations), so the join of two points is the set
+//!   made of the union of their histories, the same on every replica. A
+//!   delta concurrent with its author's `Leave` (or signed by a member on an
+//!   old causal point after it left) is therefore *valid* everywhere: its
+//!   author was a member where it was written. Limit: nothing bounds how old
+//!   that point may be, so a member that left can still sign deltas on its
+//!   pre-`Leave` history (key epochs that would bound it are not built).
 //! - [`MembershipChange::Add`] by a member admits `member`. Any member may
 //!   admit, with an invitation; the invitation id is kept for audit only
 //!   (verifying invitations is the node's job, before it writes the Add).
@@ -293,6 +298,30 @@ impl MemberSet {
         membership_changes(author, events)
     }
 
+    /// Merge `other` into this set: the set made of the changes of both
+    /// histories (commutative, associative, idempotent). Both must start
+    /// from the same initial members.
+    pub fn join(&mut self, other: &MemberSet) {
+        for (member, theirs) in &other.entries {
+            match self.entries.get_mut(member) {
+                // An initial member (no stamp) yields to any change.
+                Some(mine) if mine.last >= theirs.last => {}
+                Some(mine) => *mine = *theirs,
+                None => {
+                    self.entries.insert(*member, *theirs);
+                }
+            }
+        }
+        for (invitation, theirs) in &other.used {
+            let first = self.used.entry(*invitation).or_insert(*theirs);
+            if theirs.0 < first.0 {
+                *first = *theirs;
+            }
+        }
+        self.revoked.extend(other.revoked.iter().copied());
+        self.present = self.entries.values().filter(|entry| entry.present).count();
+    }
+
     /// Apply the (checked) `changes` of delta `delta` stamped `hlc`. Returns
     /// each identity whose membership flipped, with whether it was a member
     /// before.
@@ -449,5 +478,43 @@ mod tests {
         assert_eq!(one.invitation_use(&invitation), InvitationUse::Revoked);
         assert!(one.contains(&key(2)), "revoking admits nobody and removes nobody");
         assert_eq!(MembershipChange::decode(&revoke[0].encode()), Ok(revoke[0]));
+    }
+
+    #[test]
+    fn join_is_the_set_of_the_union_of_histories_in_any_order() {
+        let changes = [
+            (Hash::of(b"1"), Hlc::new(1, 0), MembershipChange::Add { member: key(3), invitation: Hash::of(b"i") }),
+            (Hash::of(b"2"), Hlc::new(2, 0), MembershipChange::Leave { member: key(2) }),
+            (Hash::of(b"3"), Hlc::new(3, 0), MembershipChange::Leave { member: key(3) }),
+            (Hash::of(b"4"), Hlc::new(4, 0), MembershipChange::Add { member: key(4), invitation: Hash::of(b"i") }),
+            (Hash::of(b"5"), Hlc::new(5, 0), MembershipChange::Revoke { invitation: Hash::of(b"j") }),
+        ];
+        let initial = MemberSet::new([key(1), key(2)]);
+        let build = |subset: &[usize]| {
+            let mut set = initial.clone();
+            for &i in subset {
+                let (delta, hlc, change) = changes[i];
+                set.apply(delta, hlc, &[change]);
+            }
+            set
+        };
+        let all = build(&[0, 1, 2, 3, 4]);
+        // Every split of the changes into two overlapping histories.
+        for mask in 0u32..(1 << 5) {
+            let left: Vec<usize> = (0..5).filter(|i| mask & (1 << i) != 0).collect();
+            let right: Vec<usize> = (0..5).filter(|i| mask & (1 << i) == 0 || *i == 2).collect();
+            let (a, b) = (build(&left), build(&right));
+            let mut ab = a.clone();
+            ab.join(&b);
+            let mut ba = b.clone();
+            ba.join(&a);
+            assert_eq!(ab, all, "mask {mask:05b}");
+            assert_eq!(ba, all, "mask {mask:05b}");
+            let mut twice = ab.clone();
+            twice.join(&a);
+            assert_eq!(twice, all, "idempotent");
+        }
+        assert_eq!(all.len(), 2);
+        assert_eq!(all.invitation_use(&Hash::of(b"i")), InvitationUse::UsedBy(key(3)));
     }
 }

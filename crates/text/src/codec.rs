@@ -1,8 +1,12 @@
 //! The canonical encoding of a document's full state (tombstones included).
 //!
-//! Layout (borsh): `version: u8`, the author keys sorted ascending, then the
+//! Layout (borsh): `version: u8`, the author table sorted ascending, then the
 //! runs in document order, each `(author index, seq, origin_left, origin_right,
-//! deleted, text)` with origins as `(author index, seq)`. Runs are maximal: two
+//! deleted, text)` with origins as `(author index, seq)`. The table lists the
+//! author lanes that hold items: version 1 (every item in lane 0, the only
+//! form before lanes existed) lists keys; version 2 (some item outside lane 0)
+//! lists `(key, lane)` pairs. A document is written in version 1 whenever it
+//! can be, so documents without lanes keep their bytes and their hash. Runs are maximal: two
 //! neighbours where the second continues the first are always written as one.
 //! Neither the in-memory splitting nor the order in which a replica met its
 //! authors shows through, so equal states encode to equal bytes.
@@ -20,19 +24,21 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use weft_primitives::PublicKey;
 use weft_primitives::encoding;
 
-use crate::DOC_CHARS_MAX;
 use crate::doc::{Authors, TextDoc};
 use crate::error::TextError;
 use crate::run::{Iid, Run};
 use crate::sequence::RunSequence;
+use crate::{DOC_CHARS_MAX, lane_start};
 
-/// The encoding version written by [`encode`].
-const ENCODING_VERSION: u8 = 1;
+/// The encoding of a document whose items are all in lane 0.
+const VERSION_SINGLE_LANE: u8 = 1;
+/// The encoding of a document with items outside lane 0.
+const VERSION_LANES: u8 = 2;
 
 #[derive(BorshSerialize, BorshDeserialize)]
-struct EncodedDoc {
+struct EncodedDoc<A> {
     version: u8,
-    authors: Vec<PublicKey>,
+    authors: Vec<A>,
     runs: Vec<EncodedRun>,
 }
 
@@ -48,9 +54,9 @@ struct EncodedRun {
 
 /// The canonical bytes of `doc`.
 pub(crate) fn encode(doc: &TextDoc) -> Vec<u8> {
-    let keys = &doc.authors.keys;
+    let (keys, lanes) = (&doc.authors.keys, &doc.authors.lanes);
     let mut order: Vec<u32> = (0..keys.len() as u32).collect();
-    order.sort_by_key(|&i| keys[i as usize]);
+    order.sort_by_key(|&i| (keys[i as usize], lanes[i as usize]));
     let mut canonical = vec![0u32; keys.len()];
     for (pos, &local) in order.iter().enumerate() {
         canonical[local as usize] = pos as u32;
@@ -74,21 +80,39 @@ pub(crate) fn encode(doc: &TextDoc) -> Vec<u8> {
         }
         prev = Some(run);
     }
-    let authors = order.iter().map(|&i| keys[i as usize]).collect();
-    encoding::encode(&EncodedDoc { version: ENCODING_VERSION, authors, runs })
+    match lanes.iter().all(|&lane| lane == 0) {
+        true => {
+            let authors = order.iter().map(|&i| keys[i as usize]).collect();
+            encoding::encode(&EncodedDoc::<PublicKey> { version: VERSION_SINGLE_LANE, authors, runs })
+        }
+        false => {
+            let authors = order.iter().map(|&i| (keys[i as usize], lanes[i as usize])).collect();
+            encoding::encode(&EncodedDoc::<(PublicKey, u32)> { version: VERSION_LANES, authors, runs })
+        }
+    }
 }
 
 /// A document from its canonical bytes.
 pub(crate) fn decode(bytes: &[u8]) -> Result<TextDoc, TextError> {
-    let encoded: EncodedDoc = encoding::decode(bytes)?;
-    if encoded.version != ENCODING_VERSION {
-        return Err(TextError::UnsupportedVersion(encoded.version));
-    }
-    let keys = encoded.authors;
-    if keys.windows(2).any(|pair| pair[0] >= pair[1]) {
+    let (table, encoded_runs): (Vec<(PublicKey, u32)>, Vec<EncodedRun>) = match bytes.first() {
+        Some(&VERSION_SINGLE_LANE) => {
+            let encoded: EncodedDoc<PublicKey> = encoding::decode(bytes)?;
+            (encoded.authors.into_iter().map(|key| (key, 0)).collect(), encoded.runs)
+        }
+        Some(&VERSION_LANES) => {
+            let encoded: EncodedDoc<(PublicKey, u32)> = encoding::decode(bytes)?;
+            if encoded.authors.iter().all(|(_, lane)| *lane == 0) {
+                return Err(TextError::InvalidEncoding("a document without lanes is written in version 1"));
+            }
+            (encoded.authors, encoded.runs)
+        }
+        Some(&version) => return Err(TextError::UnsupportedVersion(version)),
+        None => return Err(TextError::InvalidEncoding("empty encoding")),
+    };
+    if table.windows(2).any(|pair| pair[0] >= pair[1]) {
         return Err(TextError::InvalidEncoding("authors are not sorted and unique"));
     }
-    let author_count = keys.len();
+    let author_count = table.len();
     let check_id = |id: Option<(u32, u64)>| -> Result<Option<Iid>, TextError> {
         match id {
             Some((author, _)) if author as usize >= author_count => {
@@ -100,10 +124,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<TextDoc, TextError> {
     };
 
     let mut chars: Vec<char> = Vec::new();
-    let mut runs: Vec<Run> = Vec::with_capacity(encoded.runs.len());
+    let mut runs: Vec<Run> = Vec::with_capacity(encoded_runs.len());
     // Per author: (first seq, run number), for coverage and origin checks.
     let mut by_author: Vec<Vec<(u64, usize)>> = vec![Vec::new(); author_count];
-    for encoded_run in encoded.runs {
+    for encoded_run in encoded_runs {
         if encoded_run.author as usize >= author_count {
             return Err(TextError::InvalidEncoding("run names an author beyond the table"));
         }
@@ -130,27 +154,34 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<TextDoc, TextError> {
         runs.push(run);
     }
 
-    // Each author's seqs must be exactly 0..next_seq, each once.
+    // Each lane's seqs must be exactly lane_start(lane)..next_seq, each once,
+    // and stay in the lane.
     let mut next_seq = Vec::with_capacity(author_count);
-    for starts in &mut by_author {
+    for (starts, (_, lane)) in by_author.iter_mut().zip(&table) {
         starts.sort_unstable();
-        let mut expected = 0u64;
+        let first = lane_start(*lane);
+        let mut expected = first;
         for &(seq, number) in starts.iter() {
             if seq != expected {
                 return Err(TextError::InvalidEncoding("an author's seqs have a gap or an overlap"));
             }
             expected = runs[number].end_seq();
         }
-        if expected == 0 {
+        if expected == first {
             return Err(TextError::InvalidEncoding("author without items"));
+        }
+        if expected - first > 1 << crate::LANE_SHIFT {
+            return Err(TextError::InvalidEncoding("an author's seqs leave its lane"));
         }
         next_seq.push(expected);
     }
 
     check_origins(&runs, &by_author)?;
 
-    let by_key: HashMap<PublicKey, u32> = keys.iter().enumerate().map(|(i, k)| (*k, i as u32)).collect();
-    let authors = Authors { keys, by_key, next_seq };
+    let by_key: HashMap<(PublicKey, u32), u32> =
+        table.iter().enumerate().map(|(i, entry)| (*entry, i as u32)).collect();
+    let (keys, lanes) = table.into_iter().unzip();
+    let authors = Authors { keys, lanes, by_key, next_seq };
     Ok(TextDoc::from_parts(authors, RunSequence::from_runs(runs, chars)))
 }
 

@@ -13,40 +13,44 @@ use crate::error::TextError;
 use crate::integrate::{find_slot, item_id};
 use crate::run::{Iid, Run};
 use crate::sequence::RunSequence;
-use crate::{DELETE_RANGES_MAX, DOC_CHARS_MAX, ItemId, TEXT_OP_CHARS_MAX, TextOp};
+use crate::{DELETE_RANGES_MAX, DOC_CHARS_MAX, ItemId, TEXT_OP_CHARS_MAX, TextOp, lane_start};
 
-/// The interned author table: index -> key, key -> index, and each author's next seq.
+/// The interned table of author lanes: index -> (key, lane), (key, lane) ->
+/// index, and each lane's next seq. Within the document an "author" index
+/// names one lane of one author: runs never span lanes.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Authors {
     pub(crate) keys: Vec<PublicKey>,
-    pub(crate) by_key: HashMap<PublicKey, u32>,
+    pub(crate) lanes: Vec<u32>,
+    pub(crate) by_key: HashMap<(PublicKey, u32), u32>,
     pub(crate) next_seq: Vec<u64>,
 }
 
 impl Authors {
-    fn index_of(&self, key: &PublicKey) -> Option<u32> {
-        self.by_key.get(key).copied()
+    fn index_of(&self, key: &PublicKey, lane: u32) -> Option<u32> {
+        self.by_key.get(&(*key, lane)).copied()
     }
 
     fn next_seq_of(&self, index: u32) -> u64 {
         self.next_seq.get(index as usize).copied().unwrap_or(0)
     }
 
-    fn intern(&mut self, key: PublicKey) -> u32 {
-        if let Some(index) = self.index_of(&key) {
+    fn intern(&mut self, key: PublicKey, lane: u32) -> u32 {
+        if let Some(index) = self.index_of(&key, lane) {
             return index;
         }
-        // Fewer authors than items, and items are bounded by DOC_CHARS_MAX < u32::MAX.
+        // Fewer lanes than items, and items are bounded by DOC_CHARS_MAX < u32::MAX.
         let index = self.keys.len() as u32;
         self.keys.push(key);
-        self.by_key.insert(key, index);
-        self.next_seq.push(0);
+        self.lanes.push(lane);
+        self.by_key.insert((key, lane), index);
+        self.next_seq.push(lane_start(lane));
         index
     }
 
-    /// The interned form of `id`, if every seq up to it has been seen.
+    /// The interned form of `id`, if every seq of its lane up to it has been seen.
     fn resolve(&self, id: ItemId) -> Option<Iid> {
-        let author = self.index_of(&id.author)?;
+        let author = self.index_of(&id.author, id.lane())?;
         (id.seq < self.next_seq_of(author)).then_some(Iid { author, seq: id.seq })
     }
 
@@ -55,6 +59,16 @@ impl Authors {
             Some(id) => self.resolve(id).map(Some).ok_or(TextError::UnknownId(id)),
             None => Ok(None),
         }
+    }
+}
+
+/// The seq after the last of `chars` items from `id`, which must all lie in
+/// `id`'s lane.
+fn lane_end(id: ItemId, chars: usize) -> Result<u64, TextError> {
+    let lane_end = lane_start(id.lane()).saturating_add(1 << crate::LANE_SHIFT);
+    match id.seq.checked_add(chars as u64) {
+        Some(end) if end <= lane_end => Ok(end),
+        _ => Err(TextError::SeqOverflow(id)),
     }
 }
 
@@ -80,17 +94,31 @@ impl TextDoc {
         TextDoc { authors, seq, hash: OnceLock::new() }
     }
 
-    /// Insert `text` at char position `pos` as `author`; returns the op to replicate.
+    /// Insert `text` at char position `pos` as `author` in lane 0; returns
+    /// the op to replicate.
     pub fn insert(&mut self, author: PublicKey, pos: usize, text: &str) -> Result<TextOp, TextError> {
+        self.insert_in_lane(author, 0, pos, text)
+    }
+
+    /// Insert `text` at char position `pos` as `author`, numbering its items
+    /// in `lane` (a device's own lane: see [`ItemId`]); returns the op to
+    /// replicate.
+    pub fn insert_in_lane(
+        &mut self,
+        author: PublicKey,
+        lane: u32,
+        pos: usize,
+        text: &str,
+    ) -> Result<TextOp, TextError> {
         let chars = check_text(text)?;
         let len = self.len_chars();
         if pos > len {
             return Err(TextError::PositionOutOfBounds { pos, len });
         }
         self.check_room(chars)?;
-        let first = self.next_seq(&author);
+        let first = self.next_seq_in_lane(&author, lane);
         let id = ItemId { author, seq: first };
-        let end = first.checked_add(chars as u64).ok_or(TextError::SeqOverflow(id))?;
+        let end = lane_end(id, chars)?;
 
         // Immediately after the visible char `pos - 1`, before any tombstones after it.
         let (slot, left) = if pos == 0 {
@@ -103,7 +131,7 @@ impl TextDoc {
         let origin_left = self.public_id(left)?;
         let origin_right = self.public_id(right)?;
 
-        let index = self.authors.intern(author);
+        let index = self.authors.intern(author, lane);
         let text_at = self.seq.push_chars(text);
         self.seq.insert(slot, Run::new(Iid { author: index, seq: first }, chars as u32, text_at, left, right, false));
         self.authors.next_seq[index as usize] = end;
@@ -159,9 +187,9 @@ impl TextDoc {
         text: &str,
     ) -> Result<(), TextError> {
         let chars = check_text(text)?;
-        let end = id.seq.checked_add(chars as u64).ok_or(TextError::SeqOverflow(id))?;
-        let author = self.authors.index_of(&id.author);
-        let next = author.map_or(0, |a| self.authors.next_seq_of(a));
+        let end = lane_end(id, chars)?;
+        let author = self.authors.index_of(&id.author, id.lane());
+        let next = author.map_or(lane_start(id.lane()), |a| self.authors.next_seq_of(a));
         if id.seq < next {
             return match author {
                 Some(a) if end <= next && self.is_present(a, id.seq, end, (origin_left, origin_right), text) => Ok(()),
@@ -176,7 +204,7 @@ impl TextDoc {
         self.check_room(chars)?;
         let slot = find_slot(&self.seq, &self.authors.keys, id, left, right)?;
 
-        let index = self.authors.intern(id.author);
+        let index = self.authors.intern(id.author, id.lane());
         let text_at = self.seq.push_chars(text);
         self.seq.insert(slot, Run::new(Iid { author: index, seq: id.seq }, chars as u32, text_at, left, right, false));
         self.authors.next_seq[index as usize] = end;
@@ -226,7 +254,7 @@ impl TextDoc {
             if count == 0 {
                 return Err(TextError::EmptyDeleteRange(start));
             }
-            let author = self.authors.index_of(&start.author).ok_or(TextError::UnknownId(start))?;
+            let author = self.authors.index_of(&start.author, start.lane()).ok_or(TextError::UnknownId(start))?;
             let next = self.authors.next_seq_of(author);
             if start.seq.checked_add(count).is_none_or(|end| end > next) {
                 let first_unknown = ItemId { author: start.author, seq: next.max(start.seq) };
@@ -314,7 +342,12 @@ impl TextDoc {
 
     /// The seq `author`'s next inserted char will get (0 for an unknown author).
     pub fn next_seq(&self, author: &PublicKey) -> u64 {
-        self.authors.index_of(author).map_or(0, |a| self.authors.next_seq_of(a))
+        self.next_seq_in_lane(author, 0)
+    }
+
+    /// The seq `author`'s next insert in `lane` gets.
+    pub fn next_seq_in_lane(&self, author: &PublicKey, lane: u32) -> u64 {
+        self.authors.index_of(author, lane).map_or(lane_start(lane), |a| self.authors.next_seq_of(a))
     }
 
     /// The id ranges of the visible chars `pos .. pos + len`, merged where ids run on.

@@ -1,7 +1,8 @@
 //! Weft's replicated text: a sequence CRDT of the RGA family, pure logic, no I/O.
 //!
 //! A [`TextDoc`] is a list of items, one per Unicode scalar value, each named by
-//! an [`ItemId`] `(author, seq)`. Items are never removed: deleting text turns its
+//! an [`ItemId`] `(author, seq)`, numbered per author *lane* (one lane per
+//! device of an identity: see [`ItemId`]). Items are never removed: deleting text turns its
 //! items into tombstones, so every later operation can still name them. Local
 //! edits ([`TextDoc::insert`], [`TextDoc::delete`]) are applied at once and
 //! return the [`TextOp`] to replicate; remote operations go through
@@ -98,7 +99,31 @@ pub const DOC_CHARS_MAX: usize = (1 << 31) - 1;
 /// Unit tests use tiny blocks so that every property test splits blocks often.
 pub(crate) const BLOCK_RUNS_MAX: usize = if cfg!(test) { 4 } else { 128 };
 
+/// How far an item's seq is shifted to hold its lane: the high 32 bits of a
+/// seq name the lane, the low 32 bits number the items within it.
+pub const LANE_SHIFT: u32 = 32;
+
+/// The first seq of `lane`.
+pub fn lane_start(lane: u32) -> u64 {
+    u64::from(lane) << LANE_SHIFT
+}
+
+/// The lane a device writes in, derived from a stable device id (a node's
+/// network identity): two devices of one identity get different lanes but
+/// for a 2^-32 chance, and a device keeps its lane across restarts.
+pub fn device_lane(device: &[u8]) -> u32 {
+    let hash = weft_primitives::Hash::derive("weft text device lane", &[device]);
+    let bytes = hash.as_bytes();
+    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
 /// The name of one character: its author and the author's sequence number.
+///
+/// An author's seqs are split into *lanes* (the high 32 bits of the seq,
+/// see [`ItemId::lane`]): each lane is numbered on its own from
+/// [`lane_start`], so one identity writing from several devices at once
+/// (each device with its own lane) never names two characters alike. A
+/// lane holds 2^32 items.
 ///
 /// Ordered by author key bytes, then seq; this order breaks ties between
 /// concurrent inserts at the same place.
@@ -106,8 +131,16 @@ pub(crate) const BLOCK_RUNS_MAX: usize = if cfg!(test) { 4 } else { 128 };
 pub struct ItemId {
     /// The member who inserted the character.
     pub author: PublicKey,
-    /// The author's sequence number for it; an author's items are numbered 0, 1, 2, … per document.
+    /// The author's sequence number for it: the items of an author's lane
+    /// are numbered `lane_start(lane)`, `+1`, `+2`, … per document.
     pub seq: u64,
+}
+
+impl ItemId {
+    /// The lane of this item (the high 32 bits of its seq).
+    pub fn lane(&self) -> u32 {
+        (self.seq >> LANE_SHIFT) as u32
+    }
 }
 
 /// One replicated text operation.

@@ -47,6 +47,7 @@ impl Driver {
                 input,
                 kind,
                 event_author,
+                text_lane: slot.replica.text_lane(),
             },
         )?;
         // What the app logged (`env::log`), for its developer and operators:

@@ -145,6 +145,7 @@ impl Harness {
                 input,
                 kind,
                 event_author: None,
+                text_lane: 0,
             },
         )?;
         self.kv.apply(outcome.writes.clone());

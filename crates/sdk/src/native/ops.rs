@@ -65,7 +65,7 @@ pub(crate) fn status_of(error: &StateError) -> StatusCode {
         | StateError::TooManyActions
         | StateError::CounterOverflow
         | StateError::TreeTooDeep => StatusCode::LimitExceeded,
-        StateError::Text(_) => StatusCode::BadRequest,
+        StateError::Text(_) | StateError::TextItemMissing(_) => StatusCode::BadRequest,
         _ => StatusCode::Internal,
     }
 }

@@ -9,15 +9,24 @@
 //! committed just before) and only the apply order is recorded.
 //!
 //! Both modes enforce the membership rules ([`crate::membership`]) against
-//! the member set *before* anything is committed, then apply the delta's
-//! membership changes to it: a restart replaying the persisted rows in
-//! apply order rebuilds exactly the member set the replica had. A delta
-//! refused before (its id in `rejected`) is refused again without work.
+//! the member set at the delta's causal point (the join of its parents'
+//! points) *before* anything is committed, then record the delta's own
+//! point and apply its changes to the current set: a restart replaying the
+//! persisted rows in apply order rebuilds exactly the points and the set the
+//! replica had. A delta refused before (its id in `rejected`) is refused
+//! again without work.
+//!
+//! A delta whose actions name an entity, a vector element or a text item
+//! that is not here yet ([`StateError::may_apply_later`]) is neither applied
+//! nor refused: it stalls in the DAG's buffer and is retried after the next
+//! delta applies (and by the pending sweep), so it applies on every replica
+//! once the delta that creates what it names is in, whatever the order.
 //!
 //! [`ApplyCore`] is the part of the replica the applier needs: it is a field
 //! of its own so the DAG and the core can be borrowed mutably at once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use weft_dag::id_map::IdMap;
 use weft_dag::{CausalDelta, DeltaApplier, DeltaId};
@@ -44,6 +53,14 @@ pub(crate) struct ApplyCore<S> {
     pub(crate) root_hash: Hash,
     /// The member set after the last applied delta.
     pub(crate) members: MemberSet,
+    /// The member set at every applied delta (its causal past and its own
+    /// changes), and the initial set at the genesis. Few distinct sets
+    /// exist: deltas without membership changes share their parents'.
+    pub(crate) member_points: IdMap<Arc<MemberSet>>,
+    /// A delta stalled waiting for something a concurrent delta may create
+    /// (set by the applier on every such failure): retry the stalled ones
+    /// after the next delta applies.
+    pub(crate) items_awaited: bool,
     /// Ids of verified deltas that can never apply (invalid actions,
     /// membership refused): not fetched, not retried.
     pub(crate) rejected: RecentSet<DeltaId>,
@@ -57,6 +74,25 @@ impl<S: ReplicaStore> ApplyCore<S> {
         self.version += 1;
         self.root_hash = root_hash;
         Ok(())
+    }
+
+    /// The member set at the causal point of a delta with `parents` (the
+    /// join of the parents' points), or `None` if a parent is not applied.
+    pub(crate) fn members_at(&self, parents: &[DeltaId]) -> Option<Arc<MemberSet>> {
+        let (first, rest) = parents.split_first()?;
+        let first = self.member_points.get(first)?;
+        let mut joined: Option<MemberSet> = None;
+        for parent in rest {
+            let point = self.member_points.get(parent)?;
+            if Arc::ptr_eq(point, first) {
+                continue;
+            }
+            joined.get_or_insert_with(|| MemberSet::clone(first)).join(point);
+        }
+        Some(match joined {
+            Some(joined) if joined != **first => Arc::new(joined),
+            _ => Arc::clone(first),
+        })
     }
 
     /// Record `id` as the next applied delta.
@@ -103,6 +139,12 @@ impl ApplyError {
     /// delta that no replica will ever apply.
     pub(crate) fn is_transient(&self) -> bool {
         matches!(self, ApplyError::Store(_) | ApplyError::State(StateError::Kv(_)))
+    }
+
+    /// Whether the delta names something a concurrent delta may still
+    /// create (see the module doc): it waits, it is not refused.
+    pub(crate) fn may_apply_later(&self) -> bool {
+        matches!(self, ApplyError::State(error) if error.may_apply_later())
     }
 }
 
@@ -159,16 +201,28 @@ impl<S: ReplicaStore> DeltaApplier<DeltaPayload> for StateApplier<'_, S> {
     type Error = ApplyError;
 
     fn apply(&mut self, delta: &CausalDelta<DeltaPayload>) -> Result<(), ApplyError> {
+        let result = self.apply_one(delta);
+        if result.as_ref().is_err_and(ApplyError::may_apply_later) {
+            self.core.items_awaited = true;
+        }
+        result
+    }
+}
+
+impl<S: ReplicaStore> StateApplier<'_, S> {
+    fn apply_one(&mut self, delta: &CausalDelta<DeltaPayload>) -> Result<(), ApplyError> {
         if self.core.rejected.contains(&delta.id) {
-            // Deterministic refusals stay refused: a retry could only differ
-            // if concurrent deltas changed the member set meanwhile, which
-            // must not decide membership at the causal point.
+            // Refusals that depend on the causal past alone stay refused: a
+            // retry would decide the same.
             return Err(ApplyError::RefusedBefore);
         }
         let payload = &delta.payload;
-        // Every parent was applied first, so the member set covers the
-        // delta's causal past (see `crate::membership`).
-        let changes = self.core.members.check(&payload.author, &payload.events)?;
+        // Every parent was applied first, so each has its point. (Without
+        // one, only a bug, the current set is the best approximation.)
+        let point = self.core.members_at(&delta.parents);
+        debug_assert!(point.is_some(), "a parent of {:?} has no member point", delta.id);
+        let point = point.unwrap_or_else(|| Arc::new(self.core.members.clone()));
+        let changes = point.check(&payload.author, &payload.events)?;
         if self.mode == ApplyMode::Apply {
             let merged = weft_state::apply_actions(self.core.store.state(), &payload.author, &payload.actions)?;
             let bytes = encode_causal(delta);
@@ -181,6 +235,15 @@ impl<S: ReplicaStore> DeltaApplier<DeltaPayload> for StateApplier<'_, S> {
             })?;
         }
         self.core.record(delta.id);
+        let after = match changes.is_empty() {
+            true => point,
+            false => {
+                let mut after = MemberSet::clone(&point);
+                after.apply(delta.id, delta.hlc, &changes);
+                Arc::new(after)
+            }
+        };
+        self.core.member_points.insert(delta.id, after);
         for (member, was) in self.core.members.apply(delta.id, delta.hlc, &changes) {
             self.members_before.entry(member).or_insert(was);
         }

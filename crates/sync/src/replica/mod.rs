@@ -24,6 +24,7 @@ mod timers;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use weft_dag::id_map::IdMap;
 use weft_dag::{AddOutcome, DagStore, DeltaId};
@@ -115,6 +116,9 @@ pub struct ReplicaStats {
     pub unvetted: u64,
     /// Deltas whose application failed (transient or not).
     pub apply_failures: u64,
+    /// Deltas that waited for an entity, element or text item a concurrent
+    /// delta creates (counted per attempt; they are retried, not refused).
+    pub awaited_items: u64,
     /// Anti-entropy sessions started.
     pub syncs_started: u64,
     /// Sessions dropped at their deadline.
@@ -230,7 +234,9 @@ impl<S: ReplicaStore> Replica<S> {
                 positions: IdMap::default(),
                 version: 0,
                 root_hash,
-                members: MemberSet::new(members),
+                members: MemberSet::new(members.clone()),
+                member_points: IdMap::default(),
+                items_awaited: false,
                 rejected: RecentSet::new(REJECTED_IDS_MAX),
             },
             clock: HlcClock::new(config.max_drift_ms),
@@ -250,6 +256,7 @@ impl<S: ReplicaStore> Replica<S> {
             out: Vec::new(),
             config,
         };
+        replica.core.member_points.insert(genesis, Arc::new(MemberSet::new(members)));
         replica.restore_applied(now_ms)?;
         replica.restore_pending(now_ms)?;
         replica.prune_history();
@@ -335,6 +342,13 @@ impl<S: ReplicaStore> Replica<S> {
     /// The context id.
     pub fn context(&self) -> Hash {
         self.context
+    }
+
+    /// The lane this node numbers its text items in, derived from its peer
+    /// id: one identity on two nodes writes in two lanes (see
+    /// [`weft_state::StateTxn::with_text_lane`]).
+    pub fn text_lane(&self) -> u32 {
+        weft_state::device_lane(&self.local_peer.0)
     }
 
     /// This node's peer id.

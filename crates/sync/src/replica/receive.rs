@@ -102,7 +102,12 @@ impl<S: ReplicaStore> Replica<S> {
         let mut applier = StateApplier::new(&mut self.core, ApplyMode::Apply, self.author);
         let result = self.dag.add(delta.into_causal(), now_ms, &mut applier);
         let report = applier.take_report();
+        let applied_any = !report.0.is_empty();
         self.emit_applied(report);
+        if applied_any && self.core.items_awaited && !matches!(result, Err(DagError::Apply { .. })) {
+            // What a stalled delta waits for may have just arrived.
+            self.retry_stalled();
+        }
         match result {
             Ok(AddOutcome::Applied { .. }) => Ok(Received::Applied),
             Ok(AddOutcome::Duplicate) => Ok(Received::Duplicate),
@@ -125,6 +130,9 @@ impl<S: ReplicaStore> Replica<S> {
             }
             Err(DagError::Apply { id: failed, source, .. }) => {
                 self.on_apply_failure(failed, &source);
+                if applied_any && self.core.items_awaited {
+                    self.retry_stalled();
+                }
                 Ok(Received::Stalled)
             }
             Err(error) => Err(DeltaRejection::Dag { reason: error.to_string() }),
@@ -140,8 +148,12 @@ impl<S: ReplicaStore> Replica<S> {
         let vetting = if self.core.members.contains(&delta.author) {
             Vetting::Member
         } else if delta.parents.iter().all(|parent| self.dag.is_applied(parent)) {
-            // The causal point is known and the author is not a member there.
-            return Err(DeltaRejection::NonMember { author: delta.author });
+            // The causal point is known: decide there, not by the current set
+            // (a member that left since is still a member at an old point).
+            match self.core.members_at(&delta.parents) {
+                Some(point) if point.contains(&delta.author) => Vetting::Member,
+                _ => return Err(DeltaRejection::NonMember { author: delta.author }),
+            }
         } else {
             Vetting::Unknown
         };
@@ -172,7 +184,9 @@ impl<S: ReplicaStore> Replica<S> {
     /// it is not fetched and retried forever (the stale sweep evicts it).
     pub(super) fn on_apply_failure(&mut self, id: weft_dag::DeltaId, error: &ApplyError) {
         self.stats.apply_failures += 1;
-        if !error.is_transient() {
+        if error.may_apply_later() {
+            self.stats.awaited_items += 1;
+        } else if !error.is_transient() {
             self.core.rejected.insert(id);
         }
     }
@@ -184,14 +198,25 @@ impl<S: ReplicaStore> Replica<S> {
         }
     }
 
-    /// Emit the outputs of `result` from a retry of stalled deltas.
+    /// Retry the stalled deltas and emit what applies. While a pass
+    /// applies something and a delta still waits for an item, pass again:
+    /// a stalled delta may wait for one stalled before it in the same pass.
+    /// (Each pass but the last applies at least one delta, so this ends.)
     pub(super) fn retry_stalled(&mut self) {
-        let mut applier = StateApplier::new(&mut self.core, ApplyMode::Apply, self.author);
-        let result = self.dag.retry_pending(&mut applier);
-        let report = applier.take_report();
-        self.emit_applied(report);
-        if let Err(DagError::Apply { id, source, .. }) = result {
-            self.on_apply_failure(id, &source);
+        loop {
+            // Set again by any retry that still waits.
+            self.core.items_awaited = false;
+            let mut applier = StateApplier::new(&mut self.core, ApplyMode::Apply, self.author);
+            let result = self.dag.retry_pending(&mut applier);
+            let report = applier.take_report();
+            let applied_any = !report.0.is_empty();
+            self.emit_applied(report);
+            if let Err(DagError::Apply { id, source, .. }) = result {
+                self.on_apply_failure(id, &source);
+            }
+            if !(applied_any && self.core.items_awaited) {
+                break;
+            }
         }
     }
 }

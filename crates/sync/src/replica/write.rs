@@ -54,7 +54,8 @@ impl<S: ReplicaStore> Replica<S> {
         F: FnOnce(&mut StateTxn<'_, S::Kv>) -> Result<Vec<Event>, StateError>,
     {
         let base = self.write_base(now_ms)?;
-        let mut txn = StateTxn::new(self.core.store.state(), &self.identity, base.start_hlc);
+        let mut txn =
+            StateTxn::new(self.core.store.state(), &self.identity, base.start_hlc).with_text_lane(self.text_lane());
         let events = write(&mut txn)?;
         let commit = txn.commit()?;
         Ok(PreparedWrite {

@@ -1,5 +1,6 @@
 //! Convergence: replicas that apply the same ops in different causally
-//! consistent orders, with duplicates, end up identical.
+//! consistent orders, with duplicates, end up identical — two of them one
+//! identity writing from two devices at once (two lanes).
 
 use proptest::prelude::*;
 use rand::rngs::SmallRng;
@@ -9,7 +10,10 @@ use weft_primitives::PublicKey;
 use crate::{TextDoc, TextOp};
 
 const REPLICAS: usize = 3;
-const KEYS: [PublicKey; REPLICAS] = [PublicKey([3; 32]), PublicKey([1; 32]), PublicKey([2; 32])];
+/// Replicas 0 and 1 are one identity on two devices (two lanes, one of them
+/// high enough to use every bit of the lane); replica 2 is another identity.
+const KEYS: [PublicKey; REPLICAS] = [PublicKey([3; 32]), PublicKey([3; 32]), PublicKey([2; 32])];
+const LANES: [u32; REPLICAS] = [0, u32::MAX - 1, 5];
 
 #[derive(Clone, Debug)]
 enum Step {
@@ -77,7 +81,7 @@ fn run_history(steps: &[Step]) -> (Vec<Replica>, Vec<Logged>) {
             Step::Insert { replica, pos, text } => {
                 let r = &mut replicas[*replica];
                 let pos = pos % (r.doc.len_chars() + 1);
-                let op = r.doc.insert(KEYS[*replica], pos, text).unwrap();
+                let op = r.doc.insert_in_lane(KEYS[*replica], LANES[*replica], pos, text).unwrap();
                 let deps = (0..log.len()).filter(|&i| r.has(i)).collect();
                 r.mark(log.len());
                 log.push(Logged { op, deps });

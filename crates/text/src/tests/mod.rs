@@ -380,3 +380,69 @@ fn documents_can_be_shared_across_threads() {
     assert_eq!(TextDoc::default().content_hash(), TextDoc::new().content_hash());
     assert_eq!(format!("{:?}", doc_with("abc")), "TextDoc { chars: 3, items: 3, runs: 1, authors: 1 }");
 }
+
+#[test]
+fn one_identity_in_two_lanes_never_names_two_chars_alike() {
+    // A laptop (lane 0) and a phone (lane 9) of one identity type at the
+    // same place before hearing of each other.
+    let (mut laptop, mut phone) = (doc_with("ab"), TextDoc::new());
+    phone.apply(&base_op(&laptop)).unwrap();
+    let from_laptop = laptop.insert_in_lane(ALICE, 0, 1, "L").unwrap();
+    let from_phone = phone.insert_in_lane(ALICE, 9, 1, "P").unwrap();
+    let (TextOp::Insert { id: l, .. }, TextOp::Insert { id: p, .. }) = (&from_laptop, &from_phone) else {
+        unreachable!()
+    };
+    assert_eq!((l.lane(), p.lane()), (0, 9));
+    assert_ne!(l, p);
+    assert_eq!(p.seq, crate::lane_start(9));
+    laptop.apply(&from_phone).unwrap();
+    phone.apply(&from_laptop).unwrap();
+    assert_eq!(laptop.to_string(), phone.to_string());
+    assert_eq!(laptop.encode(), phone.encode());
+    assert_eq!(TextDoc::decode(&laptop.encode()).unwrap().content_hash(), laptop.content_hash());
+    assert_eq!(laptop.next_seq_in_lane(&ALICE, 9), crate::lane_start(9) + 1);
+    assert_eq!(laptop.next_seq(&ALICE), 3);
+}
+
+/// The op that builds `base` (one insert by ALICE in lane 0).
+fn base_op(base: &TextDoc) -> TextOp {
+    TextOp::Insert {
+        id: ItemId { author: ALICE, seq: 0 },
+        origin_left: None,
+        origin_right: None,
+        text: base.to_string(),
+    }
+}
+
+#[test]
+fn a_lane_starts_at_its_own_first_seq_and_holds_its_items() {
+    let mut doc = TextDoc::new();
+    let early = ItemId { author: BOB, seq: crate::lane_start(3) + 1 };
+    let op = TextOp::Insert { id: early, origin_left: None, origin_right: None, text: "x".into() };
+    assert_eq!(doc.apply(&op), Err(TextError::SeqGap { author: BOB, expected: crate::lane_start(3), got: early.seq }));
+    let last = ItemId { author: BOB, seq: crate::lane_start(4) - 1 };
+    let spill = TextOp::Insert { id: last, origin_left: None, origin_right: None, text: "xy".into() };
+    assert_eq!(doc.apply(&spill), Err(TextError::SeqOverflow(last)));
+    assert!(doc.is_empty(), "refused ops change nothing");
+}
+
+#[test]
+fn documents_without_lanes_keep_the_first_encoding_and_lanes_need_the_second() {
+    let mut doc = doc_with("abc");
+    assert_eq!(doc.encode()[0], 1);
+    doc.insert_in_lane(BOB, 2, 0, "z").unwrap();
+    let bytes = doc.encode();
+    assert_eq!(bytes[0], 2);
+    assert_eq!(TextDoc::decode(&bytes).unwrap().to_string(), "zabc");
+    // The same table written as version 2 with every lane 0 is not canonical.
+    let single = doc_with("abc").encode();
+    let mut as_two = vec![2];
+    let count = u32::from_le_bytes([single[1], single[2], single[3], single[4]]);
+    as_two.extend_from_slice(&single[1..5]);
+    for i in 0..count as usize {
+        as_two.extend_from_slice(&single[5 + 32 * i..5 + 32 * (i + 1)]);
+        as_two.extend_from_slice(&0u32.to_le_bytes());
+    }
+    as_two.extend_from_slice(&single[5 + 32 * count as usize..]);
+    assert!(matches!(TextDoc::decode(&as_two), Err(TextError::InvalidEncoding(_))));
+}
