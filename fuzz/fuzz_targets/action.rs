@@ -1,6 +1,7 @@
-//! State actions from a delta payload: decoding never panics, and applying a
-//! decoded action to an empty state either merges or fails with an error,
-//! leaving nothing half-written (the result is a WriteSet or nothing).
+//! State actions from a delta payload (`weft_state::Action::decode`).
+//! Asserts: no panic; decoding is canonical (an accepted input re-encodes
+//! to itself, as `Action::decode` promises); applying a decoded action to
+//! an empty state either merges or fails with an error, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,6 +10,7 @@ use weft_state::{Action, apply_actions};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(action) = Action::decode(data) else { return };
+    weft_fuzz::canonical("Action", data, &action, &action.encode());
     let kv = MemoryKv::new();
     let author = action.stamp.author;
     let _ = apply_actions(&kv, &author, &[action]);

@@ -1,5 +1,7 @@
-//! Causal deltas from the wire: decoding never panics, and whatever decodes
-//! is either rejected by the DAG with an error or accepted, never a panic.
+//! Causal deltas as `weft_dag` stores them (`CausalDelta<Vec<u8>>`, strict
+//! borsh). Asserts: no panic; borsh is canonical (an accepted input
+//! re-encodes to itself); the DAG accepts or refuses what decodes with an
+//! error, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,7 +19,7 @@ impl DeltaApplier<Vec<u8>> for Accept {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(delta) = encoding::decode::<CausalDelta<Vec<u8>>>(data) else { return };
-    assert_eq!(encoding::encode(&delta), data, "borsh is canonical");
+    weft_fuzz::canonical("CausalDelta", data, &delta, &encoding::encode(&delta));
     let mut dag = DagStore::new(Hash::ZERO, DagLimits::default());
     let _ = dag.add(delta, 0, &mut Accept);
 });

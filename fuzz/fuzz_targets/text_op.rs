@@ -1,5 +1,6 @@
-//! Text ops from the wire: decoding never panics, and applying one to a
-//! small document either succeeds or errors without changing the document.
+//! Text ops from the wire (`weft_text::TextOp`, strict borsh). Asserts: no
+//! panic; decoding is canonical; applying an op to a small document either
+//! succeeds or errors without changing the document.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,6 +9,7 @@ use weft_text::{TextDoc, TextOp};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(op) = encoding::decode::<TextOp>(data) else { return };
+    weft_fuzz::canonical("TextOp", data, &op, &encoding::encode(&op));
     let mut doc = TextDoc::new();
     let _ = doc.insert(PublicKey([1; 32]), 0, "hello");
     let before = doc.content_hash();

@@ -64,7 +64,7 @@ pub use error::NetError;
 pub use handle::{IncomingStreams, NetEvent, NetHandle, NetStats, PeerInfo, PublishOutcome, Validation};
 pub use identity::{peer_id_from_seed, peer_id_of, peer_public_key};
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
-pub use stream::{FramedReader, FramedStream, FramedWriter};
+pub use stream::{FramedReader, FramedStream, FramedWriter, read_frames};
 
 use handle::{Counters, StreamTimeouts};
 

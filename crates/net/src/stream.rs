@@ -192,6 +192,25 @@ async fn close_writer<W: AsyncWrite + Unpin>(writer: &mut W, timeout: Duration) 
     }
 }
 
+/// The frames a peer that sends `bytes` and then closes the stream delivers
+/// to [`FramedReader::recv_at_most`]`(max)`, in order, and the error that
+/// ends them ([`NetError::StreamClosed`] right after a whole frame): the
+/// stream decoder without a network, for `fuzz/fuzz_targets/frame.rs`.
+#[doc(hidden)]
+pub fn read_frames(bytes: &[u8], max: usize) -> (Vec<Vec<u8>>, NetError) {
+    let mut reader = libp2p::futures::io::Cursor::new(bytes);
+    let mut frames = Vec::new();
+    loop {
+        let read = std::pin::pin!(read_frame(&mut reader, max.min(FRAME_BYTES_MAX)));
+        // Reading from memory never waits, so one poll finishes the frame.
+        match read.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(Ok(frame)) => frames.push(frame),
+            std::task::Poll::Ready(Err(error)) => return (frames, error),
+            std::task::Poll::Pending => return (frames, NetError::Io("an in-memory read waited".into())),
+        }
+    }
+}
+
 /// Read one frame: the length prefix, checked against `max` before any
 /// allocation, then exactly that many payload bytes.
 async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: usize) -> Result<Vec<u8>, NetError> {
@@ -299,6 +318,20 @@ mod tests {
         assert!(matches!(err, NetError::Timeout { what: "stream write", .. }), "{err}");
         let err = close_writer(&mut NeverReady, after).await.unwrap_err();
         assert!(matches!(err, NetError::Timeout { what: "stream close", .. }), "{err}");
+    }
+
+    #[test]
+    fn read_frames_reads_what_a_peer_sent_then_how_it_ended() {
+        let mut bytes = encode_frame(b"one").unwrap();
+        bytes.extend(encode_frame(b"").unwrap());
+        let (frames, end) = read_frames(&bytes, 16);
+        assert_eq!(frames, [b"one".to_vec(), Vec::new()]);
+        assert!(matches!(end, NetError::StreamClosed), "{end}");
+        let (frames, end) = read_frames(&bytes[..5], 16);
+        assert!(frames.is_empty());
+        assert!(matches!(end, NetError::TruncatedFrame { announced: 3, received: 1 }), "{end}");
+        let (_, end) = read_frames(&bytes, 2);
+        assert!(matches!(end, NetError::FrameTooLarge { len: 3, max: 2 }), "{end}");
     }
 
     #[tokio::test]

@@ -180,12 +180,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         require_json(&request)?;
-        let bytes = body_bytes(request, state).await?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("bad JSON body: {}", one_line(&e.to_string()))))
+        decode_json_body(&body_bytes(request, state).await?).map(JsonBody)
     }
+}
+
+/// A [`JsonBody`]'s bytes decoded into `T` (blank counts as `{}`), or a 400.
+pub(crate) fn decode_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("bad JSON body: {}", one_line(&e.to_string()))))
 }
 
 /// The fallback for paths no route serves.

@@ -30,6 +30,8 @@
 mod auth;
 mod browser;
 mod errors;
+#[doc(hidden)]
+pub mod fuzzing;
 mod live;
 mod metrics;
 mod openapi;

@@ -110,8 +110,16 @@ fn envelope(value: Value) -> Result<Call, (Value, RpcError)> {
     Ok(Call { id, method, params })
 }
 
-fn respond(id: Value, outcome: Result<Value, RpcError>) -> Response {
-    let body = match outcome {
+/// A request body as a call; on failure, the id to answer with and the error.
+fn parse(bytes: &[u8]) -> Result<Call, (Value, RpcError)> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| (Value::Null, RpcError::new(PARSE_ERROR, format!("parse error: {e}"))))?;
+    envelope(value)
+}
+
+/// The response object to a call with `id`.
+fn response_body(id: Value, outcome: Result<Value, RpcError>) -> Value {
+    match outcome {
         Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
         Err(error) => {
             let mut object = Map::new();
@@ -122,8 +130,11 @@ fn respond(id: Value, outcome: Result<Value, RpcError>) -> Response {
             }
             json!({ "jsonrpc": "2.0", "id": id, "error": object })
         }
-    };
-    (StatusCode::OK, Json(body)).into_response()
+    }
+}
+
+fn respond(id: Value, outcome: Result<Value, RpcError>) -> Response {
+    (StatusCode::OK, Json(response_body(id, outcome))).into_response()
 }
 
 /// `POST /jsonrpc`.
@@ -135,11 +146,7 @@ pub(crate) async fn handle(State(state): State<ApiState>, request: Request) -> R
         Ok(bytes) => bytes,
         Err(error) => return error.into_response(),
     };
-    let value: Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
-        Err(e) => return respond(Value::Null, Err(RpcError::new(PARSE_ERROR, format!("parse error: {e}")))),
-    };
-    let call = match envelope(value) {
+    let call = match parse(&bytes) {
         Ok(call) => call,
         Err((id, error)) => return respond(id, Err(error)),
     };
@@ -155,8 +162,12 @@ async fn dispatch(state: &ApiState, method: &str, params: Option<Value>) -> Resu
         "execute" => call(state, params, Kind::Mutate).await,
         "query" => call(state, params, Kind::View).await,
         "sync_status" => status(state, params).await,
-        other => Err(RpcError::new(METHOD_NOT_FOUND, format!("method not found: {:?}", truncated(other)))),
+        other => Err(method_not_found(other)),
     }
+}
+
+fn method_not_found(method: &str) -> RpcError {
+    RpcError::new(METHOD_NOT_FOUND, format!("method not found: {:?}", truncated(method)))
 }
 
 fn truncated(value: &str) -> String {
@@ -223,9 +234,32 @@ fn context_id(value: &str) -> Result<Hash, RpcError> {
     })
 }
 
-async fn call(state: &ApiState, raw: Option<Value>, kind: Kind) -> Result<Value, RpcError> {
+/// `execute`/`query` params: the context and the call.
+fn call_params(raw: Option<Value>) -> Result<(Hash, CallParams), RpcError> {
     let call: CallParams = params(raw)?;
-    let context = context_id(&call.context)?;
+    Ok((context_id(&call.context)?, call))
+}
+
+/// `sync_status` params: one context, or every context.
+fn status_params(raw: Option<Value>) -> Result<Option<Hash>, RpcError> {
+    let params: StatusParams = params(raw)?;
+    params.context.as_deref().map(context_id).transpose()
+}
+
+/// Everything a request body is checked for before the node is asked: the
+/// envelope and the params of the method it names; `Err` is the response.
+pub(crate) fn check_request(bytes: &[u8]) -> Result<(), Value> {
+    let call = parse(bytes).map_err(|(id, error)| response_body(id, Err(error)))?;
+    let checked = match call.method.as_str() {
+        "execute" | "query" => call_params(call.params).map(drop),
+        "sync_status" => status_params(call.params).map(drop),
+        other => Err(method_not_found(other)),
+    };
+    checked.map_err(|error| response_body(call.id.unwrap_or(Value::Null), Err(error)))
+}
+
+async fn call(state: &ApiState, raw: Option<Value>, kind: Kind) -> Result<Value, RpcError> {
+    let (context, call) = call_params(raw)?;
     match state.method_kind(context, &call.method).await? {
         None => return Err(NodeError::UnknownMethod(call.method).into()),
         Some(actual) if actual != kind.name() => {
@@ -260,9 +294,8 @@ async fn call(state: &ApiState, raw: Option<Value>, kind: Kind) -> Result<Value,
 }
 
 async fn status(state: &ApiState, raw: Option<Value>) -> Result<Value, RpcError> {
-    let params: StatusParams = params(raw)?;
-    match params.context {
-        Some(context) => Ok(json!([sync_status(&state.node().context(context_id(&context)?).await?)])),
+    match status_params(raw)? {
+        Some(context) => Ok(json!([sync_status(&state.node().context(context).await?)])),
         None => Ok(crate::rest::ops::sync_status_all(state).await?),
     }
 }
@@ -279,6 +312,30 @@ mod tests {
         assert_eq!(call.id, Some(Value::Null));
         let call = envelope(json!({ "jsonrpc": "2.0", "method": "query" })).unwrap();
         assert_eq!(call.id, None);
+    }
+
+    #[test]
+    fn requests_are_checked_without_a_node() {
+        let context = "ab".repeat(32);
+        let good =
+            json!({ "jsonrpc": "2.0", "id": 1, "method": "query", "params": { "context": context, "method": "get" } });
+        assert_eq!(check_request(good.to_string().as_bytes()), Ok(()));
+        let cases = [
+            (b"{".to_vec(), Value::Null, PARSE_ERROR),
+            (json!({ "jsonrpc": "2.0", "id": 2, "method": "nope" }).to_string().into_bytes(), json!(2), METHOD_NOT_FOUND),
+            (
+                json!({ "jsonrpc": "2.0", "id": 3, "method": "execute", "params": { "context": "xyz", "method": "m" } })
+                    .to_string()
+                    .into_bytes(),
+                json!(3),
+                INVALID_PARAMS,
+            ),
+            (json!({ "jsonrpc": "2.0", "method": "sync_status", "params": [] }).to_string().into_bytes(), Value::Null, INVALID_PARAMS),
+        ];
+        for (body, id, code) in cases {
+            let response = check_request(&body).unwrap_err();
+            assert_eq!((&response["id"], &response["error"]["code"]), (&id, &json!(code)), "{response}");
+        }
     }
 
     #[test]

@@ -187,6 +187,13 @@ enum ClientMessage {
     Ping,
 }
 
+/// The replies to client text messages sent in turn on a new connection
+/// (for [`crate::fuzzing`]).
+pub(crate) fn answers<'t>(texts: impl IntoIterator<Item = &'t str>) -> Vec<Value> {
+    let filter = SharedFilter::default();
+    texts.into_iter().map(|text| answer(text, &filter)).collect()
+}
+
 /// The reply to one client text message.
 fn answer(text: &str, filter: &SharedFilter) -> Value {
     let message: ClientMessage = match serde_json::from_str(text) {
