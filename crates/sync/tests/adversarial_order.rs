@@ -25,8 +25,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::{START_MS, key, params, peer};
 use proptest::prelude::*;
 use weft_dag::DeltaId;
@@ -247,20 +245,7 @@ fn history(ops: &[(usize, Op)]) -> History {
 
 /// A random order of `deltas` in which every delta comes after its parents.
 fn causal_order(deltas: &[(DeltaId, Vec<u8>)], rng: &mut SeededRng) -> Vec<usize> {
-    let parents: Vec<Vec<DeltaId>> = deltas.iter().map(|(_, b)| SignedDelta::decode(b).unwrap().parents).collect();
-    let index: BTreeMap<DeltaId, usize> = deltas.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
-    let mut placed = vec![false; deltas.len()];
-    let mut order = Vec::new();
-    while order.len() < deltas.len() {
-        let ready: Vec<usize> = (0..deltas.len())
-            .filter(|i| !placed[*i])
-            .filter(|i| parents[*i].iter().all(|p| index.get(p).is_none_or(|j| placed[*j])))
-            .collect();
-        let pick = ready[rng.index(ready.len())];
-        placed[pick] = true;
-        order.push(pick);
-    }
-    order
+    common::causal_order_by(deltas, |ready| rng.index(ready))
 }
 
 type Outcome = (Hash, Vec<PublicKey>, Vec<DeltaId>, usize, usize);
@@ -325,19 +310,7 @@ mod cases {
 
     /// A causal order that takes, at each step, the *last* ready delta.
     fn causal_order_reversed(deltas: &[(DeltaId, Vec<u8>)]) -> Vec<usize> {
-        let parents: Vec<Vec<DeltaId>> = deltas.iter().map(|(_, b)| SignedDelta::decode(b).unwrap().parents).collect();
-        let index: BTreeMap<DeltaId, usize> = deltas.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
-        let mut placed = vec![false; deltas.len()];
-        let mut order = Vec::new();
-        while order.len() < deltas.len() {
-            let pick = (0..deltas.len())
-                .rev()
-                .find(|i| !placed[*i] && parents[*i].iter().all(|p| index.get(p).is_none_or(|j| placed[*j])))
-                .unwrap();
-            placed[pick] = true;
-            order.push(pick);
-        }
-        order
+        common::causal_order_by(deltas, |ready| ready - 1)
     }
 
     #[test]

@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::{START_MS, key, params, peer};
 use proptest::prelude::*;
 use weft_dag::DeltaId;
@@ -133,20 +131,7 @@ fn author_history(ops: &[(usize, Op)]) -> History {
 
 /// A random order of `deltas` in which every delta comes after its parents.
 fn causal_order(deltas: &[(DeltaId, Vec<u8>)], rng: &mut SeededRng) -> Vec<usize> {
-    let parents: Vec<Vec<DeltaId>> = deltas.iter().map(|(_, b)| SignedDelta::decode(b).unwrap().parents).collect();
-    let index: BTreeMap<DeltaId, usize> = deltas.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
-    let mut placed = vec![false; deltas.len()];
-    let mut order = Vec::new();
-    while order.len() < deltas.len() {
-        let ready: Vec<usize> = (0..deltas.len())
-            .filter(|i| !placed[*i])
-            .filter(|i| parents[*i].iter().all(|p| index.get(p).is_none_or(|j| placed[*j])))
-            .collect();
-        let pick = ready[rng.index(ready.len())];
-        placed[pick] = true;
-        order.push(pick);
-    }
-    order
+    common::causal_order_by(deltas, |ready| rng.index(ready))
 }
 
 /// Any order at all.

@@ -217,3 +217,24 @@ impl Traffic {
             .collect()
     }
 }
+
+/// A random causal order of `deltas` (each after its parents among them):
+/// at each step a ready delta picked by `pick(ready count)`.
+pub fn causal_order_by(deltas: &[(DeltaId, Vec<u8>)], mut pick: impl FnMut(usize) -> usize) -> Vec<usize> {
+    let parents: Vec<Vec<DeltaId>> =
+        deltas.iter().map(|(_, b)| weft_sync::SignedDelta::decode(b).unwrap().parents).collect();
+    let index: std::collections::BTreeMap<DeltaId, usize> =
+        deltas.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+    let mut placed = vec![false; deltas.len()];
+    let mut order = Vec::new();
+    while order.len() < deltas.len() {
+        let ready: Vec<usize> = (0..deltas.len())
+            .filter(|i| !placed[*i])
+            .filter(|i| parents[*i].iter().all(|p| index.get(p).is_none_or(|j| placed[*j])))
+            .collect();
+        let chosen = ready[pick(ready.len())];
+        placed[chosen] = true;
+        order.push(chosen);
+    }
+    order
+}
