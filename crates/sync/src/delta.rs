@@ -180,6 +180,10 @@ pub enum DeltaRejection {
         /// The member it tried to remove.
         member: PublicKey,
     },
+    /// Another membership rule (a removal by a non-admin, a rotation with
+    /// the wrong epoch or recipients).
+    #[error(transparent)]
+    Membership(MembershipError),
     /// The timestamp's logical counter is above [`Hlc::COUNTER_MAX`]: no
     /// honest clock gets there, and absorbing it would exhaust ours.
     #[error("timestamp counter {counter} above the maximum {max}")]
@@ -212,6 +216,7 @@ impl From<MembershipError> for DeltaRejection {
             MembershipError::Malformed { index, reason } => DeltaRejection::MalformedMembership { index, reason },
             MembershipError::LeaveOfOther { author, member } => DeltaRejection::LeaveOfOther { author, member },
             MembershipError::NotMember { author } => DeltaRejection::NonMember { author },
+            other => DeltaRejection::Membership(other),
         }
     }
 }

@@ -260,8 +260,8 @@ pub mod store;
 pub use config::Config;
 pub use delta::{DELTA_BYTES_MAX, DeltaPayload, DeltaRejection, Event, SignedDelta};
 pub use membership::{
-    InvitationUse, MEMBERSHIP_EVENT_KIND, MemberSet, MembershipChange, MembershipError, RESERVED_EVENT_KIND_PREFIX,
-    is_reserved_event_kind,
+    InvitationUse, KeyEpoch, MEMBERSHIP_EVENT_KIND, MemberSet, MembershipChange, MembershipError,
+    RESERVED_EVENT_KIND_PREFIX, ROTATION_WRAP_BYTES_MAX, is_reserved_event_kind,
 };
 pub use replica::{
     AppliedDelta, Input, Offense, Output, PeerId, PreparedWrite, Replica, ReplicaParams, ReplicaStats, RestoreError,

@@ -4,20 +4,24 @@
 //!
 //! Three identities write to one context; identity 0 writes from two nodes
 //! at once (its laptop and its phone: two peer ids, two text lanes);
-//! identity 2 is hostile. The history mixes honest writes (nested maps
+//! identities 0 and 1 are its creators (admins); identity 2, admitted by the
+//! first delta, is hostile. The history mixes honest writes (nested maps
 //! created by several members at once, puts racing removes of the same key
 //! and of the map itself, text typed at the same place by every device),
-//! membership changes (identity 2 leaves, is admitted again), and deltas
+//! membership changes (identity 2 leaves, is removed by either admin with a
+//! key rotation, is admitted again; any member rotates the key), and deltas
 //! that identity 2 signs by hand:
 //! - writes into a map that a concurrent delta creates (its target is not in
 //!   its causal past);
 //! - text inserts in a lane of its own whose left origin is a character a
 //!   concurrent delta types;
 //! - writes on the causal point it had before its own `Leave`, signed after
-//!   it (concurrent with the `Leave`).
+//!   it (concurrent with the `Leave`), and writes on its own view while an
+//!   admin removes it (concurrent with the `Remove`).
 //!
 //! Every delta is delivered to fresh replicas in three random causal
-//! orders: they must end with one root hash, one member set, the same heads,
+//! orders: they must end with one root hash, one member set, one key epoch
+//! (and the same verdict on whether another rotation is needed), the same heads,
 //! the same number of applied deltas and the same deltas still waiting, and
 //! no delta may be penalized.
 
@@ -31,12 +35,14 @@ use weft_dag::DeltaId;
 use weft_primitives::{Hash, Hlc, PublicKey};
 use weft_state::{Action, CrdtKind, EntityId, Op as StateOp, Stamp, StorageKind, child_id, root_id};
 use weft_sync::{
-    Config, Event, Input, MembershipChange, MemoryStore, Output, Replica, ReplicaStore, SeededRng, SignedDelta,
+    Config, Event, Input, KeyEpoch, MembershipChange, MemoryStore, Output, Replica, ReplicaStore, SeededRng,
+    SignedDelta,
 };
 use weft_text::{ItemId, TextOp, lane_start};
 
-/// Identities 0, 1 and 2 (all initial members).
+/// Identities 0, 1 and 2; 0 and 1 are the initial members.
 const IDENTITIES: usize = 3;
+const INITIAL: usize = 2;
 /// Devices: identity 0, 1, 2 on their nodes, and identity 0's second node.
 const DEVICES: usize = 4;
 const HOSTILE: usize = 2;
@@ -69,6 +75,10 @@ enum Op {
     WriteBeforeLeave { key: u8 },
     /// The device admits identity 2 again.
     Readmit,
+    /// The device (an admin's) removes identity 2 and rotates the key.
+    Evict,
+    /// The device rotates the key (whether or not one is needed).
+    Rotate,
 }
 
 fn op() -> impl Strategy<Value = (usize, Op)> {
@@ -80,6 +90,8 @@ fn op() -> impl Strategy<Value = (usize, Op)> {
         4 => (0u8..4, prop::sample::select(vec!['a', 'b', 'é'])).prop_map(|(pos, c)| Op::Type { pos, c }),
         4 => (0..DEVICES).prop_map(|to| Op::Sync { to }),
         1 => Just(Op::Readmit),
+        1 => Just(Op::Evict),
+        1 => Just(Op::Rotate),
     ];
     let hostile = prop_oneof![
         3 => (0u8..3, 0u8..3).prop_map(|(name, key)| Op::ForgePut { name, key }),
@@ -95,7 +107,7 @@ fn identity(device: usize) -> usize {
 }
 
 fn device(i: usize, now: u64) -> Replica<MemoryStore> {
-    let mut p = params(identity(i), IDENTITIES, Config::default(), MemoryStore::new());
+    let mut p = params(identity(i), INITIAL, Config::default(), MemoryStore::new());
     p.local_peer = peer(i);
     p.rng_seed = i as u64;
     Replica::new(p, now).unwrap()
@@ -137,6 +149,21 @@ fn history(ops: &[(usize, Op)]) -> History {
     let hostile = key(HOSTILE);
     let mut forged_text = 0u64;
     let mut before_leave: Option<Vec<DeltaId>> = None;
+    // The first delta: identity 0 admits identity 2; every device has it.
+    let admit = vec![Event::membership(MembershipChange::Add { member: hostile.public_key(), invitation: Hash::ZERO })];
+    let write = devices[0].prepare_write(u64::MAX, now, |_| Ok(admit)).unwrap();
+    let outputs = devices[0].handle(Input::LocalWrite(write), now);
+    let admission = outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Publish { id, bytes } => Some((*id, bytes.clone())),
+            _ => None,
+        })
+        .expect("the admission is written");
+    for device in &mut devices[1..] {
+        deliver(device, &admission.1, now);
+    }
+    deltas.push(admission);
     for (step, (d, op)) in ops.iter().enumerate() {
         now += 1;
         let hlc = Hlc::new(now, 0);
@@ -193,7 +220,16 @@ fn history(ops: &[(usize, Op)]) -> History {
                 let invitation = Hash::of(&(step as u64).to_le_bytes());
                 vec![Event::membership(MembershipChange::Add { member: hostile.public_key(), invitation })]
             }
-            Op::Leave | Op::Readmit => continue,
+            Op::Evict if devices[*d].member_set().is_admin(&me) && devices[*d].is_member(&hostile.public_key()) => {
+                let rest: Vec<PublicKey> =
+                    devices[*d].members().copied().filter(|m| *m != hostile.public_key()).collect();
+                vec![
+                    Event::membership(MembershipChange::Remove { member: hostile.public_key() }),
+                    Event::membership(rotation(&devices[*d], rest)),
+                ]
+            }
+            Op::Rotate => vec![Event::membership(rotation(&devices[*d], devices[*d].members().copied().collect()))],
+            Op::Leave | Op::Readmit | Op::Evict => continue,
             _ => Vec::new(),
         };
         let has = |id: &EntityId| exists(&devices[*d], id);
@@ -243,20 +279,29 @@ fn history(ops: &[(usize, Op)]) -> History {
     History { deltas, now }
 }
 
+/// A rotation to the next epoch at `replica`'s heads, for `members` (the
+/// replica checks who a key is wrapped for, not the ciphertext).
+fn rotation(replica: &Replica<MemoryStore>, members: Vec<PublicKey>) -> MembershipChange {
+    let epoch = replica.member_set().current_epoch().number + 1;
+    MembershipChange::Rotate { epoch, wrapped: members.into_iter().map(|m| (m, vec![7; 84])).collect() }
+}
+
 /// A random order of `deltas` in which every delta comes after its parents.
 fn causal_order(deltas: &[(DeltaId, Vec<u8>)], rng: &mut SeededRng) -> Vec<usize> {
     common::causal_order_by(deltas, |ready| rng.index(ready))
 }
 
-type Outcome = (Hash, Vec<PublicKey>, Vec<DeltaId>, usize, usize);
+type Outcome = (Hash, Vec<PublicKey>, Vec<DeltaId>, usize, usize, (KeyEpoch, bool));
 
 fn outcome(replica: &Replica<MemoryStore>) -> Outcome {
+    let members = replica.member_set();
     (
         replica.root_hash(),
         replica.members().copied().collect(),
         replica.heads(),
         replica.apply_log().len(),
         replica.dag().pending_count(),
+        (members.current_epoch(), members.rotation_needed()),
     )
 }
 
@@ -317,7 +362,7 @@ mod cases {
     fn a_write_into_a_map_a_concurrent_delta_creates_applies_whatever_the_order() {
         let [first, second] = both_orders(&[(0, Op::Create { name: 1 }), (HOSTILE, Op::ForgePut { name: 1, key: 0 })]);
         assert_eq!(first, second);
-        assert_eq!(first.3, 2, "both deltas applied");
+        assert_eq!(first.3, 3, "both deltas applied (and the admission)");
         assert_eq!(first.4, 0, "nothing waits");
     }
 
@@ -325,7 +370,7 @@ mod cases {
     fn a_text_insert_after_a_concurrent_character_applies_whatever_the_order() {
         let [first, second] = both_orders(&[(0, Op::Type { pos: 0, c: 'a' }), (HOSTILE, Op::ForgeText { of: 0 })]);
         assert_eq!(first, second);
-        assert_eq!(first.3, 2, "both deltas applied");
+        assert_eq!(first.3, 3, "both deltas applied (and the admission)");
     }
 
     #[test]
@@ -337,14 +382,53 @@ mod cases {
             (3, Op::Type { pos: 1, c: 'é' }),
         ]);
         assert_eq!(first, second);
-        assert_eq!(first.3, 3, "every delta applied");
+        assert_eq!(first.3, 4, "every delta applied (and the admission)");
     }
 
     #[test]
     fn a_write_concurrent_with_its_authors_leave_is_valid_everywhere() {
         let [first, second] = both_orders(&[(HOSTILE, Op::Leave), (HOSTILE, Op::WriteBeforeLeave { key: 1 })]);
         assert_eq!(first, second);
-        assert_eq!(first.3, 2, "valid at its causal point, where its author was a member");
+        assert_eq!(first.3, 3, "valid at its causal point, where its author was a member");
         assert!(!first.1.contains(&key(HOSTILE).public_key()));
+        assert!(first.5.1, "the leaver held the first key: a rotation is needed");
+    }
+
+    #[test]
+    fn a_write_concurrent_with_its_authors_removal_is_valid_everywhere() {
+        let [first, second] = both_orders(&[
+            (0, Op::Create { name: 0 }),
+            (0, Op::Sync { to: HOSTILE }),
+            (0, Op::Evict),
+            (HOSTILE, Op::ForgePut { name: 0, key: 1 }),
+        ]);
+        assert_eq!(first, second);
+        assert_eq!(first.3, 4, "valid at its causal point, where its author was a member");
+        assert!(!first.1.contains(&key(HOSTILE).public_key()));
+        assert_eq!(first.5.0.number, 1);
+        assert!(!first.5.1, "the rotation covers the removal");
+    }
+
+    #[test]
+    fn concurrent_removals_by_two_admins_converge_and_ask_for_one_more_rotation() {
+        let [first, second] = both_orders(&[
+            (0, Op::Evict),
+            (1, Op::Evict),
+            (0, Op::Sync { to: 1 }),
+            (1, Op::Sync { to: 0 }),
+            (0, Op::Readmit),
+        ]);
+        assert_eq!(first, second);
+        assert!(first.1.contains(&key(HOSTILE).public_key()), "the later Add wins");
+        assert_eq!(first.5.0.number, 1, "two rotations to epoch 1; one wins alike everywhere");
+        assert!(!first.5.1, "a member again: nothing to hide from it");
+    }
+
+    #[test]
+    fn a_removal_racing_a_readmission_is_decided_by_stamp_alike_everywhere() {
+        let [first, second] =
+            both_orders(&[(HOSTILE, Op::Leave), (HOSTILE, Op::Sync { to: 0 }), (0, Op::Readmit), (1, Op::Evict)]);
+        assert_eq!(first, second);
+        assert_eq!(first.3, 4);
     }
 }

@@ -35,7 +35,7 @@ use weft_state::StateError;
 
 use super::RecentSet;
 use crate::delta::{DeltaPayload, encode_causal};
-use crate::membership::{MemberSet, MembershipError};
+use crate::membership::{MemberSet, MembershipChange, MembershipError};
 use crate::replica::interface::AppliedDelta;
 use crate::store::{AppliedRow, ReplicaStore, StoreError};
 
@@ -222,7 +222,7 @@ impl<S: ReplicaStore> StateApplier<'_, S> {
         let point = self.core.members_at(&delta.parents);
         debug_assert!(point.is_some(), "a parent of {:?} has no member point", delta.id);
         let point = point.unwrap_or_else(|| Arc::new(self.core.members.clone()));
-        let changes = point.check(&payload.author, &payload.events)?;
+        let changes = point.check(&payload.author, delta.id, delta.hlc, &payload.events)?;
         if self.mode == ApplyMode::Apply {
             let merged = weft_state::apply_actions(self.core.store.state(), &payload.author, &payload.actions)?;
             let bytes = encode_causal(delta);
@@ -243,10 +243,23 @@ impl<S: ReplicaStore> StateApplier<'_, S> {
                 Arc::new(after)
             }
         };
-        self.core.member_points.insert(delta.id, after);
-        for (member, was) in self.core.members.apply(delta.id, delta.hlc, &changes) {
-            self.members_before.entry(member).or_insert(was);
+        // The set at the heads is the join of every point (not the changes
+        // replayed in apply order: a rotation records the departures of its
+        // own causal past, which the apply order would not give).
+        if !changes.is_empty() {
+            let touched: Vec<(PublicKey, bool)> = changes
+                .iter()
+                .filter_map(MembershipChange::member)
+                .map(|member| (member, self.core.members.contains(&member)))
+                .collect();
+            self.core.members.join(&after);
+            for (member, was) in touched {
+                if was != self.core.members.contains(&member) {
+                    self.members_before.entry(member).or_insert(was);
+                }
+            }
         }
+        self.core.member_points.insert(delta.id, after);
         // A restart discards this report: restored deltas are not news.
         self.applied.push(AppliedDelta {
             id: delta.id,

@@ -27,6 +27,7 @@
 //! [`Input::LocalWrite`]: super::Input::LocalWrite
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use weft_dag::{AddOutcome, DeltaId};
 use weft_state::{StateError, StateTxn};
@@ -83,12 +84,15 @@ impl<S: ReplicaStore> Replica<S> {
         if !self.core.members.contains(&self.author) {
             return Err(WriteError::NotMember);
         }
-        self.core.members.check(&self.author, &write.events).map_err(WriteError::Membership)?;
         if write.base_version != self.core.version {
             return Err(WriteError::Stale { base: write.base_version, current: self.core.version });
         }
         let parents = self.write_parents();
         let delta = SignedDelta::sign(&self.identity, parents, write.hlc, write.actions, write.events);
+        // The rules at the write's own causal point, as every replica will
+        // judge it (a rotation's are judged with the delta's id and stamp).
+        let point = self.core.members_at(&delta.parents).unwrap_or_else(|| Arc::new(self.core.members.clone()));
+        point.check(&self.author, delta.id, delta.hlc, &delta.events).map_err(WriteError::Membership)?;
         let bytes = delta.encode();
         if bytes.len() > DELTA_BYTES_MAX {
             return Err(WriteError::TooLarge { len: bytes.len(), max: DELTA_BYTES_MAX });
