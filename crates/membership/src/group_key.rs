@@ -1,7 +1,10 @@
 //! The context's group key and the sealing of gossip payloads with it.
 //!
-//! A sealed gossip message is `delta_id (32 bytes, clear) || ciphertext || tag
-//! (16 bytes)`, XChaCha20-Poly1305 with the context id as associated data.
+//! A sealed gossip message is `key tag (8 bytes, clear) || delta_id (32 bytes,
+//! clear) || ciphertext || tag (16 bytes)`, XChaCha20-Poly1305 with the
+//! context id and the key tag as associated data. The key tag
+//! ([`GroupKey::tag`]) names which of a context's keys (one per key epoch)
+//! sealed it, so a receiver picks the key without trying each.
 //!
 //! Guarantees:
 //! - Deterministic: the nonce is derived from `(context, delta_id)`, so sealing
@@ -31,8 +34,11 @@ use crate::MembershipError;
 pub const GROUP_KEY_BYTES: usize = 32;
 /// Length of the XChaCha20-Poly1305 authentication tag.
 pub const TAG_BYTES: usize = 16;
-/// Bytes a sealed gossip message adds to its plaintext: the clear delta id and the tag.
-pub const GOSSIP_OVERHEAD_BYTES: usize = 32 + TAG_BYTES;
+/// Length of the clear key tag in front of a sealed gossip message.
+pub const KEY_TAG_BYTES: usize = 8;
+/// Bytes a sealed gossip message adds to its plaintext: the key tag, the
+/// clear delta id and the authentication tag.
+pub const GOSSIP_OVERHEAD_BYTES: usize = KEY_TAG_BYTES + 32 + TAG_BYTES;
 /// The largest sealed gossip message, id and tag included: one frame.
 pub const SEALED_GOSSIP_BYTES_MAX: usize = FRAME_BYTES_MAX;
 
@@ -66,6 +72,13 @@ impl GroupKey {
     /// without revealing it.
     pub fn fingerprint(&self) -> Hash {
         Hash::derive(FINGERPRINT_DOMAIN, &[&self.0])
+    }
+
+    /// The key's tag in sealed gossip: the first bytes of its fingerprint.
+    pub fn tag(&self) -> [u8; KEY_TAG_BYTES] {
+        let mut tag = [0u8; KEY_TAG_BYTES];
+        tag.copy_from_slice(&self.fingerprint().0[..KEY_TAG_BYTES]);
+        tag
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
@@ -103,8 +116,22 @@ fn gossip_nonce(context: &Hash, delta_id: &Hash) -> XNonce {
     nonce.into()
 }
 
+/// The associated data: the context and the key tag.
+fn gossip_aad(context: &Hash, key_tag: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(32 + KEY_TAG_BYTES);
+    aad.extend_from_slice(context.as_bytes());
+    aad.extend_from_slice(key_tag);
+    aad
+}
+
+/// The key tag of a sealed gossip message (`None` if it is too short to
+/// hold one): which key to open it with.
+pub fn gossip_key_tag(sealed: &[u8]) -> Option<[u8; KEY_TAG_BYTES]> {
+    sealed.get(..KEY_TAG_BYTES)?.try_into().ok()
+}
+
 /// Seal `plaintext` (an encoded delta whose id is `delta_id`) for the gossip
-/// topic of `context`: `delta_id || ciphertext || tag`.
+/// topic of `context`: `key tag || delta_id || ciphertext || tag`.
 pub fn seal_gossip(
     key: &GroupKey,
     context: &Hash,
@@ -116,12 +143,18 @@ pub fn seal_gossip(
         return Err(MembershipError::GossipTooLarge { len, max: SEALED_GOSSIP_BYTES_MAX });
     }
     // Encrypt in place behind the clear id: one allocation, no copy of the ciphertext.
+    let key_tag = key.tag();
     let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&key_tag);
     out.extend_from_slice(delta_id.as_bytes());
     out.extend_from_slice(plaintext);
     let tag = key
         .cipher()
-        .encrypt_in_place_detached(&gossip_nonce(context, delta_id), context.as_bytes(), &mut out[32..])
+        .encrypt_in_place_detached(
+            &gossip_nonce(context, delta_id),
+            &gossip_aad(context, &key_tag),
+            &mut out[KEY_TAG_BYTES + 32..],
+        )
         .map_err(|_| MembershipError::EncryptFailed)?;
     out.extend_from_slice(&tag);
     Ok(out)
@@ -136,6 +169,7 @@ pub fn open_gossip(key: &GroupKey, context: &Hash, sealed: &[u8]) -> Result<(Has
     if sealed.len() > SEALED_GOSSIP_BYTES_MAX {
         return Err(MembershipError::GossipTooLarge { len: sealed.len(), max: SEALED_GOSSIP_BYTES_MAX });
     }
+    let (key_tag, sealed) = sealed.split_at(KEY_TAG_BYTES);
     let (id_bytes, rest) = sealed.split_at(32);
     let (ciphertext, tag_bytes) = rest.split_at(rest.len() - TAG_BYTES);
     let mut id = [0u8; 32];
@@ -146,7 +180,12 @@ pub fn open_gossip(key: &GroupKey, context: &Hash, sealed: &[u8]) -> Result<(Has
     tag.copy_from_slice(tag_bytes);
     let tag = Tag::from(tag);
     key.cipher()
-        .decrypt_in_place_detached(&gossip_nonce(context, &delta_id), context.as_bytes(), &mut plaintext, &tag)
+        .decrypt_in_place_detached(
+            &gossip_nonce(context, &delta_id),
+            &gossip_aad(context, key_tag),
+            &mut plaintext,
+            &tag,
+        )
         .map_err(|_| MembershipError::GossipAuthFailed)?;
     Ok((delta_id, plaintext))
 }
@@ -165,7 +204,9 @@ mod tests {
         let (key, context, id, plaintext) = fixture();
         let sealed = seal_gossip(&key, &context, &id, &plaintext).unwrap();
         assert_eq!(sealed.len(), plaintext.len() + GOSSIP_OVERHEAD_BYTES);
-        assert_eq!(&sealed[..32], id.as_bytes());
+        assert_eq!(&sealed[..KEY_TAG_BYTES], &key.tag());
+        assert_eq!(gossip_key_tag(&sealed), Some(key.tag()));
+        assert_eq!(&sealed[KEY_TAG_BYTES..KEY_TAG_BYTES + 32], id.as_bytes());
         assert_eq!(open_gossip(&key, &context, &sealed).unwrap(), (id, plaintext));
     }
 
@@ -188,6 +229,7 @@ mod tests {
         let (key, context, id, plaintext) = fixture();
         let sealed = seal_gossip(&key, &context, &id, &plaintext).unwrap();
         let other = GroupKey::from_bytes([10; 32]);
+        assert_ne!(other.tag(), key.tag(), "another key has another tag");
         assert_eq!(open_gossip(&other, &context, &sealed), Err(MembershipError::GossipAuthFailed));
     }
 

@@ -28,12 +28,12 @@
 //! large they are, and the topic reveals which peers take part.
 //!
 //! **Removal.** A removed member keeps every group key it ever held, so it can
-//! read gossip sealed with them until the key is rotated. Rotation (a fresh
-//! key wrapped for each remaining member) is **not implemented** in this
-//! crate yet: [`GroupKey::generate`] and [`wrap_group_key`] are its building
-//! blocks, but key epochs and their distribution are future work. Until then,
-//! removal stops a member's *writes* (the replica refuses its deltas) but not
-//! its reads of gossip.
+//! read gossip sealed with them. Removal therefore rotates: a fresh key
+//! ([`GroupKey::generate`]) wrapped for each remaining member
+//! ([`wrap_group_key`]) travels in the removing delta, which starts a new key
+//! epoch (the epochs themselves are `weft_sync`'s); members seal with the
+//! newest key they hold, whose [`GroupKey::tag`] leads the sealed message, so
+//! gossip sealed after a rotation does not open with any older key.
 //!
 //! **Invitations.** An invitation is signed by a member and expires. An open
 //! invitation (no named invitee) is a bearer credential: whoever holds its
@@ -51,7 +51,8 @@ mod key_wrap;
 
 pub use error::MembershipError;
 pub use group_key::{
-    GOSSIP_OVERHEAD_BYTES, GROUP_KEY_BYTES, GroupKey, SEALED_GOSSIP_BYTES_MAX, TAG_BYTES, open_gossip, seal_gossip,
+    GOSSIP_OVERHEAD_BYTES, GROUP_KEY_BYTES, GroupKey, KEY_TAG_BYTES, SEALED_GOSSIP_BYTES_MAX, TAG_BYTES,
+    gossip_key_tag, open_gossip, seal_gossip,
 };
 pub use invitation::{
     INVITATION_ADDR_BYTES_MAX, INVITATION_ADDRS_MAX, INVITATION_BYTES_MAX, INVITATION_ENCODED_BYTES_BOUND,

@@ -28,6 +28,21 @@ pub struct AppInfo {
     pub size: usize,
 }
 
+/// One key epoch of a context, as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyEpochInfo {
+    /// 0 for the first key, one more per rotation.
+    pub number: u64,
+    /// The delta that rotated to it (the zero hash for epoch 0).
+    pub rotation: Hash,
+    /// How many members the key was wrapped for (1 for epoch 0: its creator).
+    pub recipients: u64,
+    /// Whether this node holds the key.
+    pub held: bool,
+    /// Whether it is the current epoch at our heads.
+    pub current: bool,
+}
+
 /// A context as this node sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContextInfo {
@@ -92,6 +107,8 @@ pub(crate) enum Command {
     Joined { invitation: Box<Invitation>, inviter: NetPeer, accepted: Box<JoinAccepted>, reply: Reply<ContextInfo> },
     Leave { context: Hash, reply: Reply<()> },
     RevokeInvitation { context: Hash, invitation: Hash, reply: Reply<()> },
+    RemoveMember { context: Hash, member: PublicKey, reply: Reply<Hash> },
+    KeyEpochs { context: Hash, reply: Reply<Vec<KeyEpochInfo>> },
     Call { context: Hash, method: String, args: Vec<u8>, reply: Reply<CallReply> },
     Contexts { reply: Reply<Vec<ContextInfo>> },
     Context { context: Hash, reply: Reply<ContextInfo> },

@@ -67,6 +67,9 @@ pub enum NodeError {
     /// The inviter's node refused to admit us.
     #[error("join refused: {0}")]
     JoinRefused(String),
+    /// The identity named is not a member (nothing to remove).
+    #[error("{0:?} is not a member of the context")]
+    NotAMember(weft_primitives::PublicKey),
     /// We are already a member of the context on this node.
     #[error("already a member of context {0}")]
     AlreadyJoined(Hash),
@@ -104,6 +107,7 @@ impl NodeError {
             NodeError::Invitation(_) => "bad_invitation",
             NodeError::JoinRefused(_) => "join_refused",
             NodeError::AlreadyJoined(_) => "already_joined",
+            NodeError::NotAMember(_) => "not_a_member",
             NodeError::Protocol(_) => "protocol_error",
             NodeError::Timeout(_) => "timeout",
             NodeError::Stopped => "node_stopped",

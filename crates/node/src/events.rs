@@ -88,6 +88,7 @@ pub struct Counters {
     pub(crate) deltas_rejected: AtomicU64,
     pub(crate) gossip_published: AtomicU64,
     pub(crate) gossip_received: AtomicU64,
+    pub(crate) gossip_unknown_key: AtomicU64,
     pub(crate) handler_runs: AtomicU64,
     pub(crate) handler_failures: AtomicU64,
     pub(crate) penalties: AtomicU64,
@@ -121,6 +122,9 @@ pub struct NodeStats {
     pub gossip_published: u64,
     /// Gossip messages received.
     pub gossip_received: u64,
+    /// Gossip messages sealed under a key this node does not hold (a newer
+    /// epoch it has not learnt yet, or one it was removed from).
+    pub gossip_unknown_key: u64,
     /// Event handler runs that succeeded.
     pub handler_runs: u64,
     /// Event handler runs that failed (each is retried).
@@ -169,6 +173,7 @@ impl Counters {
             deltas_rejected: get(&self.deltas_rejected),
             gossip_published: get(&self.gossip_published),
             gossip_received: get(&self.gossip_received),
+            gossip_unknown_key: get(&self.gossip_unknown_key),
             handler_runs: get(&self.handler_runs),
             handler_failures: get(&self.handler_failures),
             penalties: get(&self.penalties),

@@ -9,11 +9,15 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use weft_net::{Multiaddr, NetHandle, PeerId as NetPeer, PeerInfo};
 use weft_primitives::{Hash, PublicKey, SigningKey};
 
-use crate::command::{AppInfo, CallReply, Command, ContextInfo, Reply, SyncNowOutcome};
+use crate::command::{AppInfo, CallReply, Command, ContextInfo, KeyEpochInfo, Reply, SyncNowOutcome};
 use crate::config::INVITATION_VALID_MS_DEFAULT;
 use crate::events::{Counters, NodeEvent, NodeStats};
 use crate::replica_store::DeadJob;
 use crate::{NodeError, driver};
+
+/// How long [`NodeHandle::leave`] waits for a member's node to hold the
+/// `Leave` before it returns (the node keeps trying after).
+pub const LEAVE_WAIT: Duration = Duration::from_secs(10);
 
 /// See the module doc.
 #[derive(Clone)]
@@ -124,9 +128,32 @@ impl NodeHandle {
         Ok(id)
     }
 
-    /// Leave a context.
+    /// Remove `member` from `context` (this node's identity must be an
+    /// admin: the creator) and rotate the group key; returns the delta id.
+    pub async fn remove_member(&self, context: Hash, member: PublicKey) -> Result<Hash, NodeError> {
+        self.request(|reply| Command::RemoveMember { context, member, reply }).await
+    }
+
+    /// The key epochs of `context`, oldest first.
+    pub async fn key_epochs(&self, context: Hash) -> Result<Vec<KeyEpochInfo>, NodeError> {
+        self.request(|reply| Command::KeyEpochs { context, reply }).await
+    }
+
+    /// Leave a context: commit the `Leave`, then wait (at most
+    /// [`LEAVE_WAIT`]) until a member's node holds it and this node stopped
+    /// serving the context. Past the wait the node keeps trying in the
+    /// background (across restarts too); the leave itself is already durable.
     pub async fn leave(&self, context: Hash) -> Result<(), NodeError> {
-        self.request(|reply| Command::Leave { context, reply }).await
+        self.request(|reply| Command::Leave { context, reply }).await?;
+        let deadline = tokio::time::Instant::now() + LEAVE_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            match self.context(context).await {
+                Err(NodeError::UnknownContext(_)) => return Ok(()),
+                Err(error) => return Err(error),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        Ok(())
     }
 
     /// Call a view or mutation (`args`: JSON). A mutation's reply comes once

@@ -51,7 +51,7 @@ use weft_primitives::SigningKey;
 use weft_runtime::Runtime;
 use weft_store::Store;
 
-pub use command::{AppInfo, CallReply, ContextInfo, SyncNowOutcome};
+pub use command::{AppInfo, CallReply, ContextInfo, KeyEpochInfo, SyncNowOutcome};
 pub use config::*;
 pub use error::NodeError;
 pub use events::{AppliedInfo, NodeEvent, NodeStats};

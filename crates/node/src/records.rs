@@ -8,7 +8,8 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use weft_primitives::{Hash, PublicKey, SigningKey};
-use weft_store::{APPLICATIONS, CONTEXTS, IDENTITIES, META, Store, StoreError, WriteTxn};
+use weft_store::{APPLICATIONS, CONTEXTS, IDENTITIES, META, Store, StoreError, Table, WriteTxn};
+use weft_sync::KeyEpoch;
 
 use crate::NodeError;
 
@@ -44,7 +45,10 @@ pub struct ContextRecord {
     pub nonce: [u8; 16],
     /// The identity this node writes as in the context.
     pub identity: PublicKey,
-    /// The group key that seals gossip. Kept in clear on the node's own
+    /// The first group key this node held (epoch 0 for the creator, the
+    /// epoch it joined at for a joiner). Every key it holds, this one
+    /// included, is in [`GROUP_KEYS`] from schema 5 on; a context written
+    /// before has only this one, of epoch 0. Kept in clear on the node's own
     /// disk, like the identity seeds.
     pub group_key: [u8; 32],
     /// When this node created or joined it (ms since the epoch).
@@ -156,4 +160,41 @@ pub fn list_contexts(store: &Store) -> Result<Vec<ContextRecord>, NodeError> {
             out.push(record);
         }
     }
+}
+
+/// The group keys this node holds: (context, the epoch's rotating delta) ->
+/// borsh [`GroupKeyRecord`]. Created with the first key written to it.
+pub const GROUP_KEYS: Table<(Hash, Hash), Vec<u8>> = Table::new("group_keys");
+
+/// The most key epochs read per context at start.
+const GROUP_KEYS_MAX: usize = 1 << 16;
+
+/// One stored group key.
+#[derive(BorshSerialize, BorshDeserialize)]
+struct GroupKeyRecord {
+    number: u64,
+    key: [u8; 32],
+}
+
+/// Store the key of `epoch` in `context`.
+pub fn put_group_key(txn: &mut WriteTxn, context: Hash, epoch: KeyEpoch, key: &[u8; 32]) -> Result<(), StoreError> {
+    let record = weft_primitives::encoding::encode(&GroupKeyRecord { number: epoch.number, key: *key });
+    txn.put(GROUP_KEYS, &(context, epoch.rotation), &record)
+}
+
+/// Every key this node holds in `context`, by epoch (none for a context
+/// written before schema 5: its record's key is epoch 0's).
+pub fn group_keys(store: &Store, context: Hash) -> Result<Vec<(KeyEpoch, [u8; 32])>, NodeError> {
+    let rows = match store.read()?.scan(GROUP_KEYS, context.as_bytes(), None, GROUP_KEYS_MAX) {
+        Ok(rows) => rows,
+        Err(StoreError::MissingTable { .. }) => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    rows.into_iter()
+        .map(|((_, rotation), bytes)| {
+            let record: GroupKeyRecord = weft_primitives::encoding::decode(&bytes)
+                .map_err(|e| NodeError::Restore { context, reason: format!("group key record: {e}") })?;
+            Ok((KeyEpoch { number: record.number, rotation }, record.key))
+        })
+        .collect()
 }

@@ -175,8 +175,12 @@ pub struct JoinAccepted {
     pub nonce: [u8; 16],
     /// The application's module.
     pub module: Vec<u8>,
-    /// The group key, wrapped for the joiner's identity.
+    /// The inviter's newest group key, wrapped for the joiner's identity.
     pub group_key: WrappedKey,
+    /// That key's epoch number.
+    pub epoch_number: u64,
+    /// That key's epoch's rotating delta (zero for epoch 0).
+    pub epoch_rotation: Hash,
 }
 
 /// What a sync hello's signature covers: the context, the session, and both

@@ -39,9 +39,10 @@ impl ApiError {
 /// The HTTP status of each node error (codes are the node's own).
 fn status_of(error: &NodeError) -> StatusCode {
     match error {
-        NodeError::UnknownContext(_) | NodeError::UnknownApplication(_) | NodeError::UnknownMethod(_) => {
-            StatusCode::NOT_FOUND
-        }
+        NodeError::UnknownContext(_)
+        | NodeError::UnknownApplication(_)
+        | NodeError::UnknownMethod(_)
+        | NodeError::NotAMember(_) => StatusCode::NOT_FOUND,
         NodeError::ApplicationInUse { .. } | NodeError::AlreadyJoined(_) | NodeError::JoinRefused(_) => {
             StatusCode::CONFLICT
         }

@@ -186,6 +186,18 @@ fn schemas() -> Value {
             "properties": { "invitation": { "type": "string", "description": "weft-invite1:… or its id (hex)" } },
         },
         "Revoked": { "type": "object", "properties": { "revoked": hex } },
+        "RemoveMember": {
+            "type": "object", "required": ["member"], "additionalProperties": false,
+            "properties": { "member": hex },
+        },
+        "MemberRemoved": { "type": "object", "properties": { "removed": hex, "delta": hex } },
+        "KeyEpoch": {
+            "type": "object",
+            "properties": {
+                "number": count, "rotation": hex, "recipients": count,
+                "held": { "type": "boolean" }, "current": { "type": "boolean" },
+            },
+        },
         "DeadJob": {
             "type": "object",
             "properties": {

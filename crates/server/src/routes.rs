@@ -54,6 +54,8 @@ pub(crate) enum Endpoint {
     DeadJobs,
     Invite,
     Revoke,
+    RemoveMember,
+    KeyEpochs,
     Join,
     Identities,
     Peers,
@@ -118,7 +120,7 @@ use Answer::{Empty, EventStream, Json, Text, Upgrade};
 use Verb::{Delete, Get, Post};
 
 /// Every route the server serves.
-pub(crate) const ROUTES: [Route; 24] = [
+pub(crate) const ROUTES: [Route; 26] = [
     route(Get, "/health", Endpoint::Health, "ops", "Liveness (never needs a token)", Body::None, Json(200, "Health")),
     route(Get, "/metrics", Endpoint::Metrics, "ops", "Prometheus metrics", Body::None, Text),
     route(Get, "/admin/openapi.json", Endpoint::OpenApi, "admin", "This document", Body::None, Json(200, "Object")),
@@ -232,6 +234,24 @@ pub(crate) const ROUTES: [Route; 24] = [
     ),
     route(
         Post,
+        "/admin/contexts/{id}/members/remove",
+        Endpoint::RemoveMember,
+        "contexts",
+        "Remove a member (this node's identity must be the creator) and rotate the group key",
+        Body::Json("RemoveMember"),
+        Json(200, "MemberRemoved"),
+    ),
+    route(
+        Get,
+        "/admin/contexts/{id}/key-epochs",
+        Endpoint::KeyEpochs,
+        "contexts",
+        "The context's group-key epochs, oldest first",
+        Body::None,
+        Json(200, "[KeyEpoch]"),
+    ),
+    route(
+        Post,
         "/admin/contexts/join",
         Endpoint::Join,
         "contexts",
@@ -309,6 +329,8 @@ fn method_router(route: &Route) -> MethodRouter<ApiState> {
         Endpoint::DeadJobs => on(filter, rest::contexts::dead_jobs),
         Endpoint::Invite => on(filter, rest::contexts::invite),
         Endpoint::Revoke => on(filter, rest::contexts::revoke),
+        Endpoint::RemoveMember => on(filter, rest::contexts::remove_member),
+        Endpoint::KeyEpochs => on(filter, rest::contexts::key_epochs),
         Endpoint::Join => on(filter, rest::contexts::join),
         Endpoint::Identities => on(filter, rest::ops::identities),
         Endpoint::Peers => on(filter, rest::ops::peers),

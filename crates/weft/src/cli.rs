@@ -147,6 +147,19 @@ pub enum ContextCommand {
         /// The invitation (weft-invite1:…) or its id (hex).
         invitation: String,
     },
+    /// Remove a member (you must be the context's creator); the group key
+    /// rotates so it cannot read what is written next.
+    RemoveMember {
+        /// The context id.
+        id: String,
+        /// The member's public key (hex).
+        member: String,
+    },
+    /// List the context's group-key epochs.
+    Epochs {
+        /// The context id.
+        id: String,
+    },
     /// Join a context with an invitation.
     Join {
         /// The invitation (weft-invite1:…).

@@ -207,6 +207,21 @@ async fn context(cli: &Cli, client: &ApiClient, command: &ContextCommand) -> any
             let answer = client.post_json(&path, &json!({"invitation": invitation.trim()})).await?;
             show(cli, &answer, |answer| format!("revoked invitation {}\n", output::field(answer, "revoked")))
         }
+        ContextCommand::RemoveMember { id, member } => {
+            let path = format!("/admin/contexts/{}/members/remove", id_arg("context", id)?);
+            let answer = client.post_json(&path, &json!({"member": id_arg("member key", member)?})).await?;
+            show(cli, &answer, |answer| {
+                format!(
+                    "removed {} (delta {}); the group key rotated\n",
+                    output::field(answer, "removed"),
+                    output::field(answer, "delta")
+                )
+            })
+        }
+        ContextCommand::Epochs { id } => {
+            let epochs = client.get(&format!("/admin/contexts/{}/key-epochs", id_arg("context", id)?)).await?;
+            show(cli, &epochs, output::key_epochs)
+        }
         ContextCommand::Join { invitation } => {
             let info = client.post_json("/admin/contexts/join", &json!({"invitation": invitation.trim()})).await?;
             show(cli, &info, |info| format!("joined context {}\n", output::field(info, "id")))

@@ -134,6 +134,22 @@ pub fn app_details(app: &Value) -> String {
     out
 }
 
+/// `context epochs`.
+pub fn key_epochs(epochs: &Value) -> String {
+    let mut table = Table::new(&["EPOCH", "ROTATION", "RECIPIENTS", "HELD", "CURRENT"]);
+    for epoch in items(epochs) {
+        let flag = |key: &str| if epoch.get(key).and_then(Value::as_bool) == Some(true) { "yes" } else { "no" };
+        table.row(vec![
+            field(epoch, "number"),
+            short(&field(epoch, "rotation")).to_owned(),
+            field(epoch, "recipients"),
+            flag("held").to_owned(),
+            flag("current").to_owned(),
+        ]);
+    }
+    table.render()
+}
+
 /// `context list`.
 pub fn contexts_table(contexts: &Value) -> String {
     let mut table = Table::new(&["ID", "APP", "MEMBERS", "ROOT", "APPLIED", "PENDING", "PEERS"]);

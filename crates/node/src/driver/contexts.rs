@@ -7,10 +7,10 @@ use tracing::{info, warn};
 use weft_membership::{GroupKey, Invitation};
 use weft_primitives::{Hash, PublicKey};
 use weft_runtime::MethodKind;
-use weft_store::CONTEXTS;
-use weft_sync::{Event, MembershipChange, Replica, ReplicaParams};
+use weft_store::{CONTEXTS, META};
+use weft_sync::{Event, KeyEpoch, MembershipChange, Replica, ReplicaParams};
 
-use super::{ContextSlot, Driver, JobQueue, now_ms, random_u64};
+use super::{ContextSlot, Driver, GroupKeys, JobQueue, now_ms, random_u64};
 use crate::NodeError;
 use crate::command::{AppInfo, ContextInfo};
 use crate::records::{self, AppRecord, ContextRecord, context_id, genesis_of, topic_of};
@@ -77,6 +77,7 @@ impl Driver {
         let identity = self.identity.clone();
         self.store.write(|txn| {
             records::put_identity(txn, id, &identity)?;
+            records::put_group_key(txn, id, KeyEpoch::GENESIS, group_key.as_bytes())?;
             records::put_context(txn, &record)
         })?;
         self.open_context(record).await?;
@@ -99,6 +100,9 @@ impl Driver {
         let topic = slot.topic.clone();
         self.net.subscribe(&topic).await?;
         self.contexts.insert(id, slot);
+        // Rotations applied before a restart may still owe us a key.
+        self.keys_dirty.insert(id);
+        self.resume_leaving(id)?;
         self.attach_topic(id, topic).await;
         Ok(())
     }
@@ -142,17 +146,8 @@ impl Driver {
             info!(context = %id, jobs = owed.len(), "resuming handler jobs owed before the restart");
         }
         jobs.restore(owed, now);
-        let group_key = GroupKey::from_bytes(record.group_key);
-        Ok(ContextSlot {
-            record,
-            identity,
-            app: Arc::clone(&app),
-            replica,
-            group_key,
-            topic: topic_of(&id),
-            jobs,
-            inbox,
-        })
+        let keys = GroupKeys::restore(records::group_keys(&self.store, id)?, record.group_key);
+        Ok(ContextSlot { record, identity, app: Arc::clone(&app), replica, keys, topic: topic_of(&id), jobs, inbox })
     }
 
     /// Open every persisted context (at start). A context that cannot be
@@ -208,16 +203,69 @@ impl Driver {
         Ok(())
     }
 
-    /// Leave: a signed delta says so; then the node stops serving the
-    /// context (its data stays on disk).
+    /// Leave: a signed delta says so. The node keeps serving the context
+    /// (syncing with members' nodes every [`LEAVE_RETRY_MS`]) until a
+    /// member's node holds the `Leave`, then stops serving it (its data
+    /// stays on disk): a `Leave` made while no member is reachable is not
+    /// lost. The state survives a restart (a `META` marker).
     pub(super) async fn leave(&mut self, context: Hash) -> Result<(), NodeError> {
         let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
         let member = slot.identity.public_key();
-        self.commit_events(context, vec![Event::membership(MembershipChange::Leave { member })]).await?;
+        // The Leave travels by sync only, not gossip: a member's node that
+        // got it by gossip would refuse our next session (we are no longer
+        // a member there), and the session that delivers it is our proof.
+        self.unpublished = Some(context);
+        let committed = self.commit_events(context, vec![Event::membership(MembershipChange::Leave { member })]).await;
+        self.unpublished = None;
+        let delta = committed?;
+        self.store.write(|txn| txn.put(META, &leaving_key(&context), &delta.0.to_vec()))?;
+        self.leaving.insert(context, (delta, 0));
+        info!(%context, "left the context; serving it until a member's node holds the Leave");
+        self.continue_leaving().await;
+        Ok(())
+    }
+
+    /// Resume a leave interrupted by a restart.
+    fn resume_leaving(&mut self, context: Hash) -> Result<(), NodeError> {
+        if let Some(bytes) = self.store.read()?.get(META, &leaving_key(&context))? {
+            let delta = <[u8; 32]>::try_from(bytes.as_slice())
+                .map_err(|_| NodeError::Restore { context, reason: "leaving marker is not 32 bytes".into() })?;
+            self.leaving.insert(context, (Hash(delta), 0));
+        }
+        Ok(())
+    }
+
+    /// Finish the leaves a member's node now holds; sync the others again.
+    pub(super) async fn continue_leaving(&mut self) {
+        let now = now_ms();
+        let leaving: Vec<(Hash, (Hash, u64))> = self.leaving.iter().map(|(c, s)| (*c, *s)).collect();
+        for (context, (delta, next_try_ms)) in leaving {
+            let Some(slot) = self.contexts.get(&context) else {
+                self.leaving.remove(&context);
+                continue;
+            };
+            // With nobody left to tell, the Leave is done once durable.
+            let alone = slot.replica.members().next().is_none();
+            if alone || slot.replica.held_by_a_peer(&delta) {
+                if let Err(error) = self.finish_leave(context).await {
+                    warn!(%context, %error, "could not finish leaving; retrying");
+                }
+            } else if now >= next_try_ms {
+                self.leaving.insert(context, (delta, now.saturating_add(LEAVE_RETRY_MS)));
+                self.feed(context, weft_sync::Input::SyncNow { peer: None }).await;
+            }
+        }
+    }
+
+    async fn finish_leave(&mut self, context: Hash) -> Result<(), NodeError> {
+        self.store.write(|txn| {
+            txn.delete(CONTEXTS, &context)?;
+            txn.delete(META, &leaving_key(&context)).map(|_| ())
+        })?;
+        self.leaving.remove(&context);
         self.close_context(context).await;
-        self.store.write(|txn| txn.delete(CONTEXTS, &context).map(|_| ()))?;
         self.forget_context_peers(&context);
-        info!(%context, "left the context");
+        info!(%context, "a member's node holds our Leave; stopped serving the context");
         Ok(())
     }
 
@@ -249,4 +297,13 @@ fn app_info(id: Hash, app: &weft_runtime::App, size: usize) -> AppInfo {
         methods: manifest.methods.iter().map(|m| (m.name.clone(), format!("{:?}", m.kind).to_lowercase())).collect(),
         size,
     }
+}
+
+/// How often a leaving node syncs again until a member's node holds its
+/// `Leave`.
+pub(crate) const LEAVE_RETRY_MS: u64 = 2_000;
+
+/// The `META` key marking a context we are leaving (value: the `Leave`).
+fn leaving_key(context: &Hash) -> String {
+    format!("node.leaving.{}", context.to_hex())
 }

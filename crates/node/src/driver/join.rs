@@ -64,8 +64,9 @@ impl Driver {
             }
             InvitationUse::Revoked => return Err(NodeError::JoinRefused("this invitation was revoked".into())),
         }
+        let (epoch, key) = slot.keys.newest().ok_or_else(|| NodeError::JoinRefused("no group key held".into()))?;
         let (creator, application, nonce, key) =
-            (slot.record.creator, slot.record.application, slot.record.nonce, slot.group_key.clone());
+            (slot.record.creator, slot.record.application, slot.record.nonce, key.clone());
         if !slot.replica.is_member(&joiner) {
             let change = MembershipChange::Add { member: joiner, invitation: invitation.id() };
             self.commit_events(context, vec![Event::membership(change)]).await?;
@@ -75,7 +76,15 @@ impl Driver {
         let module = records::get_application(&self.store, &application)?
             .ok_or(NodeError::UnknownApplication(application))?
             .module;
-        Ok(JoinAccepted { creator, application, nonce, module, group_key })
+        Ok(JoinAccepted {
+            creator,
+            application,
+            nonce,
+            module,
+            group_key,
+            epoch_number: epoch.number,
+            epoch_rotation: epoch.rotation,
+        })
     }
 
     /// Install a context we were admitted to (joiner's side).
@@ -99,6 +108,7 @@ impl Driver {
             ));
         }
         let group_key = unwrap_group_key(&accepted.group_key, &context, &self.identity)?;
+        let epoch = weft_sync::KeyEpoch { number: accepted.epoch_number, rotation: accepted.epoch_rotation };
         let record = ContextRecord {
             id: context,
             application: accepted.application,
@@ -113,6 +123,7 @@ impl Driver {
         self.store.write(|txn| -> Result<(), StoreError> {
             records::put_application(txn, accepted.application, &app_record)?;
             records::put_identity(txn, context, &identity)?;
+            records::put_group_key(txn, context, epoch, group_key.as_bytes())?;
             records::put_context(txn, &record)
         })?;
         self.open_context(record).await?;

@@ -19,6 +19,9 @@ mod calls;
 mod contexts;
 mod handlers;
 pub(crate) mod join;
+mod keys;
+
+pub(crate) use keys::GroupKeys;
 mod peers;
 pub(crate) mod streams;
 
@@ -28,7 +31,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, error, info, warn};
-use weft_membership::GroupKey;
 use weft_net::{NetEvent, NetHandle, PeerId as NetPeer, Validation};
 use weft_primitives::{Hash, PublicKey, SigningKey};
 use weft_runtime::{App, Runtime};
@@ -75,7 +77,7 @@ pub(crate) struct ContextSlot {
     pub(crate) identity: SigningKey,
     pub(crate) app: Arc<App>,
     pub(crate) replica: Replica<DiskReplicaStore>,
-    pub(crate) group_key: GroupKey,
+    pub(crate) keys: GroupKeys,
     pub(crate) topic: String,
     pub(crate) jobs: JobQueue,
     pub(crate) inbox: JobInbox,
@@ -133,6 +135,14 @@ pub(crate) struct Driver {
     /// Contexts still to rebuild from the store after it reopened.
     reload_waiting: BTreeSet<Hash>,
     next_reload_ms: u64,
+    /// Contexts whose applied membership changes may bring us a key or ask
+    /// for a rotation.
+    pub(crate) keys_dirty: BTreeSet<Hash>,
+    /// Contexts we left whose `Leave` no member's node is known to hold
+    /// yet: (the `Leave`, when to sync again).
+    pub(crate) leaving: BTreeMap<Hash, (Hash, u64)>,
+    /// A context whose write being committed is not gossiped (a `Leave`).
+    pub(crate) unpublished: Option<Hash>,
 }
 
 /// What a turn of the replica said about local writes.
@@ -183,6 +193,9 @@ impl Driver {
             store_reopens: 0,
             reload_waiting: BTreeSet::new(),
             next_reload_ms: 0,
+            keys_dirty: BTreeSet::new(),
+            leaving: BTreeMap::new(),
+            unpublished: None,
         }
     }
 
@@ -224,6 +237,8 @@ impl Driver {
                 () = sleep => self.on_tick().await,
             }
             self.run_deferred().await;
+            self.refresh_keys().await;
+            self.continue_leaving().await;
             self.reload_after_store_reopen().await;
             self.run_due_jobs().await;
             self.redial_due().await;
@@ -386,6 +401,9 @@ impl Driver {
 
     fn on_applied(&mut self, context: Hash, deltas: Vec<weft_sync::AppliedDelta>) {
         Counters::bump(&self.counters.deltas_applied, deltas.len() as u64);
+        if deltas.iter().any(|d| d.events.iter().any(weft_sync::Event::is_membership)) {
+            self.keys_dirty.insert(context);
+        }
         let Some(slot) = self.contexts.get(&context) else { return };
         let root_hash = slot.replica.root_hash();
         if self.events.receiver_count() == 0 {
@@ -399,8 +417,15 @@ impl Driver {
     }
 
     async fn publish(&mut self, context: Hash, id: Hash, bytes: &[u8]) {
+        if self.unpublished == Some(context) {
+            return;
+        }
         let Some(slot) = self.contexts.get(&context) else { return };
-        let sealed = match weft_membership::seal_gossip(&slot.group_key, &context, &id, bytes) {
+        let Some((_, key)) = slot.keys.newest() else {
+            error!(%context, "no group key held; anti-entropy will carry the delta");
+            return;
+        };
+        let sealed = match weft_membership::seal_gossip(key, &context, &id, bytes) {
             Ok(sealed) => sealed,
             Err(error) => {
                 error!(%context, %error, "sealing a delta for gossip failed; anti-entropy will carry it");
@@ -592,18 +617,37 @@ impl Driver {
             return;
         };
         let (Some(slot), Some(from)) = (self.contexts.get(&context), Self::sync_peer(&source)) else { return };
-        let opened = weft_membership::open_gossip(&slot.group_key, &context, data);
-        let plain = match opened {
+        // The key tag names the epoch's key; one we do not hold is a newer
+        // epoch we have not learnt yet (sync brings the delta) or noise.
+        let Some((_, key)) = weft_membership::gossip_key_tag(data).and_then(|tag| slot.keys.by_tag(&tag)) else {
+            Counters::bump(&self.counters.gossip_unknown_key, 1);
+            debug!(%context, %source, "gossip sealed under a key we do not hold");
+            let _ = self.net.report_validation(msg_id, source, Validation::Ignore).await;
+            return;
+        };
+        let opened = weft_membership::open_gossip(key, &context, data);
+        let (plain, author) = match opened {
             // The message id is the claimed delta id: it must be the real one.
-            Ok((claimed, plain)) if weft_sync::SignedDelta::decode(&plain).is_ok_and(|d| d.id == claimed) => plain,
-            Ok(_) | Err(_) => {
-                Counters::bump(&self.counters.deltas_rejected, 1);
-                Counters::bump(&self.counters.penalties, 1);
-                debug!(%context, %source, "gossip that does not open under the group key or lies about its id");
-                let _ = self.net.report_validation(msg_id, source, Validation::Reject).await;
+            Ok((claimed, plain)) => match weft_sync::SignedDelta::decode(&plain) {
+                Ok(delta) if delta.id == claimed => (plain, delta.author),
+                _ => {
+                    self.reject_gossip(context, msg_id, source).await;
+                    return;
+                }
+            },
+            Err(_) => {
+                self.reject_gossip(context, msg_id, source).await;
                 return;
             }
         };
+        // A member that left or was removed reaches us through members
+        // only (its deltas on an old causal point stay valid, see
+        // `weft_sync::membership`); its own gossip is dropped.
+        if slot.replica.member_set().has_departed(&author) {
+            debug!(%context, %source, ?author, "gossip by a departed member dropped");
+            let _ = self.net.report_validation(msg_id, source, Validation::Ignore).await;
+            return;
+        }
         self.next_message += 1;
         let message = self.next_message;
         self.gossip_waiting.insert(message, (msg_id, source));
@@ -612,6 +656,13 @@ impl Driver {
         if self.gossip_waiting.remove(&message).is_some() {
             let _ = self.net.report_validation(msg_id, source, Validation::Ignore).await;
         }
+    }
+
+    async fn reject_gossip(&mut self, context: Hash, msg_id: Hash, source: NetPeer) {
+        Counters::bump(&self.counters.deltas_rejected, 1);
+        Counters::bump(&self.counters.penalties, 1);
+        debug!(%context, %source, "gossip that does not open under its key or lies about its id");
+        let _ = self.net.report_validation(msg_id, source, Validation::Reject).await;
     }
 
     /// Register an opened context's topic and tell its replica about the
@@ -659,6 +710,12 @@ impl Driver {
             }
             Command::RevokeInvitation { context, invitation, reply } => {
                 let _ = reply.send(self.revoke_invitation(context, invitation).await);
+            }
+            Command::RemoveMember { context, member, reply } => {
+                let _ = reply.send(self.remove_member(context, member).await);
+            }
+            Command::KeyEpochs { context, reply } => {
+                let _ = reply.send(self.key_epochs(context));
             }
             Command::Call { context, method, args, reply } => {
                 Counters::bump(&self.counters.calls, 1);

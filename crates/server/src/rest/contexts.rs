@@ -84,6 +84,42 @@ pub(crate) async fn revoke(
     ok(json!({ "revoked": revoked.to_hex() }))
 }
 
+/// `POST /admin/contexts/{id}/members/remove` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RemoveMember {
+    member: String,
+}
+
+/// `POST /admin/contexts/{id}/members/remove`: remove a member and rotate
+/// the group key (one delta).
+pub(crate) async fn remove_member(
+    State(state): State<ApiState>,
+    IdPath(id): IdPath,
+    JsonBody(body): JsonBody<RemoveMember>,
+) -> ApiResult {
+    let member = parse_key("member", &body.member)?;
+    let delta = state.node().remove_member(id, member).await?;
+    ok(json!({ "removed": key_hex(&member), "delta": delta.to_hex() }))
+}
+
+/// `GET /admin/contexts/{id}/key-epochs`.
+pub(crate) async fn key_epochs(State(state): State<ApiState>, IdPath(id): IdPath) -> ApiResult {
+    let epochs = state.node().key_epochs(id).await?;
+    ok(json!(
+        epochs
+            .iter()
+            .map(|e| json!({
+                "number": e.number,
+                "rotation": e.rotation.to_hex(),
+                "recipients": e.recipients,
+                "held": e.held,
+                "current": e.current,
+            }))
+            .collect::<Vec<_>>()
+    ))
+}
+
 /// `GET /admin/contexts/{id}/dead-jobs`: handler jobs given up on.
 pub(crate) async fn dead_jobs(State(state): State<ApiState>, IdPath(id): IdPath) -> ApiResult {
     let dead = state.node().dead_jobs(id).await?;

@@ -121,6 +121,11 @@ impl MemberSet {
         self.initial.contains(key) && self.contains(key)
     }
 
+    /// Whether `key` left or was removed and is not a member again.
+    pub fn has_departed(&self, key: &PublicKey) -> bool {
+        !self.contains(key) && self.departures.iter().any(|(who, _)| who == key)
+    }
+
     /// The members, in key order.
     pub fn iter(&self) -> impl Iterator<Item = &PublicKey> {
         self.entries.iter().filter(|(_, entry)| entry.present).map(|(key, _)| key)

@@ -201,6 +201,10 @@ pub struct Replica<S: ReplicaStore> {
     /// dropped lazily).
     unvetted: BTreeSet<DeltaId>,
     ended_sessions: RecentSet<SessionId>,
+    /// How many of our first applied deltas some peer is known to hold (a
+    /// completed anti-entropy session we opened): what a leaving node waits
+    /// for.
+    held_by_a_peer: u64,
     stats: ReplicaStats,
     out: Vec<Output>,
 }
@@ -252,6 +256,7 @@ impl<S: ReplicaStore> Replica<S> {
             pruned_below: 0,
             unvetted: BTreeSet::new(),
             ended_sessions: RecentSet::new(ENDED_SESSIONS_MAX),
+            held_by_a_peer: 0,
             stats: ReplicaStats::default(),
             out: Vec::new(),
             config,
@@ -364,6 +369,13 @@ impl<S: ReplicaStore> Replica<S> {
     /// The current members (after the last applied delta), in key order.
     pub fn members(&self) -> impl Iterator<Item = &PublicKey> {
         self.core.members.iter()
+    }
+
+    /// Whether some peer is known to hold applied delta `id`: an
+    /// anti-entropy session we opened after applying it completed (the
+    /// responder then holds everything we had).
+    pub fn held_by_a_peer(&self, id: &DeltaId) -> bool {
+        self.core.positions.get(id).is_some_and(|position| *position < self.held_by_a_peer)
     }
 
     /// Whether `key` is currently a member.

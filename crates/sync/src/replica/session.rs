@@ -52,7 +52,10 @@ pub(crate) struct Session {
 #[derive(Debug)]
 pub(crate) enum SessionKind {
     /// We opened an anti-entropy session.
-    SyncInitiator { replied: bool, inflow_done: bool, outflow: Option<Outflow> },
+    /// `covers`: how many deltas we had applied when we sent our summary,
+    /// or when our stream of what the peer lacks ran out; once the session
+    /// completes the peer holds all of them.
+    SyncInitiator { replied: bool, inflow_done: bool, outflow: Option<Outflow>, covers: u64 },
     /// A peer opened one with us; `expects_push` when it holds deltas we
     /// lack (we did not know all its heads).
     SyncResponder { expects_push: bool, inflow_done: bool, outflow: Outflow },
@@ -83,7 +86,7 @@ impl Session {
     fn is_complete(&self) -> bool {
         let finished = |flow: &Outflow| flow.state == OutflowState::Finished;
         match &self.kind {
-            SessionKind::SyncInitiator { replied, inflow_done, outflow } => {
+            SessionKind::SyncInitiator { replied, inflow_done, outflow, .. } => {
                 *inflow_done && (!*replied || outflow.as_ref().is_some_and(finished))
             }
             SessionKind::SyncResponder { inflow_done, outflow, .. } => *inflow_done && finished(outflow),
@@ -187,7 +190,8 @@ impl<S: ReplicaStore> Replica<S> {
             summary: self.summary(),
         });
         self.send_message(peer, session, &request);
-        let kind = SessionKind::SyncInitiator { replied: false, inflow_done: false, outflow: None };
+        let covers = self.core.apply_log.len() as u64;
+        let kind = SessionKind::SyncInitiator { replied: false, inflow_done: false, outflow: None, covers };
         let deadline_ms = now_ms.saturating_add(self.config.sync_timeout_ms);
         self.sessions.insert(session, Session::new(peer, now_ms, deadline_ms, kind));
     }
@@ -409,14 +413,26 @@ impl<S: ReplicaStore> Replica<S> {
     fn pump(&mut self, id: SessionId) {
         let Some(mut session) = self.sessions.remove(&id) else { return };
         let peer = session.peer;
+        let mut exhausted = false;
         if let Some(flow) = session.outflow_mut()
             && flow.state == OutflowState::Ready
         {
             self.send_burst(peer, id, flow);
+            exhausted = flow.state == OutflowState::Finished;
+        }
+        // Our stream just sent the last delta the peer lacked, up to all we
+        // have applied by now: that is what it holds once the session ends.
+        if exhausted && let SessionKind::SyncInitiator { covers, .. } = &mut session.kind {
+            *covers = self.core.apply_log.len() as u64;
         }
         if session.is_complete() {
             if id.opener != self.local_peer {
                 self.ended_sessions.insert(id);
+            }
+            // The responder streams its pages only after ours are in (or
+            // holds our heads): it now holds all we had when we opened.
+            if let SessionKind::SyncInitiator { replied: true, covers, .. } = session.kind {
+                self.held_by_a_peer = self.held_by_a_peer.max(covers);
             }
             self.out.push(Output::CloseSession { peer, session: id });
         } else {
