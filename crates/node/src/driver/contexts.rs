@@ -219,7 +219,7 @@ impl Driver {
         self.unpublished = None;
         let delta = committed?;
         self.store.write(|txn| txn.put(META, &leaving_key(&context), &delta.0.to_vec()))?;
-        self.leaving.insert(context, (delta, 0));
+        self.leaving.insert(context, (delta, 0, now_ms()));
         info!(%context, "left the context; serving it until a member's node holds the Leave");
         self.continue_leaving().await;
         Ok(())
@@ -230,7 +230,7 @@ impl Driver {
         if let Some(bytes) = self.store.read()?.get(META, &leaving_key(&context))? {
             let delta = <[u8; 32]>::try_from(bytes.as_slice())
                 .map_err(|_| NodeError::Restore { context, reason: "leaving marker is not 32 bytes".into() })?;
-            self.leaving.insert(context, (Hash(delta), 0));
+            self.leaving.insert(context, (Hash(delta), 0, now_ms()));
         }
         Ok(())
     }
@@ -238,20 +238,31 @@ impl Driver {
     /// Finish the leaves a member's node now holds; sync the others again.
     pub(super) async fn continue_leaving(&mut self) {
         let now = now_ms();
-        let leaving: Vec<(Hash, (Hash, u64))> = self.leaving.iter().map(|(c, s)| (*c, *s)).collect();
-        for (context, (delta, next_try_ms)) in leaving {
+        let leaving: Vec<(Hash, (Hash, u64, u64))> = self.leaving.iter().map(|(c, s)| (*c, *s)).collect();
+        for (context, (delta, next_try_ms, since_ms)) in leaving {
             let Some(slot) = self.contexts.get(&context) else {
                 self.leaving.remove(&context);
                 continue;
             };
             // With nobody left to tell, the Leave is done once durable.
             let alone = slot.replica.members().next().is_none();
-            if alone || slot.replica.held_by_a_peer(&delta) {
+            // A member's node that got the Leave some other way refuses our
+            // sessions (we are no longer a member there), so no proof ever
+            // comes: with members' nodes connected for a grace period, stop.
+            // The grace period counts from when a member's node is reachable.
+            let reachable = slot.replica.peers().next().is_some();
+            let since_ms = if reachable { since_ms } else { now };
+            let graced = reachable && now.saturating_sub(since_ms) >= LEAVE_GRACE_MS;
+            if alone || graced || slot.replica.held_by_a_peer(&delta) {
                 if let Err(error) = self.finish_leave(context).await {
                     warn!(%context, %error, "could not finish leaving; retrying");
                 }
-            } else if now >= next_try_ms {
-                self.leaving.insert(context, (delta, now.saturating_add(LEAVE_RETRY_MS)));
+                continue;
+            }
+            let due = now >= next_try_ms;
+            let next_try_ms = if due { now.saturating_add(LEAVE_RETRY_MS) } else { next_try_ms };
+            self.leaving.insert(context, (delta, next_try_ms, since_ms));
+            if due {
                 self.feed(context, weft_sync::Input::SyncNow { peer: None }).await;
             }
         }
@@ -302,6 +313,10 @@ fn app_info(id: Hash, app: &weft_runtime::App, size: usize) -> AppInfo {
 /// How often a leaving node syncs again until a member's node holds its
 /// `Leave`.
 pub(crate) const LEAVE_RETRY_MS: u64 = 2_000;
+
+/// How long a leaving node with members' nodes connected waits for the
+/// proof before it stops serving anyway (less than `LEAVE_WAIT`).
+pub(crate) const LEAVE_GRACE_MS: u64 = 6_000;
 
 /// The `META` key marking a context we are leaving (value: the `Leave`).
 fn leaving_key(context: &Hash) -> String {

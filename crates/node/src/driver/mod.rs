@@ -139,8 +139,8 @@ pub(crate) struct Driver {
     /// for a rotation.
     pub(crate) keys_dirty: BTreeSet<Hash>,
     /// Contexts we left whose `Leave` no member's node is known to hold
-    /// yet: (the `Leave`, when to sync again).
-    pub(crate) leaving: BTreeMap<Hash, (Hash, u64)>,
+    /// yet: (the `Leave`, when to sync again, since when).
+    pub(crate) leaving: BTreeMap<Hash, (Hash, u64, u64)>,
     /// A context whose write being committed is not gossiped (a `Leave`).
     pub(crate) unpublished: Option<Hash>,
 }
