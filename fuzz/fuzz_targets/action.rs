@@ -13,5 +13,5 @@ fuzz_target!(|data: &[u8]| {
     weft_fuzz::canonical("Action", data, &action, &action.encode());
     let kv = MemoryKv::new();
     let author = action.stamp.author;
-    let _ = apply_actions(&kv, &author, &[action]);
+    let _ = apply_actions(&kv, &weft_primitives::Hash::ZERO, &author, &[action]);
 });

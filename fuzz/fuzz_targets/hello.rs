@@ -1,7 +1,7 @@
 //! What a node reads on a `/weft/sync/1` stream before the sync protocol
 //! (`weft_node::wire`): the first frame of any stream (`StreamHello`,
-//! including a `JoinRequest` with its invitation and proof), a responder's
-//! `SyncAccept`, and the answers a joiner or an asker reads (`JoinReply`,
+//! including a `JoinHello` with its invitation), a responder's `SyncAccept`,
+//! and the answers a joiner or an asker reads (`JoinChallenge`, `JoinReply`,
 //! `DirectoryReply`), with a granted directory merged into a peer book as
 //! the node does. Asserts: no panic; every decoder is canonical (an
 //! accepted input re-encodes to itself); a decoded directory is within its
@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use weft_node::peers::{DIRECTORY_ENTRIES_MAX, PEER_ADDRS_KEPT_MAX, PeerBook};
-use weft_node::wire::{DirectoryReply, JoinReply, StreamHello, SyncAccept};
+use weft_node::wire::{DirectoryReply, JoinChallenge, JoinReply, StreamHello, SyncAccept};
 use weft_primitives::Hash;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(accept) = SyncAccept::decode(data) {
         weft_fuzz::canonical("SyncAccept", data, &accept, &accept.encode());
+    }
+    if let Ok(challenge) = JoinChallenge::decode(data) {
+        weft_fuzz::canonical("JoinChallenge", data, &challenge, &challenge.encode());
     }
     if let Ok(reply) = JoinReply::decode(data) {
         weft_fuzz::canonical("JoinReply", data, &reply, &reply.encode());

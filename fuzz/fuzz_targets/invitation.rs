@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use weft_membership::{Invitation, JoinProof, WrappedKey, unwrap_group_key};
+use weft_membership::{Invitation, JoinBinding, JoinProof, WrappedKey, unwrap_group_key};
 use weft_net::{Multiaddr, peer_of_addr};
 use weft_node::peers::PeerBook;
 use weft_primitives::{Hash, SigningKey};
@@ -29,7 +29,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(invitation) = Invitation::decode(data) {
         weft_fuzz::canonical("Invitation", data, &invitation, &invitation.encode());
         let _ = invitation.verify(0, &joiner.public_key());
-        let _ = JoinProof::create(&joiner, &invitation).verify(&invitation);
+        let binding = JoinBinding { challenge: [4; 32], joiner_node: [5; 32], inviter_node: invitation.inviter_node };
+        let _ = JoinProof::create(&joiner, &invitation, &binding).verify(&invitation, &binding);
         addresses(&invitation);
     }
     if let Ok(text) = std::str::from_utf8(data)

@@ -52,7 +52,7 @@ fn delta(frame: &[u8], sign: bool) -> Vec<u8> {
         Ok((parents, hlc, mut actions, events)) if sign => {
             let signer = key(2);
             actions.iter_mut().for_each(|action| aim(action, signer.public_key()));
-            SignedDelta::sign(&signer, parents, hlc, actions, events).encode()
+            SignedDelta::sign(&signer, &Hash([3; 32]), parents, hlc, actions, events).encode()
         }
         _ => frame.to_vec(),
     }

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(delta) = SignedDelta::decode(data) else { return };
     weft_fuzz::canonical("SignedDelta", data, &delta, &delta.encode());
-    let _ = delta.verify();
+    let _ = delta.verify(&weft_primitives::Hash::ZERO);
     let _ = membership_changes(&delta.author, &delta.events);
     for event in &delta.events {
         if let Ok(change) = MembershipChange::decode(&event.data) {

@@ -33,7 +33,7 @@ fn signer() -> SigningKey {
 fn build() -> Result<Base, weft_state::StateError> {
     let signer = signer();
     let empty = MemoryKv::new();
-    let mut txn = StateTxn::new(&empty, &signer, Hlc { wall_ms: 1, counter: 0 });
+    let mut txn = StateTxn::new(&empty, weft_primitives::Hash::ZERO, &signer, Hlc { wall_ms: 1, counter: 0 });
     let root = root_id();
     txn.map_insert(root, b"name", b"weft")?;
     let mut collections = vec![(root, CrdtKind::Map)];
@@ -122,9 +122,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = recompute_root_hash(&kv);
     let _ = materialize(&kv);
     reads(&kv, &base.collections);
-    let _ = apply_actions(&kv, &signer().public_key(), &base.actions);
+    let _ = apply_actions(&kv, &weft_primitives::Hash::ZERO, &signer().public_key(), &base.actions);
     let signer = signer();
-    let mut txn = StateTxn::new(&kv, &signer, Hlc { wall_ms: 2, counter: 0 });
+    let mut txn = StateTxn::new(&kv, weft_primitives::Hash::ZERO, &signer, Hlc { wall_ms: 2, counter: 0 });
     for (id, kind) in &base.collections {
         let _ = match kind {
             CrdtKind::Map => txn.map_insert(*id, b"new", b"row"),

@@ -55,7 +55,7 @@ fn key(i: usize) -> Vec<u8> {
 
 /// One insert as its own transaction over `kv`; the first also creates the map.
 fn insert(kv: &dyn KvRead, signer: &SigningKey, map: EntityId, i: usize) -> anyhow::Result<WriteSet> {
-    let mut txn = StateTxn::new(kv, signer, Hlc::new(1_000 + i as u64, 0));
+    let mut txn = StateTxn::new(kv, weft_primitives::Hash::default(), signer, Hlc::new(1_000 + i as u64, 0));
     if i == 0 {
         txn.create(root_id(), b"items", CrdtKind::Map, StorageKind::Public)?;
     }

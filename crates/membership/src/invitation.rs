@@ -46,7 +46,7 @@ pub const INVITATION_ENCODED_BYTES_BOUND: usize =
 const _: () = assert!(INVITATION_ENCODED_BYTES_BOUND <= INVITATION_BYTES_MAX);
 
 const INVITATION_DOMAIN: &str = "weft invitation v1";
-const JOIN_DOMAIN: &str = "weft join v1";
+const JOIN_DOMAIN: &str = "weft join v2";
 
 /// A signed, expiring credential to join `context`.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
@@ -200,28 +200,45 @@ fn check_addrs(addrs: &[String]) -> Result<(), MembershipError> {
     Ok(())
 }
 
+/// What a join proof is bound to besides the invitation: one join exchange
+/// between two nodes. The inviter's node picks `challenge` at random for
+/// each exchange and the nodes' keys are those their transport
+/// authenticated, so a recorded proof is refused in any other exchange and
+/// by any other node.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct JoinBinding {
+    /// The inviter's node's fresh random challenge.
+    pub challenge: [u8; 32],
+    /// The joining node's key (its libp2p identity).
+    pub joiner_node: [u8; 32],
+    /// The inviter's node's key.
+    pub inviter_node: [u8; 32],
+}
+
 /// The joiner's proof that it holds the identity key it asks to be added as,
-/// bound to one invitation.
+/// bound to one invitation and one join exchange ([`JoinBinding`]).
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct JoinProof {
     /// The identity that will become a member.
     pub joiner: PublicKey,
-    /// Its signature over `Hash::derive("weft join v1", invitation id ‖ joiner)`.
+    /// Its signature over `Hash::derive("weft join v2", invitation id ‖
+    /// joiner ‖ challenge ‖ joiner node ‖ inviter node)`.
     pub signature: Signature,
 }
 
 impl JoinProof {
-    /// Prove possession of `joiner` for `invitation`.
-    pub fn create(joiner: &SigningKey, invitation: &Invitation) -> JoinProof {
+    /// Prove possession of `joiner` for `invitation`, in the exchange `binding`.
+    pub fn create(joiner: &SigningKey, invitation: &Invitation, binding: &JoinBinding) -> JoinProof {
         let public = joiner.public_key();
-        JoinProof { joiner: public, signature: joiner.sign(join_digest(invitation, &public).as_bytes()) }
+        JoinProof { joiner: public, signature: joiner.sign(join_digest(invitation, &public, binding).as_bytes()) }
     }
 
-    /// Check the proof against `invitation` (verify the invitation itself
-    /// with [`Invitation::verify`] for `self.joiner`).
-    pub fn verify(&self, invitation: &Invitation) -> Result<(), MembershipError> {
+    /// Check the proof against `invitation` and the exchange `binding`
+    /// (verify the invitation itself with [`Invitation::verify`] for
+    /// `self.joiner`).
+    pub fn verify(&self, invitation: &Invitation, binding: &JoinBinding) -> Result<(), MembershipError> {
         self.joiner
-            .verify(join_digest(invitation, &self.joiner).as_bytes(), &self.signature)
+            .verify(join_digest(invitation, &self.joiner, binding).as_bytes(), &self.signature)
             .map_err(|_| MembershipError::BadJoinProof(self.joiner))
     }
 
@@ -236,8 +253,11 @@ impl JoinProof {
     }
 }
 
-fn join_digest(invitation: &Invitation, joiner: &PublicKey) -> Hash {
-    Hash::derive(JOIN_DOMAIN, &[invitation.id().as_bytes(), &joiner.0])
+fn join_digest(invitation: &Invitation, joiner: &PublicKey, binding: &JoinBinding) -> Hash {
+    Hash::derive(
+        JOIN_DOMAIN,
+        &[invitation.id().as_bytes(), &joiner.0, &binding.challenge, &binding.joiner_node, &binding.inviter_node],
+    )
 }
 
 #[cfg(test)]
@@ -389,20 +409,29 @@ mod tests {
     }
 
     #[test]
-    fn join_proof_round_trips_and_binds_joiner_and_invitation() {
+    fn join_proof_round_trips_and_binds_joiner_invitation_and_exchange() {
         let invitation = open_invitation();
         let joiner = SigningKey::from_seed([2; 32]);
-        let proof = JoinProof::create(&joiner, &invitation);
+        let binding = JoinBinding { challenge: [5; 32], joiner_node: [6; 32], inviter_node: [7; 32] };
+        let proof = JoinProof::create(&joiner, &invitation, &binding);
         assert_eq!(proof.joiner, joiner.public_key());
-        assert_eq!(proof.verify(&invitation), Ok(()));
+        assert_eq!(proof.verify(&invitation, &binding), Ok(()));
         assert_eq!(JoinProof::decode(&proof.encode()).unwrap(), proof);
 
         let mut stolen = proof.clone();
         stolen.joiner = SigningKey::from_seed([3; 32]).public_key();
-        assert_eq!(stolen.verify(&invitation), Err(MembershipError::BadJoinProof(stolen.joiner)));
-        assert_eq!(proof.verify(&open_invitation()), Err(MembershipError::BadJoinProof(proof.joiner)));
+        assert_eq!(stolen.verify(&invitation, &binding), Err(MembershipError::BadJoinProof(stolen.joiner)));
+        assert_eq!(proof.verify(&open_invitation(), &binding), Err(MembershipError::BadJoinProof(proof.joiner)));
+        // Replayed in another exchange, from another node, or to another node.
+        for other in [
+            JoinBinding { challenge: [8; 32], ..binding },
+            JoinBinding { joiner_node: [8; 32], ..binding },
+            JoinBinding { inviter_node: [8; 32], ..binding },
+        ] {
+            assert_eq!(proof.verify(&invitation, &other), Err(MembershipError::BadJoinProof(proof.joiner)));
+        }
         let mut tampered = proof.clone();
         tampered.signature.0[10] ^= 4;
-        assert!(tampered.verify(&invitation).is_err());
+        assert!(tampered.verify(&invitation, &binding).is_err());
     }
 }

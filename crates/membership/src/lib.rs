@@ -39,9 +39,12 @@
 //! invitation (no named invitee) is a bearer credential: whoever holds its
 //! text can join until it expires, so it should travel over a channel the
 //! inviter trusts and expire soon. Naming the invitee removes that risk. The
-//! [`JoinProof`] stops anyone from joining *as someone else*; it does not stop
-//! a leaked open invitation from being used. Whether the inviter is a member
-//! is checked by the node against its replica, not here.
+//! [`JoinProof`] stops anyone from joining *as someone else*, and its
+//! [`JoinBinding`] (a fresh challenge from the inviter's node and both nodes'
+//! keys) stops a recorded join from being replayed; it does not stop a leaked
+//! open invitation from being used once. Whether the inviter is a member, and
+//! whether the invitation is still unused, is checked by the node against its
+//! replica, not here.
 
 mod error;
 mod group_key;
@@ -56,6 +59,6 @@ pub use group_key::{
 };
 pub use invitation::{
     INVITATION_ADDR_BYTES_MAX, INVITATION_ADDRS_MAX, INVITATION_BYTES_MAX, INVITATION_ENCODED_BYTES_BOUND,
-    INVITATION_TEXT_BYTES_MAX, INVITATION_TEXT_PREFIX, INVITATION_VERSION, Invitation, JoinProof,
+    INVITATION_TEXT_BYTES_MAX, INVITATION_TEXT_PREFIX, INVITATION_VERSION, Invitation, JoinBinding, JoinProof,
 };
 pub use key_wrap::{WRAPPED_CIPHERTEXT_BYTES, WrappedKey, unwrap_group_key, wrap_group_key};

@@ -3,12 +3,15 @@
 
 use proptest::prelude::*;
 use weft_membership::{
-    GroupKey, Invitation, JoinProof, MembershipError, WrappedKey, open_gossip, seal_gossip, unwrap_group_key,
-    wrap_group_key,
+    GroupKey, Invitation, JoinBinding, JoinProof, MembershipError, WrappedKey, open_gossip, seal_gossip,
+    unwrap_group_key, wrap_group_key,
 };
 use weft_primitives::{Hash, SigningKey};
 
 const NOW: u64 = 1_700_000_000_000;
+
+/// One join exchange the proofs here are made in.
+const BINDING: JoinBinding = JoinBinding { challenge: [1; 32], joiner_node: [2; 32], inviter_node: [3; 32] };
 
 fn invitation(inviter_seed: u8, named: bool) -> Result<Invitation, MembershipError> {
     let invitee = named.then(|| SigningKey::from_seed([200; 32]).public_key());
@@ -91,7 +94,7 @@ proptest! {
     ) {
         let invitation = invitation(1, true).unwrap();
         let joiner = SigningKey::from_seed([200; 32]).public_key();
-        let proof = JoinProof::create(&SigningKey::from_seed([200; 32]), &invitation);
+        let proof = JoinProof::create(&SigningKey::from_seed([200; 32]), &invitation, &BINDING);
         let mut bytes = invitation.encode();
         let i = position.index(bytes.len());
         bytes[i] ^= mask;
@@ -99,7 +102,7 @@ proptest! {
             prop_assert!(parsed.verify(NOW, &joiner).is_err());
             // The proof binds the signed fields (the id), not the signature.
             if i < bytes.len() - 64 {
-                prop_assert!(proof.verify(&parsed).is_err());
+                prop_assert!(proof.verify(&parsed, &BINDING).is_err());
             }
         }
     }
@@ -116,7 +119,7 @@ proptest! {
             let _ = invitation.verify(NOW, &SigningKey::from_seed([2; 32]).public_key());
         }
         if let Ok(proof) = JoinProof::decode(&bytes) {
-            let _ = proof.verify(&invitation(1, false).unwrap());
+            let _ = proof.verify(&invitation(1, false).unwrap(), &BINDING);
         }
         if let Ok(text) = std::str::from_utf8(&bytes) {
             let _ = Invitation::from_text(text);

@@ -10,7 +10,7 @@ use weft_sync::SessionId;
 
 use crate::NodeError;
 use crate::replica_store::DeadJob;
-use crate::wire::{DirectoryReply, JoinAccepted, JoinReply, JoinRequest};
+use crate::wire::{DirectoryReply, JoinAccepted, JoinReply};
 
 /// A reply slot.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -176,4 +176,14 @@ pub(crate) enum Internal {
         n: u64,
         reply: DirectoryReply,
     },
+}
+
+/// A challenged join, as the stream task that ran the exchange hands it to
+/// the driver: the invitation, the joiner's proof, and what the proof must
+/// be bound to (our challenge and both nodes' keys).
+#[derive(Debug)]
+pub(crate) struct JoinRequest {
+    pub(crate) invitation: weft_membership::Invitation,
+    pub(crate) proof: weft_membership::JoinProof,
+    pub(crate) binding: weft_membership::JoinBinding,
 }

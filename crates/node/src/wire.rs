@@ -4,7 +4,9 @@
 //! Every stream starts with one [`StreamHello`] frame from its opener:
 //! either it carries one anti-entropy or parent-request session of a
 //! context (every later frame is a `weft_sync` message), or it asks to join
-//! a context with an invitation (the answer is one [`JoinReply`] frame), or
+//! a context with an invitation (the inviter's node answers with a fresh
+//! [`JoinChallenge`], the joiner with a `JoinProof` bound to it and to both
+//! nodes, and the inviter's node with one [`JoinReply`] frame), or
 //! it asks a member's node for the context's other member nodes (the answer
 //! is one [`DirectoryReply`] frame). Both ends of a sync session prove they
 //! speak for a member: the opener in its hello, the responder in its first
@@ -14,12 +16,13 @@
 //! frame is an error and the stream is dropped.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use weft_membership::{Invitation, JoinProof, WrappedKey};
+use weft_membership::{Invitation, WrappedKey};
 use weft_primitives::encoding::{self, DecodeError};
 use weft_primitives::{Hash, PublicKey, Signature};
 
-/// The version of the hello/join exchange.
-pub const NODE_WIRE_VERSION: u8 = 1;
+/// The version of the hello/join exchange (2: the join is challenged, and
+/// delta ids hash the context id).
+pub const NODE_WIRE_VERSION: u8 = 2;
 
 /// The first frame of every stream.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -39,7 +42,7 @@ pub enum StreamHello {
         signature: Signature,
     },
     /// A request to be admitted to a context.
-    Join(Box<JoinRequest>),
+    Join(Box<JoinHello>),
     /// A member's node asks which nodes of `context`'s members we know and
     /// where they are; the answer is one [`DirectoryReply`] frame.
     Directory {
@@ -141,15 +144,35 @@ pub fn directory_hello_digest(context: &Hash, n: u64, opener: &[u8; 32], respond
     Hash::derive("weft directory hello v1", &[context.as_bytes(), &n.to_be_bytes(), opener, responder])
 }
 
-/// A joiner's request.
+/// A joiner's opening: the invitation it presents. Its proof follows once
+/// the inviter's node has sent a [`JoinChallenge`].
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct JoinRequest {
+pub struct JoinHello {
     /// The wire version.
     pub version: u8,
     /// The invitation.
     pub invitation: Invitation,
-    /// Proof that the joiner holds the identity it asks to be admitted as.
-    pub proof: JoinProof,
+}
+
+/// The inviter's node's answer to a [`JoinHello`]: a value it picked at
+/// random for this exchange alone, which the joiner's `JoinProof` must sign
+/// (`weft_membership::JoinBinding`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct JoinChallenge {
+    /// The fresh random value.
+    pub challenge: [u8; 32],
+}
+
+impl JoinChallenge {
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    /// Decode strictly.
+    pub fn decode(bytes: &[u8]) -> Result<JoinChallenge, DecodeError> {
+        encoding::decode(bytes)
+    }
 }
 
 /// The inviter's answer.

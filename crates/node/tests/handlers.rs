@@ -86,7 +86,8 @@ async fn publish_a_trigger_that_cannot_be_handled(
     let info = cluster.node(0).context(context).await.unwrap();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     let event = Event { kind: "Triggered".into(), data: br#"{"note":5}"#.to_vec(), handler: Some("on_event".into()) };
-    let delta = SignedDelta::sign(&member_key(cluster, 0), info.heads, Hlc::new(now, 0), Vec::new(), vec![event]);
+    let delta =
+        SignedDelta::sign(&member_key(cluster, 0), &context, info.heads, Hlc::new(now, 0), Vec::new(), vec![event]);
     cluster.node(0).publish_unchecked(context, delta.id, delta.encode()).await.unwrap();
     delta.id
 }
@@ -119,7 +120,8 @@ async fn an_event_naming_no_handler_of_the_app_owes_no_job() {
     let events = ["count", "nowhere"]
         .map(|name| Event { kind: "Triggered".into(), data: b"{}".to_vec(), handler: Some(name.into()) })
         .to_vec();
-    let delta = SignedDelta::sign(&member_key(&cluster, 0), info.heads.clone(), Hlc::new(now, 0), Vec::new(), events);
+    let delta =
+        SignedDelta::sign(&member_key(&cluster, 0), &context, info.heads.clone(), Hlc::new(now, 0), Vec::new(), events);
     cluster.node(0).publish_unchecked(context, delta.id, delta.encode()).await.unwrap();
     let applied =
         eventually(CONVERGE_TIMEOUT, || async { cluster.node(1).delta(context, delta.id).await.unwrap() }).await;

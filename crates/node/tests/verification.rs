@@ -40,12 +40,13 @@ async fn non_member_forged_and_misidentified_deltas_are_rejected_and_their_sende
     let stranger = SigningKey::from_seed([99; 32]);
 
     // A non-member's delta on applied parents.
-    let non_member = SignedDelta::sign(&stranger, heads.clone(), Hlc::new(now(), 0), Vec::new(), Vec::new());
+    let non_member = SignedDelta::sign(&stranger, &context, heads.clone(), Hlc::new(now(), 0), Vec::new(), Vec::new());
     // A member's delta with a signature that does not verify.
-    let mut forged = SignedDelta::sign(&member, heads.clone(), Hlc::new(now(), 1), Vec::new(), Vec::new());
+    let mut forged = SignedDelta::sign(&member, &context, heads.clone(), Hlc::new(now(), 1), Vec::new(), Vec::new());
     forged.signature = Signature([7; 64]);
     // A delta whose id is not its content hash.
-    let mut misidentified = SignedDelta::sign(&member, heads.clone(), Hlc::new(now(), 2), Vec::new(), Vec::new());
+    let mut misidentified =
+        SignedDelta::sign(&member, &context, heads.clone(), Hlc::new(now(), 2), Vec::new(), Vec::new());
     misidentified.hlc = Hlc::new(now(), 3);
 
     let rejected_before = cluster.node(1).stats().await.unwrap().deltas_rejected;
@@ -99,7 +100,7 @@ async fn a_delta_with_missing_parents_makes_the_receiver_fetch_them_from_the_sen
     let mut parents = cluster.node(0).context(context).await.unwrap().heads;
     let mut chain = Vec::new();
     for n in 0..3 {
-        let delta = SignedDelta::sign(&key, parents.clone(), Hlc::new(now(), n), Vec::new(), Vec::new());
+        let delta = SignedDelta::sign(&key, &context, parents.clone(), Hlc::new(now(), n), Vec::new(), Vec::new());
         parents = vec![delta.id];
         cluster.node(0).deliver_unchecked(context, cluster.node(1).peer_id(), delta.encode()).await.unwrap();
         chain.push(delta);
@@ -129,7 +130,8 @@ async fn a_forged_message_with_a_genuine_id_does_not_suppress_the_genuine_delta(
     cluster.converged(context).await;
     let before = cluster.node(1).context(context).await.unwrap().stats;
     let heads = cluster.node(1).context(context).await.unwrap().heads;
-    let genuine = SignedDelta::sign(&member_key(&cluster, 0), heads, Hlc::new(now(), 0), Vec::new(), Vec::new());
+    let genuine =
+        SignedDelta::sign(&member_key(&cluster, 0), &context, heads, Hlc::new(now(), 0), Vec::new(), Vec::new());
 
     cluster.node(0).publish_unchecked(context, genuine.id, b"not the delta".to_vec()).await.unwrap();
     let arrived = eventually(CONVERGE_TIMEOUT, || async {

@@ -145,7 +145,8 @@ pub(crate) fn execute<K: KvRead + ?Sized>(
     store.set_fuel(limits.fuel).map_err(|e| call_error(e, limits))?;
 
     let mut txn = if writes_allowed {
-        StateTxn::new(request.kv, request.executor, request.start_hlc).with_text_lane(request.text_lane)
+        StateTxn::new(request.kv, request.context_id, request.executor, request.start_hlc)
+            .with_text_lane(request.text_lane)
     } else {
         StateTxn::read_only(request.kv)
     };

@@ -246,7 +246,7 @@ mod tests {
     fn create_is_create_if_absent() {
         let kv = MemoryKv::new();
         let key = SigningKey::from_seed([1; 32]);
-        let mut txn = StateTxn::new(&kv, &key, Hlc::new(1, 0));
+        let mut txn = StateTxn::new(&kv, Hash::default(), &key, Hlc::new(1, 0));
         let root = root_id().0;
         let create =
             StateCall::Create { parent: root, key: b"m".to_vec(), kind: AbiKind::Map, storage: Storage::Public };
@@ -261,7 +261,7 @@ mod tests {
     fn refusals_carry_their_status() {
         let kv = MemoryKv::new();
         let key = SigningKey::from_seed([1; 32]);
-        let mut txn = StateTxn::new(&kv, &key, Hlc::new(1, 0));
+        let mut txn = StateTxn::new(&kv, Hash::default(), &key, Hlc::new(1, 0));
         let mut ops = StateOps::new(&mut txn, true);
         let missing = StateCall::MapLen { map: [9; 32] };
         assert!(matches!(ops.execute(missing), StateOutcome::Refused(StatusCode::NotFound, _)));

@@ -99,7 +99,7 @@ impl Node {
     fn apply(&mut self, author: &SigningKey, outcome: &Outcome) {
         let snapshot = self.store.read().unwrap();
         let view = snapshot.state_view(self.context).unwrap();
-        let applied = weft_state::apply_actions(&view, &author.public_key(), &outcome.actions).unwrap();
+        let applied = weft_state::apply_actions(&view, &self.context, &author.public_key(), &outcome.actions).unwrap();
         drop(view);
         let context = self.context;
         self.store.write(|txn| txn.apply_state_writes(context, &applied.writes)).unwrap();

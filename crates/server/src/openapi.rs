@@ -116,6 +116,7 @@ fn schemas() -> Value {
         "escalations",
         "divergences",
         "store_failures",
+        "pending_refused",
     ];
     let stats: Map<String, Value> = stats_fields.iter().map(|f| ((*f).to_owned(), count.clone())).collect();
     json!({

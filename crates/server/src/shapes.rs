@@ -66,6 +66,7 @@ pub(crate) fn sync_status(info: &ContextInfo) -> Value {
             "escalations": stats.escalations,
             "divergences": stats.divergences,
             "store_failures": stats.store_failures,
+            "pending_refused": stats.pending_refused,
         },
     })
 }

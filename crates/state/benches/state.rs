@@ -54,7 +54,7 @@ impl Bench {
 
     fn commit<R>(&mut self, f: impl FnOnce(&mut StateTxn<'_, MemoryKv>) -> Result<R, weft_state::StateError>) -> R {
         self.wall_ms += 1;
-        let mut txn = StateTxn::new(&self.kv, &self.key, Hlc::new(self.wall_ms, 0));
+        let mut txn = StateTxn::new(&self.kv, weft_primitives::Hash::default(), &self.key, Hlc::new(self.wall_ms, 0));
         let out = f(&mut txn).unwrap();
         let commit = txn.commit().unwrap();
         self.rows_written += commit.writes.len();
@@ -66,7 +66,7 @@ impl Bench {
     fn insert_over<K: KvRead + ?Sized>(&mut self, kv: &K) -> WriteSet {
         self.wall_ms += 1;
         let key: [u8; 16] = self.rng.random();
-        let mut txn = StateTxn::new(kv, &self.key, Hlc::new(self.wall_ms, 0));
+        let mut txn = StateTxn::new(kv, weft_primitives::Hash::default(), &self.key, Hlc::new(self.wall_ms, 0));
         txn.map_insert(self.map, &key, &[0xabu8; 32]).unwrap();
         txn.commit().unwrap().writes
     }

@@ -12,6 +12,10 @@ use weft_text::TextOp;
 
 use crate::model::{CrdtKind, EntityId, Stamp, StorageKind};
 
+/// The key-derivation context of owners' action signatures (v2: the
+/// context id is hashed in).
+pub const ACTION_SIGNATURE_DOMAIN: &str = "weft state action signature v2";
+
 /// One replicated change.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Action {
@@ -116,11 +120,13 @@ impl Op {
 }
 
 impl Action {
-    /// What the owner signs: a domain-separated digest of the canonical
-    /// encoding of everything but the signature.
-    pub fn signing_digest(&self) -> Hash {
+    /// What the owner signs: a domain-separated digest of the context id and
+    /// the canonical encoding of everything but the signature. The context
+    /// is in it so a member of two contexts cannot replay an owner's signed
+    /// action from one into the other.
+    pub fn signing_digest(&self, context: &Hash) -> Hash {
         let body = encoding::encode(&(&self.target, &self.op, &self.stamp));
-        Hash::derive("weft state action signature", &[&body])
+        Hash::derive(ACTION_SIGNATURE_DOMAIN, &[context.as_bytes(), &body])
     }
 
     /// The canonical bytes of this action.

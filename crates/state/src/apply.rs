@@ -45,12 +45,12 @@ pub(crate) struct Target {
 pub(crate) fn check<K: KvRead + ?Sized>(
     ov: &mut Overlay<'_, K>,
     action: &Action,
-    verify_signature: bool,
+    verify_in: Option<&Hash>,
 ) -> Result<Target, StateError> {
     check_sizes(&action.op)?;
     let index = ov.index(&action.target)?.ok_or(StateError::UnknownTarget(action.target))?;
     let target = Target { kind: index.kind, storage: index.storage, depth: index.depth };
-    check_access(action, &target, verify_signature)?;
+    check_access(action, &target, verify_in)?;
     let wrong_kind = || StateError::WrongKind { target: action.target, op: action.op.name(), found: target.kind };
     let frozen = target.storage == StorageKind::Frozen;
     match &action.op {
@@ -131,8 +131,9 @@ fn check_sizes(op: &Op) -> Result<(), StateError> {
 
 /// The owner rules: a user-owned target, or a user-owned collection being
 /// created, must be written by its owner with a valid signature; anything
-/// else must carry no signature.
-fn check_access(action: &Action, target: &Target, verify_signature: bool) -> Result<(), StateError> {
+/// else must carry no signature. `verify_in` is the context the signature
+/// must have been made for (`None`: our own fresh signature, not re-checked).
+fn check_access(action: &Action, target: &Target, verify_in: Option<&Hash>) -> Result<(), StateError> {
     let author = action.stamp.author;
     let target_owner = match target.storage {
         StorageKind::UserOwned { owner } => Some(owner),
@@ -151,10 +152,13 @@ fn check_access(action: &Action, target: &Target, verify_signature: bool) -> Res
     match (&action.signature, needs_signature) {
         (None, true) => Err(StateError::MissingSignature(action.target)),
         (Some(_), false) => Err(StateError::UnexpectedSignature(action.target)),
-        (Some(signature), true) if verify_signature => author
-            .verify(action.signing_digest().as_bytes(), signature)
-            .map_err(|_| StateError::BadSignature(action.target)),
-        (Some(_), true) | (None, false) => Ok(()),
+        (Some(signature), true) => match verify_in {
+            Some(context) => author
+                .verify(action.signing_digest(context).as_bytes(), signature)
+                .map_err(|_| StateError::BadSignature(action.target)),
+            None => Ok(()),
+        },
+        (None, false) => Ok(()),
     }
 }
 
@@ -303,9 +307,11 @@ pub struct Applied {
 /// batch and nothing is written.
 ///
 /// The caller has already checked the delta's own signature and that
-/// `author` is a member; this checks that every action is by that author.
+/// `author` is a member; this checks that every action is by that author
+/// and that owners' signatures were made for `context`.
 pub fn apply_actions<K: KvRead + ?Sized>(
     kv: &K,
+    context: &Hash,
     author: &PublicKey,
     actions: &[Action],
 ) -> Result<Applied, StateError> {
@@ -317,7 +323,7 @@ pub fn apply_actions<K: KvRead + ?Sized>(
         if action.stamp.author != *author {
             return Err(StateError::ForeignAuthor { expected: *author, found: action.stamp.author });
         }
-        let target = check(&mut ov, action, true)?;
+        let target = check(&mut ov, action, Some(context))?;
         merge(&mut ov, action, target)?;
     }
     let root_hash = finalize(&mut ov)?;

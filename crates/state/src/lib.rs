@@ -67,7 +67,7 @@ mod text;
 mod tree;
 mod txn;
 
-pub use action::{Action, Op};
+pub use action::{ACTION_SIGNATURE_DOMAIN, Action, Op};
 pub use apply::{Applied, apply_actions, entity_index, root_hash};
 pub use error::StateError;
 pub use layered::LayeredKv;

@@ -38,6 +38,8 @@ pub struct Commit {
 /// A local transaction over one context's state.
 pub struct StateTxn<'k, K: KvRead + ?Sized> {
     ov: Overlay<'k, K>,
+    /// The context owners sign their actions for.
+    context: Hash,
     signer: Option<&'k SigningKey>,
     author: PublicKey,
     next_hlc: Hlc,
@@ -49,11 +51,12 @@ pub struct StateTxn<'k, K: KvRead + ?Sized> {
 }
 
 impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
-    /// A transaction writing as `signer`, stamping its actions from `start`
-    /// on (each action takes the next logical tick).
-    pub fn new(kv: &'k K, signer: &'k SigningKey, start: Hlc) -> StateTxn<'k, K> {
+    /// A transaction in `context` writing as `signer`, stamping its actions
+    /// from `start` on (each action takes the next logical tick).
+    pub fn new(kv: &'k K, context: Hash, signer: &'k SigningKey, start: Hlc) -> StateTxn<'k, K> {
         StateTxn {
             ov: Overlay::new(kv),
+            context,
             signer: Some(signer),
             author: signer.public_key(),
             next_hlc: start,
@@ -77,6 +80,7 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
     pub fn read_only(kv: &'k K) -> StateTxn<'k, K> {
         StateTxn {
             ov: Overlay::new(kv),
+            context: Hash::default(),
             signer: None,
             author: PublicKey::default(),
             next_hlc: Hlc::default(),
@@ -132,10 +136,10 @@ impl<'k, K: KvRead + ?Sized> StateTxn<'k, K> {
         let stamp = self.next_stamp()?;
         let mut action = Action { target, op, stamp, signature: None };
         if self.needs_signature(&action)? {
-            action.signature = Some(signer.sign(action.signing_digest().as_bytes()));
+            action.signature = Some(signer.sign(action.signing_digest(&self.context).as_bytes()));
         }
         // Our own fresh signature needs no verifying; the owner check still runs.
-        let checked = match apply::check(&mut self.ov, &action, false) {
+        let checked = match apply::check(&mut self.ov, &action, None) {
             Ok(checked) => checked,
             Err(error) => {
                 (self.next_hlc, self.last_hlc) = saved_hlc;

@@ -239,7 +239,7 @@ fn replay(deltas: &[Delta], rng: &mut SmallRng) -> MemoryKv {
     while applied.len() < deltas.len() {
         let ready = deliverable(deltas, &applied);
         let d = ready[rng.random_range(0..ready.len())];
-        let result = apply_actions(&kv, &deltas[d].author, &deltas[d].actions).unwrap();
+        let result = apply_actions(&kv, &common::CONTEXT, &deltas[d].author, &deltas[d].actions).unwrap();
         kv.apply(result.writes);
         applied.insert(d);
     }

@@ -151,11 +151,11 @@ proptest! {
             let mut rest: &[Action] = &inserts;
             while !rest.is_empty() {
                 let n = rng.random_range(1..=rest.len());
-                let applied = apply_actions(&kv, &author, &rest[..n]).unwrap();
+                let applied = apply_actions(&kv, &Hash::default(), &author, &rest[..n]).unwrap();
                 kv.apply(applied.writes);
                 rest = &rest[n..];
             }
-            let applied = apply_actions(&kv, &author, &removes).unwrap();
+            let applied = apply_actions(&kv, &Hash::default(), &author, &removes).unwrap();
             kv.apply(applied.writes);
             let root = root_hash(&kv).unwrap();
             prop_assert_eq!(root, recompute_root_hash(&kv).unwrap());

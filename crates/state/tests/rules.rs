@@ -169,22 +169,30 @@ fn user_owned_accepts_the_owner_and_rejects_others() {
     let op = Op::MapInsert { key: b"name".to_vec(), value: b"eve".to_vec() };
     // Remote write by a non-owner, signed with its own key.
     let mut by_other = Action { target: profile, op: op.clone(), stamp, signature: None };
-    by_other.signature = Some(other.key.sign(by_other.signing_digest().as_bytes()));
+    by_other.signature = Some(other.key.sign(by_other.signing_digest(&common::CONTEXT).as_bytes()));
     assert!(matches!(other.receive(&other.author(), &[by_other]).unwrap_err(), StateError::NotOwner { .. }));
     // Claiming to be the owner, with a forged signature.
     let owner_stamp = weft_state::Stamp::new(stamp.hlc, owner.author());
     let mut forged = Action { target: profile, op: op.clone(), stamp: owner_stamp, signature: None };
-    forged.signature = Some(other.key.sign(forged.signing_digest().as_bytes()));
+    forged.signature = Some(other.key.sign(forged.signing_digest(&common::CONTEXT).as_bytes()));
     assert_eq!(other.receive(&owner.author(), &[forged]).unwrap_err(), StateError::BadSignature(profile));
     // A genuine signature over different content does not transfer.
     let mut replayed = write[0].clone();
     replayed.op = op.clone();
     assert_eq!(other.receive(&owner.author(), &[replayed]).unwrap_err(), StateError::BadSignature(profile));
+    // The owner's own signature, made for another context, is replayed here.
+    let mut elsewhere = Action { target: profile, op: op.clone(), stamp: owner_stamp, signature: None };
+    elsewhere.signature = Some(owner.key.sign(elsewhere.signing_digest(&Hash([8; 32])).as_bytes()));
+    assert_eq!(other.receive(&owner.author(), &[elsewhere.clone()]).unwrap_err(), StateError::BadSignature(profile));
     // Unsigned.
     let unsigned = Action { target: profile, op, stamp: owner_stamp, signature: None };
     assert_eq!(other.receive(&owner.author(), &[unsigned]).unwrap_err(), StateError::MissingSignature(profile));
     assert_eq!(other.root(), before, "rejected actions change nothing");
     assert_eq!(other.read(|t| t.map_get(profile, b"name")), bytes(b"ada"));
+    // The same action signed for this context is accepted: only the context was wrong.
+    elsewhere.signature = Some(owner.key.sign(elsewhere.signing_digest(&common::CONTEXT).as_bytes()));
+    other.receive(&owner.author(), &[elsewhere]).unwrap();
+    assert_eq!(other.read(|t| t.map_get(profile, b"name")), bytes(b"eve"));
 }
 
 #[test]
@@ -194,7 +202,7 @@ fn public_actions_carry_no_signature_and_batches_are_single_author() {
     let (_, mut actions) = a.txn(|t| t.map_insert(root(), b"k", b"v")).unwrap();
     let mut c = Replica::new(3);
     assert!(matches!(c.receive(&b.author(), &actions).unwrap_err(), StateError::ForeignAuthor { .. }));
-    actions[0].signature = Some(a.key.sign(actions[0].signing_digest().as_bytes()));
+    actions[0].signature = Some(a.key.sign(actions[0].signing_digest(&common::CONTEXT).as_bytes()));
     assert_eq!(c.receive(&a.author(), &actions).unwrap_err(), StateError::UnexpectedSignature(root()));
     assert_eq!(c.root(), Replica::new(3).root());
 }
@@ -381,7 +389,7 @@ fn dropping_a_transaction_changes_nothing() {
     a.txn(|t| t.map_insert(root(), b"k", b"v")).unwrap();
     let before = a.kv.clone();
     {
-        let mut txn = weft_state::StateTxn::new(&a.kv, &a.key, weft_primitives::Hlc::new(100, 0));
+        let mut txn = weft_state::StateTxn::new(&a.kv, common::CONTEXT, &a.key, weft_primitives::Hlc::new(100, 0));
         txn.map_insert(root(), b"k", b"other").unwrap();
         txn.map_insert(root(), b"k2", b"v").unwrap();
         assert_eq!(txn.map_get(root(), b"k").unwrap(), bytes(b"other"));

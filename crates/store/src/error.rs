@@ -21,7 +21,9 @@ pub enum StoreError {
         source: Arc<redb::Error>,
     },
     /// The database was written by another schema version of this crate.
-    #[error("database schema version {found}, this build reads version {expected}")]
+    #[error(
+        "database schema version {found}, this build reads version {expected}: the data directory was written by another weft release (move it aside and join its contexts again)"
+    )]
     SchemaVersion {
         /// The version found in the `meta` table.
         found: u32,

@@ -16,11 +16,14 @@ use crate::txn::{ReadTxn, WriteTxn};
 
 /// The layout version this build writes and reads. Bump it whenever a table
 /// is added or renamed or a key or value encoding changes.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Version 5: delta ids and owners' action signatures hash the context id
+/// in, so the deltas a version 3 or 4 store holds no longer verify.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Older schema versions this build opens by creating the tables added
-/// since (each step only added tables): version 3 lacked `dead_jobs`.
-pub const SCHEMA_VERSIONS_UPGRADABLE: [u32; 1] = [3];
+/// since (a step that only added tables). None at version 5: every older
+/// store holds deltas under the old id scheme and is refused.
+pub const SCHEMA_VERSIONS_UPGRADABLE: [u32; 0] = [];
 
 /// The node's database. Cheap to clone: clones share one redb database.
 ///

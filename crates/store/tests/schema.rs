@@ -248,24 +248,32 @@ fn bit_flipped_file_is_an_error_or_opens_but_never_panics() {
 }
 
 #[test]
-fn a_version_3_database_is_upgraded_by_adding_the_dead_jobs_table() {
-    let (_dir, path) = fresh_store_file();
-    {
-        // Make it what version 3 wrote: no dead_jobs table, version 3.
+fn a_store_from_before_context_bound_ids_is_refused_and_left_as_it_was() {
+    for old in [3u32, 4] {
+        let (_dir, path) = fresh_store_file();
+        drop(Store::open(&path).unwrap());
+        {
+            // What versions 3 and 4 wrote: the same tables, an older number.
+            let db = redb::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            // META values are byte vectors: the version's borsh bytes, as a Vec.
+            let version = weft_primitives::encoding::encode(&weft_primitives::encoding::encode(&old));
+            txn.open_table(Raw::new(META.name()))
+                .unwrap()
+                .insert(SCHEMA_VERSION_KEY.as_bytes(), version.as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        match Store::open(&path) {
+            Err(StoreError::SchemaVersion { found, expected }) => assert_eq!((found, expected), (old, SCHEMA_VERSION)),
+            other => panic!("version {old} store opened: {:?}", other.map(|_| ())),
+        }
+        // Refusing wrote nothing: the number on disk is still the old one.
         let db = redb::Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        assert!(txn.delete_table(Raw::new(weft_store::DEAD_JOBS.name())).unwrap());
-        // META values are byte vectors: the version's borsh bytes, as a Vec.
-        let version = weft_primitives::encoding::encode(&weft_primitives::encoding::encode(&3u32));
-        txn.open_table(Raw::new(META.name()))
-            .unwrap()
-            .insert(SCHEMA_VERSION_KEY.as_bytes(), version.as_slice())
-            .unwrap();
-        txn.commit().unwrap();
+        let read = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let table = read.open_table(Raw::new(META.name())).unwrap();
+        let stored = table.get(SCHEMA_VERSION_KEY.as_bytes()).unwrap().unwrap().value().to_vec();
+        let stored: Vec<u8> = weft_primitives::encoding::decode(&stored).unwrap();
+        assert_eq!(weft_primitives::encoding::decode::<u32>(&stored).unwrap(), old);
     }
-    let store = Store::open(&path).unwrap();
-    let read = store.read().unwrap();
-    let stored = read.get(META, SCHEMA_VERSION_KEY).unwrap().unwrap();
-    assert_eq!(weft_primitives::encoding::decode::<u32>(&stored).unwrap(), SCHEMA_VERSION);
-    assert_eq!(read.get(weft_store::DEAD_JOBS, &(h(1), 0)).unwrap(), None, "the table exists and is empty");
 }

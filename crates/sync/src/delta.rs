@@ -4,9 +4,11 @@
 //! A [`SignedDelta`] is one write: the heads it was built on (`parents`),
 //! its author's identity key, a hybrid logical timestamp, the state
 //! [`Action`]s and the [`Event`]s the write emitted. Its `id` is
-//! [`Hash::derive`] under [`DELTA_ID_DOMAIN`] of the canonical borsh encoding
-//! of everything except `id` and `signature`; the signature is the author's
-//! Ed25519 signature over the id's 32 bytes.
+//! [`Hash::derive`] under [`DELTA_ID_DOMAIN`] of the context id followed by
+//! the canonical borsh encoding of everything except `id` and `signature`;
+//! the signature is the author's Ed25519 signature over the id's 32 bytes.
+//! The context id is not on the wire (the receiver knows it), but it is in
+//! the id, so a delta signed for one context fails the id check in any other.
 //!
 //! Guarantees:
 //! - [`SignedDelta::decode`] accepts exactly the bytes [`SignedDelta::encode`]
@@ -41,7 +43,7 @@ pub const EVENTS_PER_DELTA_MAX: usize = 1024;
 
 /// The key-derivation context of delta ids: separates them from every other
 /// BLAKE3 use (entity hashes, action signatures) over the same bytes.
-pub const DELTA_ID_DOMAIN: &str = "weft sync delta id v1";
+pub const DELTA_ID_DOMAIN: &str = "weft sync delta id v2";
 
 /// An event a write emitted: delivered to subscribers on every node, and
 /// handled (if `handler` names a method) on every node but the author's.
@@ -227,30 +229,39 @@ impl From<DecodeError> for DeltaRejection {
     }
 }
 
-/// The id of a delta with this content.
-fn content_id(parents: &[DeltaId], author: &PublicKey, hlc: &Hlc, actions: &[Action], events: &[Event]) -> DeltaId {
+/// The id of a delta of `context` with this content.
+fn content_id(
+    context: &Hash,
+    parents: &[DeltaId],
+    author: &PublicKey,
+    hlc: &Hlc,
+    actions: &[Action],
+    events: &[Event],
+) -> DeltaId {
     let body = encoding::encode(&(parents, author, hlc, actions, events));
-    Hash::derive(DELTA_ID_DOMAIN, &[&body])
+    Hash::derive(DELTA_ID_DOMAIN, &[context.as_bytes(), &body])
 }
 
 impl SignedDelta {
-    /// A delta by `signer`, with its id computed and signed.
+    /// A delta of `context` by `signer`, with its id computed and signed.
     pub fn sign(
         signer: &SigningKey,
+        context: &Hash,
         parents: Vec<DeltaId>,
         hlc: Hlc,
         actions: Vec<Action>,
         events: Vec<Event>,
     ) -> SignedDelta {
         let author = signer.public_key();
-        let id = content_id(&parents, &author, &hlc, &actions, &events);
+        let id = content_id(context, &parents, &author, &hlc, &actions, &events);
         let signature = signer.sign(id.as_bytes());
         SignedDelta { id, parents, author, hlc, actions, events, signature }
     }
 
-    /// The hash of this delta's content (what `id` must be).
-    pub fn content_id(&self) -> DeltaId {
-        content_id(&self.parents, &self.author, &self.hlc, &self.actions, &self.events)
+    /// The hash of this delta's content as a delta of `context` (what `id`
+    /// must be).
+    pub fn content_id(&self, context: &Hash) -> DeltaId {
+        content_id(context, &self.parents, &self.author, &self.hlc, &self.actions, &self.events)
     }
 
     /// The canonical bytes.
@@ -267,10 +278,11 @@ impl SignedDelta {
         Ok(encoding::decode(bytes)?)
     }
 
-    /// Every check a delta passes on its own: size, parents, id, signature.
-    pub fn verify(&self) -> Result<(), DeltaRejection> {
+    /// Every check a delta of `context` passes on its own: size, parents, id,
+    /// signature.
+    pub fn verify(&self, context: &Hash) -> Result<(), DeltaRejection> {
         self.check_shape()?;
-        self.check_id()?;
+        self.check_id(context)?;
         self.check_signature()
     }
 
@@ -304,9 +316,9 @@ impl SignedDelta {
         Ok(())
     }
 
-    /// That `id` is the content hash.
-    pub fn check_id(&self) -> Result<(), DeltaRejection> {
-        let computed = self.content_id();
+    /// That `id` is the content hash for `context`.
+    pub fn check_id(&self, context: &Hash) -> Result<(), DeltaRejection> {
+        let computed = self.content_id(context);
         if computed != self.id {
             return Err(DeltaRejection::IdMismatch { claimed: self.id, computed });
         }
@@ -373,6 +385,9 @@ mod tests {
 
     use super::*;
 
+    /// The context the sample deltas are written in.
+    const CTX: Hash = Hash([9; 32]);
+
     fn signer() -> SigningKey {
         SigningKey::from_seed([3; 32])
     }
@@ -380,17 +395,17 @@ mod tests {
     fn sample() -> SignedDelta {
         let kv = MemoryKv::new();
         let key = signer();
-        let mut txn = StateTxn::new(&kv, &key, Hlc::new(10, 0));
+        let mut txn = StateTxn::new(&kv, CTX, &key, Hlc::new(10, 0));
         txn.map_insert(root_id(), b"k", b"v").unwrap();
         let commit = txn.commit().unwrap();
         let event = Event { kind: "Added".into(), data: b"{}".to_vec(), handler: Some("on_added".into()) };
-        SignedDelta::sign(&key, vec![Hash::of(b"genesis")], Hlc::new(10, 0), commit.actions, vec![event])
+        SignedDelta::sign(&key, &CTX, vec![Hash::of(b"genesis")], Hlc::new(10, 0), commit.actions, vec![event])
     }
 
     #[test]
     fn a_signed_delta_verifies_and_round_trips() {
         let delta = sample();
-        assert_eq!(delta.verify(), Ok(()));
+        assert_eq!(delta.verify(&CTX), Ok(()));
         let bytes = delta.encode();
         assert_eq!(SignedDelta::decode(&bytes), Ok(delta.clone()));
         assert_eq!(encode_causal(&delta.clone().into_causal()), bytes, "served bytes equal the received bytes");
@@ -401,35 +416,45 @@ mod tests {
     fn forged_signature_is_bad_signature() {
         let mut delta = sample();
         delta.signature = SigningKey::from_seed([4; 32]).sign(delta.id.as_bytes());
-        assert_eq!(delta.verify(), Err(DeltaRejection::BadSignature { author: delta.author }));
+        assert_eq!(delta.verify(&CTX), Err(DeltaRejection::BadSignature { author: delta.author }));
     }
 
     #[test]
     fn another_authors_claim_is_bad_signature() {
         let mut delta = sample();
         delta.author = SigningKey::from_seed([5; 32]).public_key();
-        delta.id = delta.content_id();
-        assert_eq!(delta.verify(), Err(DeltaRejection::BadSignature { author: delta.author }));
+        delta.id = delta.content_id(&CTX);
+        assert_eq!(delta.verify(&CTX), Err(DeltaRejection::BadSignature { author: delta.author }));
+    }
+
+    #[test]
+    fn a_delta_of_one_context_is_id_mismatch_in_another() {
+        let delta = sample();
+        let other = Hash([10; 32]);
+        assert_eq!(
+            delta.verify(&other),
+            Err(DeltaRejection::IdMismatch { claimed: delta.id, computed: delta.content_id(&other) })
+        );
     }
 
     #[test]
     fn id_that_is_not_the_content_hash_is_id_mismatch() {
         let mut delta = sample();
         delta.hlc = Hlc::new(11, 0);
-        assert!(matches!(delta.verify(), Err(DeltaRejection::IdMismatch { .. })));
+        assert!(matches!(delta.verify(&CTX), Err(DeltaRejection::IdMismatch { .. })));
     }
 
     #[test]
     fn parent_list_rules_have_their_own_variants() {
         let key = signer();
-        let none = SignedDelta::sign(&key, vec![], Hlc::new(1, 0), vec![], vec![]);
-        assert_eq!(none.verify(), Err(DeltaRejection::NoParents));
+        let none = SignedDelta::sign(&key, &CTX, vec![], Hlc::new(1, 0), vec![], vec![]);
+        assert_eq!(none.verify(&CTX), Err(DeltaRejection::NoParents));
         let p = Hash::of(b"p");
-        let twice = SignedDelta::sign(&key, vec![p, p], Hlc::new(1, 0), vec![], vec![]);
-        assert_eq!(twice.verify(), Err(DeltaRejection::DuplicateParent { parent: p }));
+        let twice = SignedDelta::sign(&key, &CTX, vec![p, p], Hlc::new(1, 0), vec![], vec![]);
+        assert_eq!(twice.verify(&CTX), Err(DeltaRejection::DuplicateParent { parent: p }));
         let many: Vec<DeltaId> = (0..=PARENTS_MAX as u32).map(|i| Hash::of(&i.to_le_bytes())).collect();
-        let wide = SignedDelta::sign(&key, many, Hlc::new(1, 0), vec![], vec![]);
-        assert_eq!(wide.verify(), Err(DeltaRejection::TooManyParents { count: PARENTS_MAX + 1, max: PARENTS_MAX }));
+        let wide = SignedDelta::sign(&key, &CTX, many, Hlc::new(1, 0), vec![], vec![]);
+        assert_eq!(wide.verify(&CTX), Err(DeltaRejection::TooManyParents { count: PARENTS_MAX + 1, max: PARENTS_MAX }));
     }
 
     #[test]
@@ -438,21 +463,23 @@ mod tests {
         let event = Event { kind: "e".into(), data: vec![], handler: Some("on_e".into()) };
         let at_max = SignedDelta::sign(
             &key,
+            &CTX,
             vec![Hash::of(b"p")],
             Hlc::new(1, 0),
             vec![],
             vec![event.clone(); EVENTS_PER_DELTA_MAX],
         );
-        assert_eq!(at_max.verify(), Ok(()));
+        assert_eq!(at_max.verify(&CTX), Ok(()));
         let over = SignedDelta::sign(
             &key,
+            &CTX,
             vec![Hash::of(b"p")],
             Hlc::new(1, 0),
             vec![],
             vec![event; EVENTS_PER_DELTA_MAX + 1],
         );
         assert_eq!(
-            over.verify(),
+            over.verify(&CTX),
             Err(DeltaRejection::TooManyEvents { count: EVENTS_PER_DELTA_MAX + 1, max: EVENTS_PER_DELTA_MAX })
         );
     }
@@ -466,8 +493,8 @@ mod tests {
         );
         let key = signer();
         let event = Event { kind: "big".into(), data: vec![7; DELTA_BYTES_MAX], handler: None };
-        let big = SignedDelta::sign(&key, vec![Hash::of(b"g")], Hlc::new(1, 0), vec![], vec![event]);
-        assert!(matches!(big.verify(), Err(DeltaRejection::Oversize { .. })));
+        let big = SignedDelta::sign(&key, &CTX, vec![Hash::of(b"g")], Hlc::new(1, 0), vec![], vec![event]);
+        assert!(matches!(big.verify(&CTX), Err(DeltaRejection::Oversize { .. })));
     }
 
     #[test]

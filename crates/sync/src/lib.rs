@@ -58,8 +58,9 @@
 //! [`MEMBERSHIP_EVENT_KIND`], built with [`Event::membership`]), applied by
 //! every replica in apply order ([`membership`] has the rules). The initial
 //! members are [`ReplicaParams::members`]; any member may `Add` another
-//! identity (with an invitation), a member may `Leave` by itself; removing
-//! others needs group-key rotation and is not implemented. A delta's author
+//! identity (with an invitation), a member may `Leave` by itself, an admin
+//! (an initial member) may `Remove` a non-initial member, and any member may
+//! `Rotate` the group key into a new epoch. A delta's author
 //! must be a member at the delta's causal point: in the member set of its
 //! causal past alone (the join of its parents' sets, kept per applied
 //! delta), whatever else was applied first. A delta whose parents are all
@@ -178,6 +179,8 @@
 //! | wanted parents | pending bound (10 000) | `Config::dag_limits.pending_max` |
 //! | remembered unappliable ids | 1024 | [`replica::REJECTED_IDS_MAX`] |
 //! | pending deltas by non-members | 1024 | [`replica::UNVETTED_PENDING_MAX`] |
+//! | pending bytes, all authors | 64 MiB | [`replica::PENDING_BYTES_MAX`] |
+//! | pending deltas / bytes of one author | 2,500 / 16 MiB | [`replica::PENDING_AUTHOR_DELTAS_MAX`], [`replica::PENDING_AUTHOR_BYTES_MAX`] |
 //! | remembered ended sessions | 1024 | [`replica::ENDED_SESSIONS_MAX`] |
 //! | session lifetime / silence | 30 s / 5 s | [`Config::sync_timeout_ms`], [`Config::session_idle_ms`] |
 //! | parent request lifetime, attempts, depth | 5 s, 3, 3 | [`Config::parent_request_timeout_ms`], `…_attempts_max`, `…_depth_max` |

@@ -170,7 +170,7 @@ fn history(ops: &[(usize, Op)]) -> History {
         let stamp = Stamp { hlc, author: hostile.public_key() };
         let forged = |parents: Vec<DeltaId>, op: StateOp, target: EntityId| {
             let action = Action { target, op, stamp, signature: None };
-            let delta = SignedDelta::sign(&hostile, parents, hlc, vec![action], Vec::new());
+            let delta = SignedDelta::sign(&hostile, &common::context(), parents, hlc, vec![action], Vec::new());
             (delta.id, delta.encode())
         };
         let me = key(identity(*d)).public_key();

@@ -36,7 +36,7 @@ fn leave(i: usize) -> MembershipChange {
 fn delta_by(signer: &SigningKey, parents: Vec<DeltaId>, hlc: Hlc, extra: Vec<Event>) -> SignedDelta {
     let mut events = vec![Event { kind: "Ping".into(), data: b"{}".to_vec(), handler: None }];
     events.extend(extra);
-    SignedDelta::sign(signer, parents, hlc, Vec::new(), events)
+    SignedDelta::sign(signer, &common::context(), parents, hlc, Vec::new(), events)
 }
 
 fn gossip(cluster: &mut Cluster, from: usize, to: usize, bytes: &[u8]) -> Vec<Output> {

@@ -11,6 +11,7 @@ use weft_primitives::{Hash, Hlc, SigningKey};
 use weft_sync::protocol::{
     ErrorCode, GetDeltas, PROTOCOL_VERSION, ProtocolError, Summary, SyncMessage, SyncReply, SyncRequest,
 };
+use weft_sync::replica::{PENDING_AUTHOR_BYTES_MAX, PENDING_AUTHOR_DELTAS_MAX};
 use weft_sync::{
     Config, DELTA_BYTES_MAX, DeltaRejection, Event, Input, Offense, Output, SessionId, SignedDelta, Verdict,
 };
@@ -21,7 +22,7 @@ fn genesis() -> Hash {
 
 fn delta_by(signer: &SigningKey, hlc: Hlc) -> SignedDelta {
     let event = Event { kind: "Ping".into(), data: b"{}".to_vec(), handler: None };
-    SignedDelta::sign(signer, vec![genesis()], hlc, Vec::new(), vec![event])
+    SignedDelta::sign(signer, &common::context(), vec![genesis()], hlc, Vec::new(), vec![event])
 }
 
 /// Gossip `bytes` from replica 1 to replica 0 and return the rejection
@@ -253,10 +254,76 @@ fn an_unvetted_delta_does_not_move_the_clock() {
     let outsider = SigningKey::from_seed([42; 32]);
     let ahead = Hlc::new(START_MS + 50_000, 0);
     let event = Event { kind: "Ping".into(), data: b"{}".to_vec(), handler: None };
-    let orphan = SignedDelta::sign(&outsider, vec![Hash::of(b"a parent nobody has")], ahead, Vec::new(), vec![event]);
+    let orphan = SignedDelta::sign(
+        &outsider,
+        &common::context(),
+        vec![Hash::of(b"a parent nobody has")],
+        ahead,
+        Vec::new(),
+        vec![event],
+    );
     cluster.input(0, Input::GossipReceived { from: peer(1), message: 1, bytes: orphan.encode() });
     assert_eq!(cluster.replicas[0].dag().pending_count(), 1, "the orphan waits for its parents");
     let (_, bytes) = cluster.write(0, b"k", b"v");
     let stamped = SignedDelta::decode(&bytes).unwrap().hlc;
     assert!(stamped < ahead, "the unvetted stamp {ahead:?} moved the clock to {stamped:?}");
+}
+
+/// Gossip `delta` from replica `from` to replica 0; the verdict given.
+fn gossip_verdict(cluster: &mut Cluster, from: usize, message: u64, delta: &SignedDelta) -> Verdict {
+    let traffic = cluster.input(0, Input::GossipReceived { from: peer(from), message, bytes: delta.encode() });
+    let verdicts: Vec<Verdict> = traffic
+        .outputs
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::GossipVerdict { message: m, verdict } if *m == message => Some(*verdict),
+            _ => None,
+        })
+        .collect();
+    assert!(!traffic.outputs.iter().any(|(_, o)| matches!(o, Output::Penalize { .. })), "nobody is penalized");
+    verdicts[0]
+}
+
+#[test]
+fn one_member_flooding_deltas_on_a_missing_parent_is_held_to_its_share() {
+    let mut cluster = Cluster::connected(3, Config::default());
+    let nowhere = Hash::of(b"a parent nobody has");
+    let over = 20;
+    for n in 0..PENDING_AUTHOR_DELTAS_MAX + over {
+        let hlc = Hlc::new(START_MS, n as u32);
+        let delta = SignedDelta::sign(&key(1), &common::context(), vec![nowhere], hlc, Vec::new(), Vec::new());
+        let verdict = gossip_verdict(&mut cluster, 1, n as u64, &delta);
+        let expected = if n < PENDING_AUTHOR_DELTAS_MAX { Verdict::Accept } else { Verdict::Ignore };
+        assert_eq!(verdict, expected, "delta {n}");
+    }
+    assert_eq!(cluster.replicas[0].dag().pending_count(), PENDING_AUTHOR_DELTAS_MAX);
+    assert_eq!(cluster.replicas[0].stats().pending_refused, over as u64);
+
+    // Another member's delta on a parent not received yet still waits, and
+    // applies with it.
+    let parent = delta_by(&key(2), Hlc::new(START_MS, 0));
+    let child =
+        SignedDelta::sign(&key(2), &common::context(), vec![parent.id], Hlc::new(START_MS, 1), Vec::new(), Vec::new());
+    assert_eq!(gossip_verdict(&mut cluster, 2, 1_000_000, &child), Verdict::Accept);
+    assert_eq!(cluster.replicas[0].dag().pending_count(), PENDING_AUTHOR_DELTAS_MAX + 1);
+    assert_eq!(gossip_verdict(&mut cluster, 2, 1_000_001, &parent), Verdict::Accept);
+    assert!(cluster.replicas[0].dag().is_applied(&child.id));
+    assert_eq!(cluster.replicas[0].stats().pending_refused, over as u64);
+}
+
+#[test]
+fn pending_bytes_of_one_member_are_bounded() {
+    let mut cluster = Cluster::connected(2, Config::default());
+    let nowhere = Hash::of(b"a parent nobody has");
+    let chunk = DELTA_BYTES_MAX - 4096;
+    let fit = PENDING_AUTHOR_BYTES_MAX / chunk;
+    for n in 0..=fit {
+        let event = Event { kind: "Big".into(), data: vec![n as u8; chunk - 200], handler: None };
+        let hlc = Hlc::new(START_MS, n as u32);
+        let delta = SignedDelta::sign(&key(1), &common::context(), vec![nowhere], hlc, Vec::new(), vec![event]);
+        let expected = if n < fit { Verdict::Accept } else { Verdict::Ignore };
+        assert_eq!(gossip_verdict(&mut cluster, 1, n as u64, &delta), expected, "delta {n}");
+    }
+    assert_eq!(cluster.replicas[0].dag().pending_count(), fit);
+    assert_eq!(cluster.replicas[0].stats().pending_refused, 1);
 }

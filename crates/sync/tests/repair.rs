@@ -100,7 +100,14 @@ fn a_sender_without_the_parent_answers_not_found_and_another_member_is_asked() {
 fn a_parent_nobody_has_escalates_to_anti_entropy() {
     let config = Config { parent_request_attempts_max: 2, ..quiet() };
     let mut cluster = Cluster::connected(3, config);
-    let orphan = SignedDelta::sign(&key(0), vec![Hash::of(b"nowhere")], Hlc::new(START_MS, 0), Vec::new(), Vec::new());
+    let orphan = SignedDelta::sign(
+        &key(0),
+        &common::context(),
+        vec![Hash::of(b"nowhere")],
+        Hlc::new(START_MS, 0),
+        Vec::new(),
+        Vec::new(),
+    );
     cluster.now += 6_000; // past the interval of the connect-time sessions
     let traffic = cluster.gossip(0, 1, &orphan.encode());
     let messages = traffic.messages_from(1);

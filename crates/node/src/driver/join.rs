@@ -12,7 +12,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
-use weft_membership::{Invitation, JoinProof, unwrap_group_key, wrap_group_key};
+use weft_membership::{Invitation, JoinBinding, JoinProof, unwrap_group_key, wrap_group_key};
 use weft_net::{Multiaddr, NetHandle, PeerId as NetPeer};
 use weft_primitives::{PublicKey, SigningKey};
 use weft_store::StoreError;
@@ -20,9 +20,10 @@ use weft_sync::{Event, Input, InvitationUse, MembershipChange};
 
 use super::{Driver, now_ms};
 use crate::NodeError;
+use crate::command::JoinRequest;
 use crate::command::{Command, ContextInfo};
 use crate::records::{self, AppRecord, ContextRecord, context_id};
-use crate::wire::{JoinAccepted, JoinReply, JoinRequest, NODE_WIRE_VERSION, StreamHello};
+use crate::wire::{JoinAccepted, JoinChallenge, JoinHello, JoinReply, NODE_WIRE_VERSION, StreamHello};
 
 impl Driver {
     /// Answer a join request (inviter's side).
@@ -42,15 +43,17 @@ impl Driver {
     }
 
     async fn try_admit(&mut self, request: JoinRequest) -> Result<JoinAccepted, NodeError> {
-        if request.version != NODE_WIRE_VERSION {
-            return Err(NodeError::Protocol(format!("join request version {} unsupported", request.version)));
-        }
         let invitation = &request.invitation;
         let context = invitation.context;
         let joiner = request.proof.joiner;
         let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
         invitation.verify(now_ms(), &joiner)?;
-        request.proof.verify(invitation)?;
+        // Bound to the challenge our stream task picked for this exchange
+        // and to both nodes' transport keys: a recorded join is refused.
+        if request.binding.inviter_node != self.local_peer.0 {
+            return Err(NodeError::Protocol("a join exchange bound to another node".into()));
+        }
+        request.proof.verify(invitation, &request.binding)?;
         if !slot.replica.is_member(&invitation.inviter) {
             return Err(NodeError::JoinRefused("the inviter is not a member of the context".into()));
         }
@@ -179,10 +182,26 @@ pub(crate) async fn join(
         }
     }
     let mut stream = net.open_stream(inviter).await?;
-    let proof = JoinProof::create(identity, &invitation);
-    let hello =
-        StreamHello::Join(Box::new(JoinRequest { version: NODE_WIRE_VERSION, invitation: invitation.clone(), proof }));
+    let hello = StreamHello::Join(Box::new(JoinHello { version: NODE_WIRE_VERSION, invitation: invitation.clone() }));
     stream.send(&hello.encode()).await?;
+    let answer = stream.recv().await?;
+    let challenge = match JoinChallenge::decode(&answer) {
+        Ok(challenge) => challenge,
+        // A node refusing at once (an unknown wire version) answers with its reply.
+        Err(_) => match JoinReply::decode(&answer) {
+            Ok(JoinReply::Refused { reason }) => return Err(NodeError::JoinRefused(reason)),
+            _ => return Err(NodeError::Protocol("the inviter's node sent no join challenge".into())),
+        },
+    };
+    let binding = JoinBinding {
+        challenge: challenge.challenge,
+        joiner_node: weft_net::peer_public_key(&net.local_peer_id())
+            .ok_or_else(|| NodeError::Protocol("our node id is not an Ed25519 key".into()))?
+            .0,
+        inviter_node: invitation.inviter_node,
+    };
+    let proof = JoinProof::create(identity, &invitation, &binding);
+    stream.send(&proof.encode()).await?;
     let reply = JoinReply::decode(&stream.recv().await?).map_err(|e| NodeError::Protocol(e.to_string()))?;
     let _ = stream.close().await;
     let accepted = match reply {

@@ -13,12 +13,13 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::debug;
+use weft_membership::{JoinBinding, JoinProof};
 use weft_net::{FramedReader, FramedWriter, IncomingStreams, NetHandle, PeerId as NetPeer};
 use weft_sync::{PeerId as SyncPeer, SessionId};
 
-use crate::command::{Internal, Outbound};
+use crate::command::{Internal, JoinRequest, Outbound};
 use crate::events::Counters;
-use crate::wire::{DirectoryReply, JoinReply, NODE_WIRE_VERSION, StreamHello};
+use crate::wire::{DirectoryReply, JoinChallenge, JoinHello, JoinReply, NODE_WIRE_VERSION, StreamHello};
 
 /// Frames waiting for one stream's writer (a burst of pages plus control).
 pub(crate) const SESSION_OUTBOX_MAX: usize = 64;
@@ -29,6 +30,9 @@ pub(crate) const INBOUND_STREAMS_MAX: usize = 256;
 /// The largest first frame read from a stream whose peer has proven
 /// nothing yet (a hello, a join request with its invitation, an accept).
 pub(crate) const HELLO_BYTES_MAX: usize = 16 * 1024;
+
+/// The largest join proof frame read (a key and a signature: 96 bytes).
+pub(crate) const JOIN_PROOF_BYTES_MAX: usize = 256;
 
 /// Bytes of a frame's length prefix, counted in the wire figures.
 const FRAME_PREFIX_BYTES: u64 = 4;
@@ -141,11 +145,9 @@ async fn serve_inbound(stream: weft_net::FramedStream, internal: mpsc::Sender<In
             }
             serve_session(reader, writer, peer, session, frames, internal, counters).await;
         }
-        Ok(StreamHello::Join(request)) => {
-            let (reply, answer) = oneshot::channel();
-            let answer = match internal.send(Internal::JoinRequest { peer, request, reply }).await {
-                Ok(()) => answer.await.unwrap_or_else(|_| JoinReply::Refused { reason: "the node is stopping".into() }),
-                Err(_) => JoinReply::Refused { reason: "the node is stopping".into() },
+        Ok(StreamHello::Join(hello)) => {
+            let Some(answer) = answer_join(&mut reader, &mut writer, peer, *hello, &internal, &counters).await else {
+                return;
             };
             let answer = answer.encode();
             if writer.send(&answer).await.is_ok() {
@@ -172,6 +174,47 @@ async fn serve_inbound(stream: weft_net::FramedStream, internal: mpsc::Sender<In
         }
         Err(error) => debug!(%peer, %error, "malformed stream hello: closed"),
     }
+}
+
+/// The inviter's side of a join exchange after the joiner's hello: send a
+/// fresh challenge, read the joiner's proof (small, one frame), and let the
+/// driver decide. `None`: the joiner went away or sent garbage, and gets
+/// nothing more.
+async fn answer_join(
+    reader: &mut FramedReader,
+    writer: &mut FramedWriter,
+    peer: NetPeer,
+    hello: JoinHello,
+    internal: &mpsc::Sender<Internal>,
+    counters: &Counters,
+) -> Option<JoinReply> {
+    if hello.version != NODE_WIRE_VERSION {
+        return Some(JoinReply::Refused { reason: format!("join wire version {} unsupported", hello.version) });
+    }
+    let joiner_node = weft_net::peer_public_key(&peer)?.0;
+    let mut challenge = [0u8; 32];
+    if getrandom::fill(&mut challenge).is_err() {
+        return Some(JoinReply::Refused { reason: "the inviter's node has no randomness".into() });
+    }
+    let frame = JoinChallenge { challenge }.encode();
+    writer.send(&frame).await.ok()?;
+    count_sent(counters, frame.len());
+    let proof = reader.recv_at_most(JOIN_PROOF_BYTES_MAX).await.ok()?;
+    count_received(counters, proof.len());
+    let Ok(proof) = JoinProof::decode(&proof) else {
+        debug!(%peer, "malformed join proof: closed");
+        return None;
+    };
+    // The inviter's node named in the invitation: the driver refuses the
+    // exchange unless that is us.
+    let binding = JoinBinding { challenge, joiner_node, inviter_node: hello.invitation.inviter_node };
+    let request = Box::new(JoinRequest { invitation: hello.invitation, proof, binding });
+    let (reply, answer) = oneshot::channel();
+    let stopping = || JoinReply::Refused { reason: "the node is stopping".into() };
+    Some(match internal.send(Internal::JoinRequest { peer, request, reply }).await {
+        Ok(()) => answer.await.unwrap_or_else(|_| stopping()),
+        Err(_) => stopping(),
+    })
 }
 
 /// Ask `peer` for its directory of `context` (our request numbered `n`)

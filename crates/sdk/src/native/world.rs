@@ -163,7 +163,7 @@ impl World {
             return Err((StatusCode::ReadOnly, "a view method cannot write".to_owned()));
         }
         let layered = LayeredKv::new(&node.kv, &node.scope.pending);
-        let mut txn = StateTxn::new(&layered, &node.key, start);
+        let mut txn = StateTxn::new(&layered, Hash(self.context_id), &node.key, start);
         let reply = ops::run(&mut txn, call).map_err(failed)?;
         let commit = txn.commit().map_err(failed)?;
         node.scope.pending.extend(commit.writes);
@@ -240,7 +240,7 @@ impl World {
                 if node.applied.contains(&number) {
                     continue;
                 }
-                let applied = apply_actions(&node.kv, &delta.author, &delta.actions)
+                let applied = apply_actions(&node.kv, &Hash(self.context_id), &delta.author, &delta.actions)
                     .map_err(|error| format!("node {index} rejected delta {number}: {error}"))?;
                 node.kv.apply(applied.writes);
                 node.applied.insert(number);

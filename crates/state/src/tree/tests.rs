@@ -55,7 +55,8 @@ fn apply_in_batches(kv: &mut MemoryKv, actions: &[Action], rng: &mut SmallRng) -
     let mut rest = actions;
     while !rest.is_empty() {
         let n = rng.random_range(1..=rest.len());
-        let applied = apply_actions(&*kv, &author(), &rest[..n]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let applied = apply_actions(&*kv, &weft_primitives::Hash::default(), &author(), &rest[..n])
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         kv.apply(applied.writes);
         rest = &rest[n..];
     }

@@ -8,6 +8,9 @@ use weft_primitives::kv::MemoryKv;
 use weft_primitives::{Hash, Hlc, PublicKey, SigningKey};
 use weft_state::{Action, Commit, StateError, StateTxn, apply_actions, recompute_root_hash, root_hash};
 
+/// The context every test replica writes in (owners sign for it).
+pub const CONTEXT: Hash = Hash([7; 32]);
+
 /// One replica of a context's state.
 pub struct Replica {
     pub kv: MemoryKv,
@@ -32,7 +35,7 @@ impl Replica {
         f: impl FnOnce(&mut StateTxn<'_, MemoryKv>) -> Result<R, StateError>,
     ) -> Result<(R, Vec<Action>), StateError> {
         let start = if wall_ms > self.next.wall_ms { Hlc::new(wall_ms, 0) } else { self.next };
-        let mut txn = StateTxn::new(&self.kv, &self.key, start);
+        let mut txn = StateTxn::new(&self.kv, CONTEXT, &self.key, start);
         let out = f(&mut txn)?;
         let Commit { actions, writes, root_hash: root, last_hlc } = txn.commit()?;
         self.kv.apply(writes);
@@ -58,7 +61,7 @@ impl Replica {
 
     /// Apply a remote delta's actions; commits on success.
     pub fn receive(&mut self, author: &PublicKey, actions: &[Action]) -> Result<Hash, StateError> {
-        let applied = apply_actions(&self.kv, author, actions)?;
+        let applied = apply_actions(&self.kv, &CONTEXT, author, actions)?;
         self.kv.apply(applied.writes);
         if let Some(last) = actions.iter().map(|a| a.stamp.hlc).max() {
             self.observe(last);

@@ -42,6 +42,8 @@ use crate::store::{AppliedRow, ReplicaStore, StoreError};
 /// The store and what the replica knows about the apply order.
 #[derive(Debug)]
 pub(crate) struct ApplyCore<S> {
+    /// The context: owners' action signatures must be made for it.
+    pub(crate) context: Hash,
     pub(crate) store: S,
     /// Applied ids in apply order (the DAG's order; pruned ones included).
     pub(crate) apply_log: Vec<DeltaId>,
@@ -224,7 +226,12 @@ impl<S: ReplicaStore> StateApplier<'_, S> {
         let point = point.unwrap_or_else(|| Arc::new(self.core.members.clone()));
         let changes = point.check(&payload.author, delta.id, delta.hlc, &payload.events)?;
         if self.mode == ApplyMode::Apply {
-            let merged = weft_state::apply_actions(self.core.store.state(), &payload.author, &payload.actions)?;
+            let merged = weft_state::apply_actions(
+                self.core.store.state(),
+                &self.core.context,
+                &payload.author,
+                &payload.actions,
+            )?;
             let bytes = encode_causal(delta);
             self.core.commit(AppliedRow {
                 position: self.core.apply_log.len() as u64,

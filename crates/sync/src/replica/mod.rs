@@ -18,6 +18,7 @@ mod apply;
 mod interface;
 mod outflow;
 mod parents;
+mod pending_shares;
 mod receive;
 mod session;
 mod timers;
@@ -33,6 +34,7 @@ use weft_primitives::{Hash, HlcClock, PublicKey, SigningKey};
 pub use interface::{
     AppliedDelta, Input, Offense, Output, PeerId, PreparedWrite, SessionId, Verdict, WriteBase, WriteError,
 };
+pub use pending_shares::{PENDING_AUTHOR_BYTES_MAX, PENDING_AUTHOR_DELTAS_MAX, PENDING_BYTES_MAX};
 pub use session::{RETRY_BACKOFF_MIN_MS, RETRY_BACKOFF_SPREAD_MS};
 pub use timers::SYNC_RETRY_MS;
 
@@ -44,6 +46,7 @@ use crate::seeded_rng::SeededRng;
 use crate::store::{ReplicaStore, StoreError};
 use apply::{ApplyCore, ApplyMode, MembersChange, StateApplier};
 use parents::Wants;
+use pending_shares::PendingShares;
 use session::Session;
 
 /// Rows read per call while restoring from the store.
@@ -129,6 +132,10 @@ pub struct ReplicaStats {
     pub escalations: u64,
     /// Divergences detected.
     pub divergences: u64,
+    /// Deltas dropped unjudged because buffering them would pass a bound of
+    /// the pending buffer in bytes or per author (see
+    /// [`PENDING_BYTES_MAX`]); anti-entropy brings honest ones back.
+    pub pending_refused: u64,
     /// Storage operations that failed outside a commit.
     pub store_failures: u64,
 }
@@ -200,6 +207,8 @@ pub struct Replica<S: ReplicaStore> {
     /// (at most [`UNVETTED_PENDING_MAX`]; ids no longer pending are
     /// dropped lazily).
     unvetted: BTreeSet<DeltaId>,
+    /// What each author holds of the pending buffer.
+    pending_shares: PendingShares,
     ended_sessions: RecentSet<SessionId>,
     /// How many of our first applied deltas some peer is known to hold (a
     /// completed anti-entropy session we opened): what a leaving node waits
@@ -233,6 +242,7 @@ impl<S: ReplicaStore> Replica<S> {
             identity,
             dag: DagStore::new(genesis, config.dag_limits),
             core: ApplyCore {
+                context,
                 store,
                 apply_log: Vec::new(),
                 positions: IdMap::default(),
@@ -255,6 +265,7 @@ impl<S: ReplicaStore> Replica<S> {
             next_sweep_ms: now_ms.saturating_add(config.pending_sweep_ms),
             pruned_below: 0,
             unvetted: BTreeSet::new(),
+            pending_shares: PendingShares::default(),
             ended_sessions: RecentSet::new(ENDED_SESSIONS_MAX),
             held_by_a_peer: 0,
             stats: ReplicaStats::default(),
@@ -285,7 +296,7 @@ impl<S: ReplicaStore> Replica<S> {
                 let delta = SignedDelta::decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
                 // Our own disk: the content hash catches corruption; the
                 // signature was checked when the delta arrived.
-                delta.check_id().map_err(|e| corrupt(e.to_string()))?;
+                delta.check_id(&self.context).map_err(|e| corrupt(e.to_string()))?;
                 let _ = self.clock.observe(delta.hlc, u64::MAX);
                 // Record mode re-runs the membership rules and changes, so
                 // the member set is rebuilt in apply order.
@@ -473,7 +484,7 @@ impl<S: ReplicaStore> Replica<S> {
                 }
             }
             let signed = SignedDelta::from_causal(delta);
-            if signed.content_id() != *id {
+            if signed.content_id(&self.context) != *id {
                 return Err(format!("{id:?} is not its content hash"));
             }
         }

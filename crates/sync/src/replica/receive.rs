@@ -89,7 +89,7 @@ impl<S: ReplicaStore> Replica<S> {
         now_ms: u64,
     ) -> Result<Received, DeltaRejection> {
         let delta = SignedDelta::decode(bytes).inspect_err(|_| self.stats.rejected += 1)?;
-        delta.check_id().inspect_err(|_| self.stats.rejected += 1)?;
+        delta.check_id(&self.context).inspect_err(|_| self.stats.rejected += 1)?;
         if self.dag.has(&delta.id) || self.core.rejected.contains(&delta.id) {
             self.stats.duplicates += 1;
             return Ok(Received::Duplicate);
@@ -98,7 +98,18 @@ impl<S: ReplicaStore> Replica<S> {
         if vetting == Vetting::Unknown && !self.make_unvetted_room() {
             return Ok(Received::Dropped);
         }
-        let id = delta.id;
+        let (id, author) = (delta.id, delta.author);
+        if !delta.parents.iter().all(|parent| self.dag.is_applied(parent)) {
+            // It will wait: within the byte and per-author bounds only.
+            let dag = &self.dag;
+            let room = self
+                .pending_shares
+                .admit(&author, bytes.len(), dag.pending_count(), |id| dag.get_pending(id).is_some());
+            if room.is_err() {
+                self.stats.pending_refused += 1;
+                return Ok(Received::Dropped);
+            }
+        }
         let mut applier = StateApplier::new(&mut self.core, ApplyMode::Apply, self.author);
         let result = self.dag.add(delta.into_causal(), now_ms, &mut applier);
         let report = applier.take_report();
@@ -116,6 +127,7 @@ impl<S: ReplicaStore> Replica<S> {
                     self.unvetted.insert(id);
                     self.stats.unvetted += 1;
                 }
+                self.pending_shares.insert(id, author, bytes.len());
                 if origin != Origin::Restore && self.core.store.put_pending(id, bytes).is_err() {
                     // Still pending in memory; only a restart would lose it.
                     self.stats.store_failures += 1;

@@ -55,8 +55,8 @@ impl<S: ReplicaStore> Replica<S> {
         F: FnOnce(&mut StateTxn<'_, S::Kv>) -> Result<Vec<Event>, StateError>,
     {
         let base = self.write_base(now_ms)?;
-        let mut txn =
-            StateTxn::new(self.core.store.state(), &self.identity, base.start_hlc).with_text_lane(self.text_lane());
+        let mut txn = StateTxn::new(self.core.store.state(), self.context, &self.identity, base.start_hlc)
+            .with_text_lane(self.text_lane());
         let events = write(&mut txn)?;
         let commit = txn.commit()?;
         Ok(PreparedWrite {
@@ -88,7 +88,7 @@ impl<S: ReplicaStore> Replica<S> {
             return Err(WriteError::Stale { base: write.base_version, current: self.core.version });
         }
         let parents = self.write_parents();
-        let delta = SignedDelta::sign(&self.identity, parents, write.hlc, write.actions, write.events);
+        let delta = SignedDelta::sign(&self.identity, &self.context, parents, write.hlc, write.actions, write.events);
         // The rules at the write's own causal point, as every replica will
         // judge it (a rotation's are judged with the delta's id and stamp).
         let point = self.core.members_at(&delta.parents).unwrap_or_else(|| Arc::new(self.core.members.clone()));

@@ -24,9 +24,14 @@ pub fn key(i: usize) -> SigningKey {
     SigningKey::from_seed([i as u8 + 100; 32])
 }
 
+/// The context every test replica belongs to.
+pub fn context() -> Hash {
+    Hash::of(b"test context")
+}
+
 pub fn params<S: ReplicaStore>(i: usize, members: usize, config: Config, store: S) -> ReplicaParams<S> {
     ReplicaParams {
-        context: Hash::of(b"test context"),
+        context: context(),
         genesis: Hash::of(b"test genesis"),
         local_peer: peer(i),
         identity: key(i),
