@@ -79,6 +79,23 @@ pub struct AppliedInfo {
     pub events: Vec<Event>,
 }
 
+/// The reasons a node counts rejections by: every
+/// [`weft_sync::DeltaRejection::reason`], then `unopened_gossip` (gossip
+/// that does not open under the context's key or lies about its delta id).
+pub const REJECTION_REASONS: [&str; weft_sync::DeltaRejection::REASONS.len() + 1] = {
+    let mut reasons = [""; weft_sync::DeltaRejection::REASONS.len() + 1];
+    let mut i = 0;
+    while i < weft_sync::DeltaRejection::REASONS.len() {
+        reasons[i] = weft_sync::DeltaRejection::REASONS[i];
+        i += 1;
+    }
+    reasons[i] = "unopened_gossip";
+    reasons
+};
+
+/// The index of `unopened_gossip` in [`REJECTION_REASONS`].
+pub(crate) const UNOPENED_GOSSIP: usize = weft_sync::DeltaRejection::REASONS.len();
+
 /// Node-wide counters (monotonic since start).
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -86,6 +103,7 @@ pub struct Counters {
     pub(crate) writes_committed: AtomicU64,
     pub(crate) deltas_applied: AtomicU64,
     pub(crate) deltas_rejected: AtomicU64,
+    pub(crate) deltas_rejected_by: [AtomicU64; REJECTION_REASONS.len()],
     pub(crate) gossip_published: AtomicU64,
     pub(crate) gossip_received: AtomicU64,
     pub(crate) gossip_unknown_key: AtomicU64,
@@ -116,6 +134,8 @@ pub struct NodeStats {
     pub deltas_applied: u64,
     /// Deltas refused by verification.
     pub deltas_rejected: u64,
+    /// The same, by reason (indexed like [`REJECTION_REASONS`]).
+    pub deltas_rejected_by: [u64; REJECTION_REASONS.len()],
     /// Deltas pending (waiting for parents), all contexts.
     pub deltas_pending: u64,
     /// Gossip messages published.
@@ -171,6 +191,7 @@ impl Counters {
             writes_committed: get(&self.writes_committed),
             deltas_applied: get(&self.deltas_applied),
             deltas_rejected: get(&self.deltas_rejected),
+            deltas_rejected_by: std::array::from_fn(|i| get(&self.deltas_rejected_by[i])),
             gossip_published: get(&self.gossip_published),
             gossip_received: get(&self.gossip_received),
             gossip_unknown_key: get(&self.gossip_unknown_key),

@@ -54,7 +54,7 @@ use weft_store::Store;
 pub use command::{AppInfo, CallReply, ContextInfo, KeyEpochInfo, SyncNowOutcome};
 pub use config::*;
 pub use error::NodeError;
-pub use events::{AppliedInfo, NodeEvent, NodeStats};
+pub use events::{AppliedInfo, NodeEvent, NodeStats, REJECTION_REASONS};
 pub use handle::NodeHandle;
 pub use replica_store::{DeadJob, DiskReplicaStore, HandlerJob};
 

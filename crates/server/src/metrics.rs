@@ -125,6 +125,11 @@ fn encode_node(out: &mut String, s: &NodeStats) {
     sample(out, "weft_deltas_applied_total", "counter", "Deltas applied, local and remote.", s.deltas_applied);
     sample(out, "weft_deltas_pending", "gauge", "Deltas waiting for parents, all contexts.", s.deltas_pending);
     sample(out, "weft_deltas_rejected_total", "counter", "Deltas refused by verification.", s.deltas_rejected);
+    let name = "weft_deltas_rejected_by_reason_total";
+    header(out, name, "counter", "Deltas refused by verification, by reason.");
+    for (reason, value) in weft_node::REJECTION_REASONS.iter().zip(s.deltas_rejected_by) {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {value}");
+    }
     sample(out, "weft_handler_runs_total", "counter", "Event handler runs that succeeded.", s.handler_runs);
     sample(out, "weft_handler_failures_total", "counter", "Event handler runs that failed.", s.handler_failures);
     sample(out, "weft_handler_jobs_owed", "gauge", "Handler jobs still owed.", s.handler_jobs_owed);

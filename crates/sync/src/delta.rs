@@ -212,6 +212,58 @@ pub enum DeltaRejection {
     },
 }
 
+impl DeltaRejection {
+    /// Every [`DeltaRejection::reason`], in variant order: the label values
+    /// of the node's per-reason rejection counters.
+    pub const REASONS: [&'static str; 17] = [
+        "oversize",
+        "malformed",
+        "id_mismatch",
+        "no_parents",
+        "too_many_parents",
+        "too_many_events",
+        "duplicate_parent",
+        "self_parent",
+        "invalid_author_key",
+        "bad_signature",
+        "non_member",
+        "malformed_membership",
+        "leave_of_other",
+        "membership",
+        "clock_counter",
+        "too_far_in_future",
+        "dag",
+    ];
+
+    /// A stable snake_case name of the variant (one of [`Self::REASONS`]).
+    pub fn reason(&self) -> &'static str {
+        Self::REASONS[self.reason_index()]
+    }
+
+    /// The index of [`Self::reason`] in [`Self::REASONS`].
+    pub fn reason_index(&self) -> usize {
+        match self {
+            DeltaRejection::Oversize { .. } => 0,
+            DeltaRejection::Malformed { .. } => 1,
+            DeltaRejection::IdMismatch { .. } => 2,
+            DeltaRejection::NoParents => 3,
+            DeltaRejection::TooManyParents { .. } => 4,
+            DeltaRejection::TooManyEvents { .. } => 5,
+            DeltaRejection::DuplicateParent { .. } => 6,
+            DeltaRejection::SelfParent => 7,
+            DeltaRejection::InvalidAuthorKey { .. } => 8,
+            DeltaRejection::BadSignature { .. } => 9,
+            DeltaRejection::NonMember { .. } => 10,
+            DeltaRejection::MalformedMembership { .. } => 11,
+            DeltaRejection::LeaveOfOther { .. } => 12,
+            DeltaRejection::Membership(_) => 13,
+            DeltaRejection::ClockCounter { .. } => 14,
+            DeltaRejection::TooFarInFuture { .. } => 15,
+            DeltaRejection::Dag { .. } => 16,
+        }
+    }
+}
+
 impl From<MembershipError> for DeltaRejection {
     fn from(error: MembershipError) -> Self {
         match error {

@@ -443,8 +443,9 @@ impl Driver {
 
     async fn penalize(&mut self, context: Hash, peer: SyncPeer, offense: Offense) {
         Counters::bump(&self.counters.penalties, 1);
-        if let Offense::BadDelta(_) = &offense {
+        if let Offense::BadDelta(rejection) = &offense {
             Counters::bump(&self.counters.deltas_rejected, 1);
+            Counters::bump(&self.counters.deltas_rejected_by[rejection.reason_index()], 1);
         }
         warn!(%context, ?peer, ?offense, "peer penalized");
         if let (Offense::BadMessage(_), Some(net_peer)) = (&offense, self.net_peer(peer)) {
@@ -660,6 +661,7 @@ impl Driver {
 
     async fn reject_gossip(&mut self, context: Hash, msg_id: Hash, source: NetPeer) {
         Counters::bump(&self.counters.deltas_rejected, 1);
+        Counters::bump(&self.counters.deltas_rejected_by[crate::events::UNOPENED_GOSSIP], 1);
         Counters::bump(&self.counters.penalties, 1);
         debug!(%context, %source, "gossip that does not open under its key or lies about its id");
         let _ = self.net.report_validation(msg_id, source, Validation::Reject).await;
