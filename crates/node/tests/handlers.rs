@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{CONVERGE_TIMEOUT, Cluster, call, eventually, member_key};
 use serde_json::json;
@@ -84,7 +84,7 @@ async fn publish_a_trigger_that_cannot_be_handled(
     context: weft_primitives::Hash,
 ) -> weft_primitives::Hash {
     let info = cluster.node(0).context(context).await.unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = common::wall_ms();
     let event = Event { kind: "Triggered".into(), data: br#"{"note":5}"#.to_vec(), handler: Some("on_event".into()) };
     let delta =
         SignedDelta::sign(&member_key(cluster, 0), &context, info.heads, Hlc::new(now, 0), Vec::new(), vec![event]);
@@ -115,7 +115,7 @@ async fn an_event_naming_no_handler_of_the_app_owes_no_job() {
     let cluster = Cluster::start(2).await;
     let context = cluster.shared_context(weft_apps::COUNTER_HANDLERS).await;
     let info = cluster.node(0).context(context).await.unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = common::wall_ms();
     // `count` is a view, `nowhere` nothing: neither may run as a handler.
     let events = ["count", "nowhere"]
         .map(|name| Event { kind: "Triggered".into(), data: b"{}".to_vec(), handler: Some(name.into()) })

@@ -16,9 +16,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{CONVERGE_TIMEOUT, Cluster, eventually, member_key, set};
+use common::{CONVERGE_TIMEOUT, Cluster, eventually, member_key, set, wall_ms};
 use weft_membership::gossip_key_tag;
 use weft_net::{NetConfig, NetEvent, Network};
 use weft_node::REJECTION_REASONS;
@@ -27,18 +27,8 @@ use weft_primitives::{Hash, Hlc, SigningKey};
 use weft_sync::delta::EVENTS_PER_DELTA_MAX;
 use weft_sync::{DELTA_BYTES_MAX, Event, MembershipChange, SignedDelta};
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
 fn reason_index(reason: &str) -> usize {
     REJECTION_REASONS.iter().position(|r| *r == reason).unwrap()
-}
-
-/// What node 1 holds, to compare before and after.
-async fn fingerprint(cluster: &Cluster, context: Hash) -> (Hash, Vec<Hash>, u64) {
-    let info = cluster.node(1).context(context).await.unwrap();
-    (info.root_hash, info.heads, info.applied)
 }
 
 /// Wait until node 1 counted one more rejection for `reason` than
@@ -64,7 +54,7 @@ async fn every_malicious_delta_is_refused_under_its_own_reason_and_changes_nothi
     let context = cluster.shared_context(weft_apps::KV_STORE).await;
     set(cluster.node(0), context, "a", "1").await;
     cluster.converged(context).await;
-    let before = fingerprint(&cluster, context).await;
+    let before = cluster.fingerprint(1, context).await;
     let heads = before.1.clone();
     let member = member_key(&cluster, 0);
     let other_member = cluster.node(1).identity();
@@ -72,7 +62,7 @@ async fn every_malicious_delta_is_refused_under_its_own_reason_and_changes_nothi
     let sign = |key: &SigningKey, parents: Vec<Hash>, hlc: Hlc, events: Vec<Event>| {
         SignedDelta::sign(key, &context, parents, hlc, Vec::new(), events)
     };
-    let hlc = |n: u32| Hlc::new(now(), n);
+    let hlc = |n: u32| Hlc::new(wall_ms(), n);
 
     let mut cases: Vec<(&str, Vec<u8>, Option<Hash>)> = Vec::new();
     let mut forged = sign(&member, heads.clone(), hlc(1), Vec::new());
@@ -95,9 +85,9 @@ async fn every_malicious_delta_is_refused_under_its_own_reason_and_changes_nothi
     let mut cyclic = sign(&member, heads.clone(), hlc(8), Vec::new());
     cyclic.parents.push(cyclic.id);
     cases.push(("id_mismatch", cyclic.encode(), Some(cyclic.id)));
-    let ahead = sign(&member, heads.clone(), Hlc::new(now() + 3_600_000, 0), Vec::new());
+    let ahead = sign(&member, heads.clone(), Hlc::new(wall_ms() + 3_600_000, 0), Vec::new());
     cases.push(("too_far_in_future", ahead.encode(), Some(ahead.id)));
-    let frozen_clock = sign(&member, heads.clone(), Hlc::new(now(), u32::MAX), Vec::new());
+    let frozen_clock = sign(&member, heads.clone(), Hlc::new(wall_ms(), u32::MAX), Vec::new());
     cases.push(("clock_counter", frozen_clock.encode(), Some(frozen_clock.id)));
     let event = Event { kind: "e".into(), data: Vec::new(), handler: None };
     let noisy = sign(&member, heads.clone(), hlc(9), vec![event; EVENTS_PER_DELTA_MAX + 1]);
@@ -126,7 +116,7 @@ async fn every_malicious_delta_is_refused_under_its_own_reason_and_changes_nothi
     for (reason, bytes, id) in &cases {
         cluster.node(1).deliver_unchecked(context, cluster.node(0).peer_id(), bytes.clone()).await.unwrap();
         counts = rejected_once_for(&cluster, &counts, reason).await;
-        assert_eq!(fingerprint(&cluster, context).await, before, "case {reason} changed node 1");
+        assert_eq!(cluster.fingerprint(1, context).await, before, "case {reason} changed node 1");
         if let Some(id) = id {
             assert_eq!(cluster.node(1).delta(context, *id).await.unwrap(), None, "case {reason} was stored");
         }
@@ -162,7 +152,7 @@ async fn every_malicious_delta_is_refused_under_its_own_reason_and_changes_nothi
         assert!(Instant::now() < deadline, "the stranger never heard the members' gossip");
     };
     cluster.converged(context).await;
-    let before = fingerprint(&cluster, context).await;
+    let before = cluster.fingerprint(1, context).await;
     let counts = cluster.node(1).stats().await.unwrap().deltas_rejected_by.to_vec();
     let unopened = reason_index("unopened_gossip");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -180,7 +170,7 @@ async fn every_malicious_delta_is_refused_under_its_own_reason_and_changes_nothi
         }
         assert!(Instant::now() < deadline, "node 1 never got the stranger's gossip");
     }
-    assert_eq!(fingerprint(&cluster, context).await, before, "unopened gossip changed node 1");
+    assert_eq!(cluster.fingerprint(1, context).await, before, "unopened gossip changed node 1");
 
     // The honest nodes are unaffected.
     set(cluster.node(0), context, "after", "ok").await;

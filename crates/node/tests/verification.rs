@@ -5,15 +5,11 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{CONVERGE_TIMEOUT, Cluster, eventually, member_key, set};
+use common::{CONVERGE_TIMEOUT, Cluster, eventually, member_key, set, wall_ms};
 use weft_primitives::{Hash, Hlc, Signature, SigningKey};
 use weft_sync::SignedDelta;
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
 
 /// Anti-entropy only every 10 minutes: nothing a test waits for comes
 /// from it.
@@ -22,32 +18,28 @@ fn without_anti_entropy(config: &mut weft_node::NodeConfig) {
     config.sync.sync_interval_ms = 600_000;
 }
 
-/// What node 1 holds, to compare before and after.
-async fn fingerprint(cluster: &Cluster, context: Hash) -> (Hash, Vec<Hash>, u64) {
-    let info = cluster.node(1).context(context).await.unwrap();
-    (info.root_hash, info.heads, info.applied)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn non_member_forged_and_misidentified_deltas_are_rejected_and_their_sender_penalized() {
     let cluster = Cluster::start(2).await;
     let context = cluster.shared_context(weft_apps::KV_STORE).await;
     set(cluster.node(0), context, "a", "1").await;
     cluster.converged(context).await;
-    let before = fingerprint(&cluster, context).await;
+    let before = cluster.fingerprint(1, context).await;
     let heads = before.1.clone();
     let member = member_key(&cluster, 0);
     let stranger = SigningKey::from_seed([99; 32]);
 
     // A non-member's delta on applied parents.
-    let non_member = SignedDelta::sign(&stranger, &context, heads.clone(), Hlc::new(now(), 0), Vec::new(), Vec::new());
+    let non_member =
+        SignedDelta::sign(&stranger, &context, heads.clone(), Hlc::new(wall_ms(), 0), Vec::new(), Vec::new());
     // A member's delta with a signature that does not verify.
-    let mut forged = SignedDelta::sign(&member, &context, heads.clone(), Hlc::new(now(), 1), Vec::new(), Vec::new());
+    let mut forged =
+        SignedDelta::sign(&member, &context, heads.clone(), Hlc::new(wall_ms(), 1), Vec::new(), Vec::new());
     forged.signature = Signature([7; 64]);
     // A delta whose id is not its content hash.
     let mut misidentified =
-        SignedDelta::sign(&member, &context, heads.clone(), Hlc::new(now(), 2), Vec::new(), Vec::new());
-    misidentified.hlc = Hlc::new(now(), 3);
+        SignedDelta::sign(&member, &context, heads.clone(), Hlc::new(wall_ms(), 2), Vec::new(), Vec::new());
+    misidentified.hlc = Hlc::new(wall_ms(), 3);
 
     let rejected_before = cluster.node(1).stats().await.unwrap().deltas_rejected;
     for delta in [&non_member, &forged, &misidentified] {
@@ -59,7 +51,7 @@ async fn non_member_forged_and_misidentified_deltas_are_rejected_and_their_sende
     })
     .await;
     assert!(rejected.is_some(), "node 1 did not reject all three: {:?}", cluster.node(1).stats().await);
-    assert_eq!(fingerprint(&cluster, context).await, before, "a rejected delta changed the state");
+    assert_eq!(cluster.fingerprint(1, context).await, before, "a rejected delta changed the state");
     for delta in [&non_member, &forged, &misidentified] {
         assert_eq!(cluster.node(1).delta(context, delta.id).await.unwrap(), None);
     }
@@ -77,12 +69,12 @@ async fn garbage_on_the_topic_changes_nothing() {
     let cluster = Cluster::start(2).await;
     let context = cluster.shared_context(weft_apps::KV_STORE).await;
     cluster.converged(context).await;
-    let before = fingerprint(&cluster, context).await;
+    let before = cluster.fingerprint(1, context).await;
     for garbage in [vec![], vec![0u8; 3], vec![0xff; 100], vec![1u8; 100_000]] {
         cluster.node(0).publish_unchecked(context, Hash::of(&garbage), garbage).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(fingerprint(&cluster, context).await, before);
+    assert_eq!(cluster.fingerprint(1, context).await, before);
     set(cluster.node(0), context, "after", "ok").await;
     cluster.converged(context).await;
 }
@@ -100,7 +92,7 @@ async fn a_delta_with_missing_parents_makes_the_receiver_fetch_them_from_the_sen
     let mut parents = cluster.node(0).context(context).await.unwrap().heads;
     let mut chain = Vec::new();
     for n in 0..3 {
-        let delta = SignedDelta::sign(&key, &context, parents.clone(), Hlc::new(now(), n), Vec::new(), Vec::new());
+        let delta = SignedDelta::sign(&key, &context, parents.clone(), Hlc::new(wall_ms(), n), Vec::new(), Vec::new());
         parents = vec![delta.id];
         cluster.node(0).deliver_unchecked(context, cluster.node(1).peer_id(), delta.encode()).await.unwrap();
         chain.push(delta);
@@ -131,7 +123,7 @@ async fn a_forged_message_with_a_genuine_id_does_not_suppress_the_genuine_delta(
     let before = cluster.node(1).context(context).await.unwrap().stats;
     let heads = cluster.node(1).context(context).await.unwrap().heads;
     let genuine =
-        SignedDelta::sign(&member_key(&cluster, 0), &context, heads, Hlc::new(now(), 0), Vec::new(), Vec::new());
+        SignedDelta::sign(&member_key(&cluster, 0), &context, heads, Hlc::new(wall_ms(), 0), Vec::new(), Vec::new());
 
     cluster.node(0).publish_unchecked(context, genuine.id, b"not the delta".to_vec()).await.unwrap();
     let arrived = eventually(CONVERGE_TIMEOUT, || async {

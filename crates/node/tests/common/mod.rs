@@ -14,6 +14,11 @@ use weft_node::{ContextInfo, Node, NodeConfig, NodeHandle};
 use weft_primitives::Hash;
 
 /// Generous: CI machines are slow and share cores.
+/// The wall clock in milliseconds, for the HLCs of hand-made deltas.
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One node and what it needs to restart.
@@ -144,6 +149,13 @@ impl Cluster {
     }
 
     /// Wait until every node has the same heads and the same root hash.
+    /// What node `i` holds of `context` (root hash, heads, applied count),
+    /// to show that a refused input changed nothing.
+    pub async fn fingerprint(&self, i: usize, context: Hash) -> (Hash, Vec<Hash>, u64) {
+        let info = self.node(i).context(context).await.unwrap();
+        (info.root_hash, info.heads, info.applied)
+    }
+
     pub async fn converged(&self, context: Hash) -> Vec<ContextInfo> {
         eventually(CONVERGE_TIMEOUT, || async {
             let infos = self.infos(context).await;
