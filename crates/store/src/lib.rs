@@ -26,10 +26,13 @@
 //!   recovery the database equals the state after some prefix of the
 //!   committed transactions.
 //! - **Durability.** Every commit uses redb's `Durability::Immediate`: it is
-//!   on disk (fsynced) before the call returns or the ticket resolves.
-//! - **Acknowledged = durable.** `Ok` from [`Store::write`],
-//!   [`Store::commit`] or a [`CommitTicket`] means the writes survive any
-//!   later crash. `Err` means they are not visible now; after a crash, a
+//!   on disk (fsynced) before the call returns or the ticket resolves;
+//!   except [`Store::write`] between [`Store::defer_durability`] and
+//!   [`Store::flush`] (group commit for a single writer), whose commits are
+//!   atomic and visible at once and durable when the flush returns `Ok`.
+//! - **Acknowledged = durable.** `Ok` from [`Store::write`] (outside a
+//!   deferred group), [`Store::flush`], [`Store::commit`] or a
+//!   [`CommitTicket`] means the writes survive any later crash. `Err` means they are not visible now; after a crash, a
 //!   transaction whose commit failed may or may not be present (its fsync
 //!   may have completed before the failure was seen), but never in part.
 //! - **Snapshot isolation.** A [`ReadTxn`] sees exactly the transactions

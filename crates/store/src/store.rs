@@ -2,8 +2,8 @@
 //! to commit (a closure over a [`WriteTxn`], or a [`WriteBatch`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::ReadableDatabase;
@@ -72,6 +72,16 @@ struct Shared {
     commits: AtomicU64,
     /// Times the database was opened again after an I/O failure.
     reopens: AtomicU64,
+    /// Between [`Store::defer_durability`] and [`Store::flush`]:
+    /// [`Store::write`] commits without an fsync.
+    deferring: AtomicBool,
+    /// A deferred commit was made since the last durable one.
+    unflushed: AtomicBool,
+    /// While deferring: a snapshot taken when it began (everything in it
+    /// was durable), for [`Store::read_durable`]. The lock also orders a
+    /// `read_durable` that begins a fresh snapshot before the deferring
+    /// starts, so it never sees a deferred commit.
+    durable_snapshot: Mutex<Option<Arc<ReadTxn>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -145,6 +155,9 @@ impl Store {
             reopen,
             commits: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
+            deferring: AtomicBool::new(false),
+            unflushed: AtomicBool::new(false),
+            durable_snapshot: Mutex::new(None),
         };
         let store = Store { shared: Arc::new(shared) };
         store.init_or_check_schema()?;
@@ -260,11 +273,23 @@ impl Store {
     /// commit is on disk. Write transactions run one at a time (callers
     /// queue on redb's writer lock); a [`GroupCommitter`] shares one fsync
     /// among many writers instead.
+    ///
+    /// Between [`Store::defer_durability`] and [`Store::flush`] the commit
+    /// skips the fsync instead (see there).
     pub fn write<T>(&self, body: impl FnOnce(&mut WriteTxn) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let (db, mut txn) = self.begin_write()?;
+        let deferred = self.shared.deferring.load(Ordering::SeqCst);
+        let durability = if deferred { redb::Durability::None } else { redb::Durability::Immediate };
+        let (db, mut txn) = self.begin_write(durability)?;
         match body(&mut txn) {
             Ok(value) => {
-                self.commit_txn(&db, txn)?;
+                if deferred {
+                    txn.into_inner()
+                        .commit()
+                        .map_err(|e| self.after_failure(&db, StoreError::backend("committing")(e)))?;
+                    self.shared.unflushed.store(true, Ordering::SeqCst);
+                } else {
+                    self.commit_txn(&db, txn)?;
+                }
                 Ok(value)
             }
             Err(error) => {
@@ -275,6 +300,59 @@ impl Store {
                 Err(self.after_failure(&db, error))
             }
         }
+    }
+
+    /// Group commit for a single writer: until [`Store::flush`], every
+    /// [`Store::write`] commits atomically and is visible at once, but
+    /// without an fsync, so one fsync at the flush makes them all durable.
+    ///
+    /// The caller must be the only one to call [`Store::write`] meanwhile
+    /// and must acknowledge nothing written until `flush` returns `Ok`:
+    /// a crash before it loses the deferred commits (the database recovers
+    /// to the last durable commit, so what survives is still a prefix of
+    /// the commits, each whole). [`Store::commit`] and [`GroupCommitter`]
+    /// tickets stay durable, and a durable commit also makes the deferred
+    /// ones before it durable.
+    pub fn defer_durability(&self) {
+        let mut durable = self.shared.durable_snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        // Without a snapshot (the database is closed) readers get the
+        // error the database gives them.
+        *durable = self.read().ok().map(Arc::new);
+        self.shared.deferring.store(true, Ordering::SeqCst);
+    }
+
+    /// A snapshot of what is durable: the latest commit, or while commits
+    /// are deferred the state when that began. Readers that answer clients
+    /// (views) use it, so they never show a write a crash could still
+    /// undo; between groups it is as fresh as [`Store::read`].
+    pub fn read_durable(&self) -> Result<Arc<ReadTxn>, StoreError> {
+        let durable = self.shared.durable_snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*durable {
+            Some(snapshot) => Ok(snapshot.clone()),
+            None => Ok(Arc::new(self.read()?)),
+        }
+    }
+
+    /// End [`Store::defer_durability`]: make every commit since durable
+    /// with one fsync (none when nothing was written). On `Err` none of
+    /// them is acknowledged: after an I/O failure the store reopens at the
+    /// last durable commit ([`Store::reopens`] tells cached readers to
+    /// reload), so they may be gone.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.shared.deferring.store(false, Ordering::SeqCst);
+        let flushed = if self.shared.unflushed.swap(false, Ordering::SeqCst) {
+            self.begin_write(redb::Durability::Immediate).and_then(|(db, txn)| self.commit_txn(&db, txn)).map(|_| ())
+        } else {
+            Ok(())
+        };
+        if flushed.is_err() {
+            // Still owed: a later durable commit may succeed.
+            self.shared.unflushed.store(true, Ordering::SeqCst);
+        }
+        // Only now may readers see the group: it is durable (or, after a
+        // failure, the database reopens at its last durable commit).
+        let _ = self.shared.durable_snapshot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        flushed
     }
 
     /// Commit one batch durably, on the calling thread.
@@ -292,19 +370,19 @@ impl Store {
         if let Some(big) = batches.iter().find(|batch| batch.byte_len() > WRITE_BATCH_BYTES_MAX) {
             return Err(StoreError::BatchTooLarge { bytes: big.byte_len(), max: WRITE_BATCH_BYTES_MAX });
         }
-        let (db, mut txn) = self.begin_write()?;
+        let (db, mut txn) = self.begin_write(redb::Durability::Immediate)?;
         txn.apply_batches(batches).map_err(|e| self.after_failure(&db, e))?;
         let sequence = self.commit_txn(&db, txn)?;
         Ok(CommitInfo { sequence, batches: batches.len() })
     }
 
-    fn begin_write(&self) -> Result<(Arc<redb::Database>, WriteTxn), StoreError> {
+    fn begin_write(&self, durability: redb::Durability) -> Result<(Arc<redb::Database>, WriteTxn), StoreError> {
         let db = self.database()?;
         let mut txn =
             db.begin_write().map_err(|e| self.after_failure(&db, StoreError::backend("beginning a write")(e)))?;
-        // Immediate is redb's default; set it so that no future default can
-        // weaken "acknowledged means durable".
-        txn.set_durability(redb::Durability::Immediate).map_err(StoreError::backend("setting durability"))?;
+        // Immediate is redb's default; set it always so that no future
+        // default can weaken "acknowledged means durable".
+        txn.set_durability(durability).map_err(StoreError::backend("setting durability"))?;
         Ok((db, WriteTxn::new(txn)))
     }
 

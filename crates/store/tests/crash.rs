@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Model, Txn, dump, run_until_failure, workload};
+use common::{Model, Txn, dump, run_grouped_until_failure, run_until_failure, workload};
 use proptest::prelude::*;
 use weft_primitives::Hash;
 use weft_primitives::kv::{KvRead, WriteSet};
@@ -34,12 +34,25 @@ fn recover(backend: &CrashingBackend, how: Recovery) -> CrashingBackend {
 
 /// Run `txns` with a crash at `point`, recover, and check the rule.
 /// Returns how many transactions were acknowledged.
-fn crash_and_check(txns: &[Txn], states: &[Model], point: CrashPoint, how: Recovery) -> Result<usize, String> {
+/// `group`: commit in groups of that many deferred commits, one flush
+/// each (`None`: every commit durable).
+fn crash_and_check(
+    txns: &[Txn],
+    states: &[Model],
+    point: CrashPoint,
+    how: Recovery,
+    group: Option<usize>,
+) -> Result<usize, String> {
     let backend = CrashingBackend::new();
     let store = Store::open_with_backend(backend.clone()).map_err(|e| format!("open: {e}"))?;
     backend.arm(point);
-    let acked = run_until_failure(&store, txns);
-    let attempted = if acked < txns.len() { acked + 1 } else { acked };
+    let (acked, attempted) = match group {
+        None => {
+            let acked = run_until_failure(&store, txns);
+            (acked, if acked < txns.len() { acked + 1 } else { acked })
+        }
+        Some(group) => run_grouped_until_failure(&store, txns, group),
+    };
     drop(store);
 
     let recovered = Store::open_with_backend(recover(&backend, how))
@@ -60,28 +73,36 @@ fn crash_and_check(txns: &[Txn], states: &[Model], point: CrashPoint, how: Recov
 }
 
 /// Mutations and syncs the workload makes after the store is open.
-fn count_io(txns: &[Txn]) -> (u64, u64) {
+fn count_io(txns: &[Txn], group: Option<usize>) -> (u64, u64) {
     let backend = CrashingBackend::new();
     let store = Store::open_with_backend(backend.clone()).unwrap();
     backend.arm(CrashPoint::Write(u64::MAX));
-    assert_eq!(run_until_failure(&store, txns), txns.len());
+    match group {
+        None => assert_eq!(run_until_failure(&store, txns), txns.len()),
+        Some(group) => assert_eq!(run_grouped_until_failure(&store, txns, group), (txns.len(), txns.len())),
+    }
     backend.counts()
 }
 
 fn sweep(seed: u64, txn_count: usize, how: impl Fn(u64) -> Recovery) {
+    sweep_grouped(seed, txn_count, how, None);
+}
+
+fn sweep_grouped(seed: u64, txn_count: usize, how: impl Fn(u64) -> Recovery, group: Option<usize>) {
     let txns = workload(seed, txn_count);
     let states = Model::prefixes(&txns);
-    let (writes, syncs) = count_io(&txns);
-    eprintln!("seed {seed}: {writes} writes, {syncs} syncs");
-    assert!(writes > txn_count as u64 && syncs >= txn_count as u64, "workload did too little I/O");
+    let (writes, syncs) = count_io(&txns, group);
+    eprintln!("seed {seed}, group {group:?}: {writes} writes, {syncs} syncs");
+    let groups = txn_count.div_ceil(group.unwrap_or(1)) as u64;
+    assert!(writes > groups && syncs >= groups, "workload did too little I/O");
     let mut failures = Vec::new();
     for n in 1..=writes + 1 {
-        if let Err(e) = crash_and_check(&txns, &states, CrashPoint::Write(n), how(n)) {
+        if let Err(e) = crash_and_check(&txns, &states, CrashPoint::Write(n), how(n), group) {
             failures.push(e);
         }
     }
     for n in 1..=syncs + 1 {
-        if let Err(e) = crash_and_check(&txns, &states, CrashPoint::Sync(n), how(n ^ 0x5555)) {
+        if let Err(e) = crash_and_check(&txns, &states, CrashPoint::Sync(n), how(n ^ 0x5555), group) {
             failures.push(e);
         }
     }
@@ -99,6 +120,20 @@ fn crash_at_every_write_and_sync_keeps_every_acknowledged_txn() {
 fn torn_unsynced_writes_never_expose_a_partial_txn() {
     for seed in 10..18 {
         sweep(seed, 40, |n| Recovery::Torn(seed * 1_000_003 + n));
+    }
+}
+
+/// Group commit (`Store::defer_durability` … `Store::flush`): a crash
+/// anywhere keeps every group whose flush returned Ok, and never a part of
+/// a transaction; deferred commits of an unflushed group may or may not
+/// survive, as a prefix.
+#[test]
+fn crash_during_group_commit_keeps_every_flushed_group() {
+    for seed in 20..26 {
+        sweep_grouped(seed, 40, |_| Recovery::Synced, Some(7));
+    }
+    for seed in 26..30 {
+        sweep_grouped(seed, 40, |n| Recovery::Torn(seed * 1_000_003 + n), Some(5));
     }
 }
 
@@ -245,7 +280,7 @@ proptest! {
         let states = Model::prefixes(&txns);
         let point = if at_write { CrashPoint::Write(n) } else { CrashPoint::Sync(n / 8 + 1) };
         let how = torn.map_or(Recovery::Synced, Recovery::Torn);
-        let result = crash_and_check(&txns, &states, point, how);
+        let result = crash_and_check(&txns, &states, point, how, None);
         prop_assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
     }
 }

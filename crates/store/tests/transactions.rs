@@ -258,3 +258,22 @@ fn scan_over_the_page_maximum_is_an_error_not_a_short_page() {
     // Asking for at most the maximum is a normal (full) page.
     assert_eq!(read.scan(META, b"k", None, weft_store::SCAN_PAGE_MAX).unwrap().len(), weft_store::SCAN_PAGE_MAX);
 }
+
+#[test]
+fn read_durable_sees_a_deferred_group_only_once_it_is_flushed() {
+    let store = Store::open_in_memory().unwrap();
+    store.write(|txn| txn.put(META, "a", &b"durable".to_vec())).unwrap();
+    store.defer_durability();
+    store.write(|txn| txn.put(META, "b", &b"deferred".to_vec())).unwrap();
+    // The write is committed (a plain read sees it)…
+    assert_eq!(store.read().unwrap().get(META, "b").unwrap(), Some(b"deferred".to_vec()));
+    // …but not durable, so a durable read does not, and still sees the rest.
+    let durable = store.read_durable().unwrap();
+    assert_eq!(durable.get(META, "b").unwrap(), None);
+    assert_eq!(durable.get(META, "a").unwrap(), Some(b"durable".to_vec()));
+    store.flush().unwrap();
+    assert_eq!(store.read_durable().unwrap().get(META, "b").unwrap(), Some(b"deferred".to_vec()));
+    // Outside a group every write is durable at once, and seen at once.
+    store.write(|txn| txn.put(META, "c", &b"immediate".to_vec())).unwrap();
+    assert_eq!(store.read_durable().unwrap().get(META, "c").unwrap(), Some(b"immediate".to_vec()));
+}

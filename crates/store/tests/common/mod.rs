@@ -161,6 +161,29 @@ pub fn run_until_failure(store: &Store, txns: &[Txn]) -> usize {
     txns.len()
 }
 
+/// Run `txns` in groups of `group` deferred commits, each group made
+/// durable by one [`Store::flush`], until the first failure. Returns
+/// (acknowledged, attempted): the transactions of the groups whose flush
+/// returned Ok, and every transaction whose deferred commit returned Ok
+/// plus the one that failed (any of them may have reached the disk).
+pub fn run_grouped_until_failure(store: &Store, txns: &[Txn], group: usize) -> (usize, usize) {
+    let mut acked = 0;
+    for (start, chunk) in txns.chunks(group).enumerate().map(|(i, c)| (i * group, c)) {
+        store.defer_durability();
+        for (i, txn) in chunk.iter().enumerate() {
+            if store.write(|w| apply_txn(w, txn)).is_err() {
+                let _ = store.flush();
+                return (acked, start + i + 1);
+            }
+        }
+        if store.flush().is_err() {
+            return (acked, start + chunk.len());
+        }
+        acked = start + chunk.len();
+    }
+    (acked, txns.len())
+}
+
 /// Everything the workload's tables hold.
 pub fn dump(store: &Store) -> Result<Model, StoreError> {
     let read = store.read()?;
