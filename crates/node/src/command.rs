@@ -117,6 +117,7 @@ pub(crate) enum Command {
     DeadJobs { context: Hash, reply: Reply<Vec<(u64, DeadJob)>> },
     PublishRaw { context: Hash, id: DeltaId, bytes: Vec<u8>, reply: Reply<()> },
     DeliverRaw { context: Hash, from: NetPeer, bytes: Vec<u8>, reply: Reply<()> },
+    Hold { release: oneshot::Receiver<()>, reply: Reply<()> },
     Shutdown { reply: Reply<()> },
 }
 

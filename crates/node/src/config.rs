@@ -20,6 +20,10 @@ pub const JOIN_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// How long an invitation is valid when the caller does not say.
 pub const INVITATION_VALID_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
 
+/// Local calls run back to back and made durable by one fsync (group
+/// commit); each is answered only after that fsync.
+pub const CALL_GROUP_MAX_DEFAULT: usize = 256;
+
 /// Everything a node needs to start.
 #[derive(Clone)]
 pub struct NodeConfig {
@@ -41,6 +45,9 @@ pub struct NodeConfig {
     pub handler_attempts_max: u32,
     /// Capacity of the in-process event bus.
     pub event_bus_capacity: usize,
+    /// Most local calls that share one durable commit; 1 commits (and
+    /// fsyncs) every call on its own.
+    pub call_group_max: usize,
     /// How long `join` waits to see itself admitted.
     pub join_timeout_ms: u64,
     /// The first redial of a member's node after its connection was lost.
@@ -65,6 +72,7 @@ impl NodeConfig {
             handler_retry_max_ms: HANDLER_RETRY_MAX_MS_DEFAULT,
             handler_attempts_max: HANDLER_ATTEMPTS_MAX_DEFAULT,
             event_bus_capacity: EVENT_BUS_CAPACITY_DEFAULT,
+            call_group_max: CALL_GROUP_MAX_DEFAULT,
             join_timeout_ms: JOIN_TIMEOUT_MS_DEFAULT,
             redial_base_ms: crate::peers::redial::REDIAL_BASE_MS_DEFAULT,
             redial_max_ms: crate::peers::redial::REDIAL_MAX_MS_DEFAULT,
@@ -86,6 +94,9 @@ impl NodeConfig {
         }
         if self.event_bus_capacity == 0 {
             return bad("event_bus_capacity", "must be positive");
+        }
+        if self.call_group_max == 0 {
+            return bad("call_group_max", "must be positive");
         }
         if self.sync.sync_frequency_ms == 0 {
             return bad("sync.sync_frequency_ms", "must be positive");

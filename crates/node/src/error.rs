@@ -79,6 +79,9 @@ pub enum NodeError {
     /// Something did not finish in time.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// A view could not read its context's state, or its thread failed.
+    #[error("view: {0}")]
+    View(String),
     /// The node is shutting down or stopped.
     #[error("the node is stopped")]
     Stopped,
@@ -110,6 +113,7 @@ impl NodeError {
             NodeError::NotAMember(_) => "not_a_member",
             NodeError::Protocol(_) => "protocol_error",
             NodeError::Timeout(_) => "timeout",
+            NodeError::View(_) => "view_failure",
             NodeError::Stopped => "node_stopped",
         }
     }

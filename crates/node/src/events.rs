@@ -101,6 +101,7 @@ pub(crate) const UNOPENED_GOSSIP: usize = weft_sync::DeltaRejection::REASONS.len
 pub struct Counters {
     pub(crate) calls: AtomicU64,
     pub(crate) writes_committed: AtomicU64,
+    pub(crate) call_groups: AtomicU64,
     pub(crate) deltas_applied: AtomicU64,
     pub(crate) deltas_rejected: AtomicU64,
     pub(crate) deltas_rejected_by: [AtomicU64; REJECTION_REASONS.len()],
@@ -130,6 +131,9 @@ pub struct NodeStats {
     pub calls: u64,
     /// Local writes committed (client calls and handlers).
     pub writes_committed: u64,
+    /// Groups of client calls made durable by one fsync (group commit):
+    /// `calls / call_groups` is the mean group size.
+    pub call_groups: u64,
     /// Deltas applied (local and remote).
     pub deltas_applied: u64,
     /// Deltas refused by verification.
@@ -189,6 +193,7 @@ impl Counters {
         NodeStats {
             calls: get(&self.calls),
             writes_committed: get(&self.writes_committed),
+            call_groups: get(&self.call_groups),
             deltas_applied: get(&self.deltas_applied),
             deltas_rejected: get(&self.deltas_rejected),
             deltas_rejected_by: std::array::from_fn(|i| get(&self.deltas_rejected_by[i])),

@@ -28,6 +28,7 @@ pub struct NodeHandle {
     pub(crate) net: NetHandle,
     pub(crate) identity: SigningKey,
     pub(crate) join_timeout_ms: u64,
+    pub(crate) views: crate::views::ViewTargets,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -156,9 +157,15 @@ impl NodeHandle {
         Ok(())
     }
 
-    /// Call a view or mutation (`args`: JSON). A mutation's reply comes once
-    /// its delta is durable.
+    /// Call a view or mutation (`args`: JSON). A view runs at once on its own
+    /// thread, against the latest durable state (it never waits for the
+    /// driver); a mutation's reply comes once its delta is durable.
     pub async fn call(&self, context: Hash, method: &str, args: Vec<u8>) -> Result<CallReply, NodeError> {
+        // A view runs here, off the driver, on a durable snapshot.
+        if let Some(answer) = self.views.call(context, method, &args).await {
+            Counters::bump(&self.counters.calls, 1);
+            return answer;
+        }
         let method = method.to_owned();
         self.request(|reply| Command::Call { context, method, args, reply }).await
     }
@@ -197,6 +204,14 @@ impl NodeHandle {
     /// receivers' verification is what is being exercised.
     pub async fn publish_unchecked(&self, context: Hash, id: Hash, bytes: Vec<u8>) -> Result<(), NodeError> {
         self.request(|reply| Command::PublishRaw { context, id, bytes, reply }).await
+    }
+
+    /// Make the driver handle nothing (no write, no network event, no
+    /// tick) until `release` fires or is dropped; returns once it holds.
+    /// For tests and fault-injection tools: what does not need the driver
+    /// (views) goes on meanwhile.
+    pub async fn hold_driver(&self, release: oneshot::Receiver<()>) -> Result<(), NodeError> {
+        self.request(|reply| Command::Hold { release, reply }).await
     }
 
     /// Hand `bytes` to this node's receive path as if `from` had gossiped

@@ -41,6 +41,7 @@ mod handle;
 pub mod peers;
 pub mod records;
 mod replica_store;
+mod views;
 pub mod wire;
 
 use std::sync::Arc;
@@ -57,11 +58,15 @@ pub use error::NodeError;
 pub use events::{AppliedInfo, NodeEvent, NodeStats, REJECTION_REASONS};
 pub use handle::NodeHandle;
 pub use replica_store::{DeadJob, DiskReplicaStore, HandlerJob};
+pub use views::VIEWS_DRAIN_MAX;
 
 /// Requests waiting for the driver.
 pub const COMMANDS_MAX: usize = 256;
 /// Reports from stream tasks waiting for the driver.
 pub const INTERNAL_MAX: usize = 1024;
+/// Network events (gossip above all) the driver handles in one turn, whose
+/// commits share one fsync.
+pub const NET_EVENTS_PER_TURN_MAX: usize = 256;
 
 /// The name of the database file in the data directory.
 pub const DATABASE_FILE: &str = "weft.redb";
@@ -106,6 +111,8 @@ impl Node {
         let counters = Arc::new(events::Counters::default());
         let join_timeout_ms = config.join_timeout_ms;
         let book = peers::PeerBook::load(&store)?;
+        let views = views::ViewTargets::default();
+        views.open(store.clone(), runtime.clone());
         let mut driver = driver::Driver::new(
             config,
             store,
@@ -117,6 +124,7 @@ impl Node {
             events.clone(),
             counters.clone(),
             book,
+            views.clone(),
         );
         if let Err(error) = driver.open_all().await {
             let _ = net.shutdown().await;
@@ -124,7 +132,7 @@ impl Node {
         }
         tokio::spawn(driver::streams::accept_streams(incoming, internal_tx, counters.clone()));
         tokio::spawn(driver.run(commands, internal, net_events));
-        Ok(NodeHandle { commands: commands_tx, events, counters, net, identity, join_timeout_ms })
+        Ok(NodeHandle { commands: commands_tx, events, counters, net, identity, join_timeout_ms, views })
     }
 }
 

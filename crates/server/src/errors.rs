@@ -60,7 +60,8 @@ fn status_of(error: &NodeError) -> StatusCode {
         | NodeError::Store(_)
         | NodeError::Net(_)
         | NodeError::Restore { .. }
-        | NodeError::Protocol(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        | NodeError::Protocol(_)
+        | NodeError::View(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -122,6 +122,7 @@ fn encode_node(out: &mut String, s: &NodeStats) {
     sample(out, "weft_node_up", "gauge", "1 while the node answers.", 1);
     sample(out, "weft_calls_total", "counter", "Client calls served.", s.calls);
     sample(out, "weft_writes_committed_total", "counter", "Local writes committed.", s.writes_committed);
+    sample(out, "weft_call_groups_total", "counter", "Groups of client calls sharing one fsync.", s.call_groups);
     sample(out, "weft_deltas_applied_total", "counter", "Deltas applied, local and remote.", s.deltas_applied);
     sample(out, "weft_deltas_pending", "gauge", "Deltas waiting for parents, all contexts.", s.deltas_pending);
     sample(out, "weft_deltas_rejected_total", "counter", "Deltas refused by verification.", s.deltas_rejected);

@@ -107,9 +107,17 @@ async fn subscriptions_filter_contexts_and_pings_are_answered() {
     assert_eq!(now["contexts"], json!([]));
     api.execute(&watched, "set", json!({ "key": "w", "value": "2" })).await;
     send(&mut socket, json!({ "type": "ping" })).await;
-    // Nothing but the pong arrives: the write after unsubscribing is not sent.
+    // Nothing but the pong arrives before it…
+    assert_eq!(next_json(&mut socket, |_| true).await, json!({ "type": "pong" }));
+    // …nor after it: the bus is ordered, so once a later write of the other
+    // context arrives, the write made while unsubscribed was judged (and
+    // not sent). Only then may a subscription to everything begin.
+    send(&mut socket, json!({ "type": "subscribe", "contexts": [ignored] })).await;
+    next_json(&mut socket, |m| m["type"] == "subscribed").await;
+    api.execute(&ignored, "set", json!({ "key": "i", "value": "1b" })).await;
     let next = next_json(&mut socket, |_| true).await;
-    assert_eq!(next, json!({ "type": "pong" }));
+    assert_eq!(next["type"], "state_mutation");
+    assert_eq!(next["context"], json!(ignored), "the write made while unsubscribed was sent");
 
     // Subscribing without a list follows every context.
     send(&mut socket, json!({ "type": "subscribe" })).await;

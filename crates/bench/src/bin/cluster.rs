@@ -7,9 +7,11 @@
 //! - `propagation`: how long a write takes to reach all of 5 nodes;
 //! - `catch_up`: a node that missed many deltas, restarted: wall time,
 //!   sessions and frames, bytes on the wire against the deltas' own size;
-//! - `sustained`: committed writes/s across 3 nodes, converged at the end.
+//! - `sustained`: committed writes/s across 3 nodes, converged at the end;
+//! - `local_writes`: durable writes/s on one node through its handle with
+//!   1, 8 and 64 clients, against one fsync per call in the same run.
 //!
-//! Usage: `weft-cluster-bench [--only propagation|catch_up|sustained]
+//! Usage: `weft-cluster-bench [--only propagation|catch_up|sustained|local_writes]
 //! [--writes N] [--missed N] [--seconds N] [--clients N] [--quick]`.
 //! Bad arguments: one line on stderr, exit code 2. A figure that fails
 //! (no convergence in time, a wrong count): exit code 1.
@@ -20,6 +22,8 @@
 mod catch_up;
 #[path = "cluster/harness.rs"]
 mod harness;
+#[path = "cluster/local_writes.rs"]
+mod local_writes;
 #[path = "cluster/propagation.rs"]
 mod propagation;
 #[path = "cluster/report.rs"]
@@ -60,6 +64,7 @@ enum Only {
     Propagation,
     CatchUp,
     Sustained,
+    LocalWrites,
 }
 
 /// The parsed command line.
@@ -72,8 +77,8 @@ struct Options {
     clients: usize,
 }
 
-const USAGE: &str = "usage: weft-cluster-bench [--only propagation|catch_up|sustained] [--writes N] [--missed N] \
-                     [--seconds N] [--clients N] [--quick]";
+const USAGE: &str = "usage: weft-cluster-bench [--only propagation|catch_up|sustained|local_writes] [--writes N] \
+                     [--missed N] [--seconds N] [--clients N] [--quick]";
 
 /// The number after `flag`, in `1..=max`.
 fn number<T>(flag: &str, value: Option<String>, max: T) -> Result<T, String>
@@ -99,10 +104,13 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
                     Some("propagation") => Only::Propagation,
                     Some("catch_up") => Only::CatchUp,
                     Some("sustained") => Only::Sustained,
+                    Some("local_writes") => Only::LocalWrites,
                     Some(other) => {
-                        return Err(format!("--only: unknown figure {other:?} (propagation, catch_up, sustained)"));
+                        return Err(format!(
+                            "--only: unknown figure {other:?} (propagation, catch_up, sustained, local_writes)"
+                        ));
                     }
-                    None => return Err("--only needs a figure (propagation, catch_up, sustained)".into()),
+                    None => return Err("--only needs a figure (propagation, catch_up, sustained, local_writes)".into()),
                 });
             }
             "--writes" => writes = Some(number("--writes", args.next(), WRITES_MAX)?),
@@ -133,6 +141,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     if runs(Only::Sustained) {
         sustained::run(options.seconds, options.clients).await?;
+    }
+    if runs(Only::LocalWrites) {
+        local_writes::run(options.seconds).await?;
     }
     Ok(())
 }

@@ -1,17 +1,81 @@
 //! Method calls: views run against the persisted state; mutations, init and
 //! handlers run in a write overlay and commit as one local delta in the
 //! same driver turn (so they can never be stale).
+//!
+//! **Group commit.** Clients' calls that are waiting when the driver takes
+//! one run back to back (at most [`NodeConfig::call_group_max`]) in one
+//! unflushed turn ([`super::durable`]): one fsync makes all their deltas
+//! durable, and only after it are the calls answered (and their deltas
+//! gossiped, their events sent). So an answer still means "durable", and
+//! the order of the calls is the order they were sent in. If the fsync
+//! fails, every call of the group gets the error (none is acknowledged; as
+//! with any failed commit, its delta may or may not survive).
+//!
+//! [`NodeConfig::call_group_max`]: crate::NodeConfig::call_group_max
 
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 use weft_runtime::{CallResult, ExecuteRequest, MethodKind};
-use weft_sync::{Event, Input, PreparedWrite, ReplicaStore};
+use weft_sync::{Event, Input, PreparedWrite, ReplicaStore, WriteError};
 
 use super::{Driver, now_ms};
 use crate::NodeError;
-use crate::command::CallReply;
+use crate::command::{CallReply, Command};
 use weft_primitives::{Hash, PublicKey};
 
+/// A client's call, taken off the command queue.
+pub(crate) struct CallRequest {
+    pub(crate) context: Hash,
+    pub(crate) method: String,
+    pub(crate) args: Vec<u8>,
+    pub(crate) reply: oneshot::Sender<Result<CallReply, NodeError>>,
+}
+
 impl Driver {
+    /// Run `first` and every call queued behind it (up to the group bound)
+    /// as one group commit; see the module doc. Returns the first command
+    /// taken off the queue that is not a call, for the caller to run next.
+    pub(super) async fn on_calls(
+        &mut self,
+        first: CallRequest,
+        commands: &mut mpsc::Receiver<Command>,
+    ) -> Option<Command> {
+        self.begin_unflushed();
+        let mut answers = Vec::new();
+        let mut next = Some(first);
+        let mut other = None;
+        while let Some(request) = next.take() {
+            crate::events::Counters::bump(&self.counters.calls, 1);
+            let result = self.call(request.context, &request.method, &request.args).await;
+            answers.push((request.reply, result));
+            if answers.len() >= self.config.call_group_max {
+                break;
+            }
+            match commands.try_recv() {
+                Ok(Command::Call { context, method, args, reply }) => {
+                    next = Some(CallRequest { context, method, args, reply });
+                }
+                Ok(command) => other = Some(command),
+                Err(_) => {}
+            }
+        }
+        match self.end_unflushed().await {
+            Ok(()) => {
+                crate::events::Counters::bump(&self.counters.call_groups, 1);
+                for (reply, result) in answers {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                for (reply, _) in answers {
+                    let reason = weft_sync::StoreError::Backend(format!("making the call durable: {error}"));
+                    let _ = reply.send(Err(NodeError::Write(WriteError::Store(reason))));
+                }
+            }
+        }
+        other
+    }
+
     /// A client's call: views and mutations only.
     pub(super) async fn call(&mut self, context: Hash, method: &str, args: &[u8]) -> Result<CallReply, NodeError> {
         let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;

@@ -99,7 +99,13 @@ impl Driver {
         let slot = self.load_context(record)?;
         let topic = slot.topic.clone();
         self.net.subscribe(&topic).await?;
+        let view = crate::views::ViewTarget {
+            app: slot.app.clone(),
+            identity: slot.identity.clone(),
+            text_lane: slot.replica.text_lane(),
+        };
         self.contexts.insert(id, slot);
+        self.views.insert(id, view);
         // Rotations applied before a restart may still owe us a key.
         self.keys_dirty.insert(id);
         self.resume_leaving(id)?;
@@ -164,6 +170,7 @@ impl Driver {
     }
 
     async fn close_context(&mut self, context: Hash) {
+        self.views.remove(&context);
         if let Some(slot) = self.contexts.remove(&context) {
             self.detach_topic(&slot.topic);
             let _ = self.net.unsubscribe(&slot.topic).await;

@@ -17,6 +17,7 @@
 
 mod calls;
 mod contexts;
+mod durable;
 mod handlers;
 pub(crate) mod join;
 mod keys;
@@ -143,6 +144,10 @@ pub(crate) struct Driver {
     pub(crate) leaving: BTreeMap<Hash, (Hash, u64, u64)>,
     /// A context whose write being committed is not gossiped (a `Leave`).
     pub(crate) unpublished: Option<Hash>,
+    /// During an unflushed turn: what waits for its fsync.
+    pub(crate) unflushed: Option<durable::Unflushed>,
+    /// The open contexts whose views run off the driver.
+    pub(crate) views: crate::views::ViewTargets,
 }
 
 /// What a turn of the replica said about local writes.
@@ -161,6 +166,7 @@ impl Driver {
         events: broadcast::Sender<NodeEvent>,
         counters: Arc<Counters>,
         book: PeerBook,
+        views: crate::views::ViewTargets,
     ) -> Driver {
         let redial = RedialSchedule::new(config.redial_base_ms, config.redial_max_ms);
         Driver {
@@ -196,6 +202,8 @@ impl Driver {
             keys_dirty: BTreeSet::new(),
             leaving: BTreeMap::new(),
             unpublished: None,
+            unflushed: None,
+            views,
         }
     }
 
@@ -211,24 +219,43 @@ impl Driver {
             let wait_ms = self.next_wakeup_ms().saturating_sub(now_ms()).min(IDLE_WAKEUP_MS);
             let sleep = tokio::time::sleep(Duration::from_millis(wait_ms));
             tokio::select! {
-                command = commands.recv() => match command {
-                    Some(Command::Shutdown { reply }) => {
-                        self.shutdown().await;
-                        // Close the database before answering, so the
-                        // caller may reopen it at once.
-                        drop(self);
-                        let _ = reply.send(Ok(()));
-                        return;
-                    }
-                    Some(command) => self.on_command(command).await,
-                    None => {
+                command = commands.recv() => {
+                    let Some(command) = command else {
                         self.shutdown().await;
                         return;
+                    };
+                    let mut next = Some(command);
+                    while let Some(command) = next.take() {
+                        match command {
+                            Command::Shutdown { reply } => {
+                                self.shutdown().await;
+                                // Close the database before answering, so
+                                // the caller may reopen it at once.
+                                drop(self);
+                                let _ = reply.send(Ok(()));
+                                return;
+                            }
+                            Command::Call { context, method, args, reply } => {
+                                let first = calls::CallRequest { context, method, args, reply };
+                                next = self.on_calls(first, &mut commands).await;
+                            }
+                            command => self.on_command(command).await,
+                        }
                     }
-                },
+                }
                 Some(message) = internal.recv() => self.on_internal(message).await,
                 event = net_events.recv(), if net_alive => match event {
-                    Some(event) => self.on_net_event(event).await,
+                    Some(event) => {
+                        // A burst of gossip (and the pending deltas it
+                        // releases) commits with one fsync.
+                        self.begin_unflushed();
+                        self.on_net_event(event).await;
+                        for _ in 1..crate::NET_EVENTS_PER_TURN_MAX {
+                            let Ok(event) = net_events.try_recv() else { break };
+                            self.on_net_event(event).await;
+                        }
+                        let _ = self.end_unflushed().await;
+                    }
                     None => {
                         warn!("the network stopped; the node keeps serving local calls");
                         net_alive = false;
@@ -296,6 +323,7 @@ impl Driver {
 
     async fn shutdown(&mut self) {
         info!("node shutting down");
+        self.views.close().await;
         for link in self.sessions.values() {
             let _ = link.outbox.try_send(Outbound::Close);
         }
@@ -347,7 +375,12 @@ impl Driver {
         let mut writes = Vec::new();
         for output in outputs {
             match output {
-                Output::Publish { id, bytes } => self.publish(context, id, &bytes).await,
+                Output::Publish { id, bytes } => match &mut self.unflushed {
+                    // Gossip only what is durable: a peer must never hold a
+                    // delta of ours that a crash could make us forget.
+                    Some(group) => group.publishes.push((context, id, bytes)),
+                    None => self.publish(context, id, &bytes).await,
+                },
                 Output::GossipVerdict { message, verdict } => {
                     if let Some((msg_id, source)) = self.gossip_waiting.remove(&message) {
                         let validation = match verdict {
@@ -413,10 +446,16 @@ impl Driver {
             .into_iter()
             .map(|d| AppliedInfo { id: d.id, author: d.author, local: d.local, events: d.events })
             .collect();
-        let _ = self.events.send(NodeEvent::StateMutation { context, root_hash, deltas });
+        let event = NodeEvent::StateMutation { context, root_hash, deltas };
+        match &mut self.unflushed {
+            Some(group) => group.events.push(event),
+            None => {
+                let _ = self.events.send(event);
+            }
+        }
     }
 
-    async fn publish(&mut self, context: Hash, id: Hash, bytes: &[u8]) {
+    pub(crate) async fn publish(&mut self, context: Hash, id: Hash, bytes: &[u8]) {
         if self.unpublished == Some(context) {
             return;
         }
@@ -544,7 +583,10 @@ impl Driver {
             Internal::Frame { peer, session, bytes } => {
                 let Some(context) = self.sessions.get(&session).map(|link| link.context) else { return };
                 let Some(from) = Self::sync_peer(&peer) else { return };
+                // A page of deltas (and the pending ones it releases): one fsync.
+                self.begin_unflushed();
                 self.feed(context, Input::StreamMessage { from, session, bytes }).await;
+                let _ = self.end_unflushed().await;
             }
             Internal::Closed { peer, session } => {
                 let Some(link) = self.sessions.remove(&session) else { return };
@@ -773,6 +815,11 @@ impl Driver {
                 }
                 self.publish(context, id, &bytes).await;
                 let _ = reply.send(Ok(()));
+            }
+            Command::Hold { release, reply } => {
+                let _ = reply.send(Ok(()));
+                // Fired or dropped: either way the hold ends.
+                let _ = release.await;
             }
             Command::DeliverRaw { context, from, bytes, reply } => {
                 let (Some(_), Some(from)) = (self.contexts.get(&context), Self::sync_peer(&from)) else {
