@@ -131,7 +131,8 @@ pub struct NodeStats {
     pub calls: u64,
     /// Local writes committed (client calls and handlers).
     pub writes_committed: u64,
-    /// Groups of client calls made durable by one fsync (group commit):
+    /// Groups of client calls made durable by one fsync (group commit).
+    /// Views run outside groups, so with only mutations
     /// `calls / call_groups` is the mean group size.
     pub call_groups: u64,
     /// Deltas applied (local and remote).
