@@ -24,14 +24,32 @@ use crate::report::{emit, ms, per_second, round3};
 /// Client counts measured.
 const CLIENT_COUNTS: [usize; 3] = [1, 8, 64];
 
+/// Bytes this process has caused to be written to storage so far
+/// (`write_bytes` of `/proc/self/io`); `None` where that is not available.
+fn process_write_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines().find_map(|line| line.strip_prefix("write_bytes: ")).and_then(|n| n.trim().parse().ok())
+}
+
+/// What one measurement found.
+struct Measured {
+    writes_per_s: f64,
+    acked: u64,
+    /// Bytes written to storage during the writes, per acknowledged write.
+    disk_written_per_write: Option<f64>,
+    /// The database file's size after shutdown, per key.
+    file_bytes_per_key: Option<f64>,
+}
+
 /// One measurement: acknowledged writes/s, and whether the store holds them all.
-async fn measure(call_group_max: usize, clients: usize, seconds: u64) -> anyhow::Result<(f64, u64)> {
+async fn measure(call_group_max: usize, clients: usize, seconds: u64) -> anyhow::Result<Measured> {
     let dir = TempDir::new().context("temporary data directory")?;
     let mut node_config = config(dir.path(), [1; 32]);
     node_config.call_group_max = call_group_max;
     let node = Node::start(node_config).await.context("starting the node")?;
     let app = node.install_application(weft_apps::KV_STORE.to_vec()).await?.id;
     let context = node.create_context(app, b"{}".to_vec()).await?.id;
+    let written_before = process_write_bytes();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let tasks: Vec<_> =
@@ -41,12 +59,20 @@ async fn measure(call_group_max: usize, clients: usize, seconds: u64) -> anyhow:
         acked += task.await.context("a client task failed")??;
     }
     let elapsed = started.elapsed();
+    let written = process_write_bytes().zip(written_before).map(|(after, before)| after.saturating_sub(before));
     let len = kv_len(&node, context).await?;
     node.shutdown().await?;
     if len != acked {
         bail!("kv len {len} differs from the {acked} acknowledged writes");
     }
-    Ok((per_second(acked, elapsed), acked))
+    let file = std::fs::metadata(dir.path().join(weft_node::DATABASE_FILE)).ok().map(|m| m.len());
+    let per_write = |bytes: u64| round3(bytes as f64 / acked.max(1) as f64);
+    Ok(Measured {
+        writes_per_s: per_second(acked, elapsed),
+        acked,
+        disk_written_per_write: written.map(per_write),
+        file_bytes_per_key: file.map(per_write),
+    })
 }
 
 /// Views/s of `readers` clients calling `get` while `writers` clients
@@ -99,19 +125,23 @@ async fn write_until(node: NodeHandle, context: Hash, client: usize, deadline: I
 pub async fn run(seconds: u64) -> anyhow::Result<()> {
     for clients in CLIENT_COUNTS {
         let started = Instant::now();
-        let (baseline, baseline_acked) = measure(1, clients, seconds).await?;
-        let (grouped, grouped_acked) = measure(weft_node::CALL_GROUP_MAX_DEFAULT, clients, seconds).await?;
+        let baseline = measure(1, clients, seconds).await?;
+        let grouped = measure(weft_node::CALL_GROUP_MAX_DEFAULT, clients, seconds).await?;
         emit(
             &format!("local_writes_{clients}_clients"),
-            round3(grouped),
+            round3(grouped.writes_per_s),
             "writes/s",
             json!({
                 "how": "acknowledged (durable) kv-store set calls through NodeHandle, one node, one context",
-                "clients": clients, "seconds": seconds, "acked": grouped_acked,
+                "clients": clients, "seconds": seconds, "acked": grouped.acked,
                 "call_group_max": weft_node::CALL_GROUP_MAX_DEFAULT,
-                "baseline_writes_per_s": round3(baseline), "baseline_acked": baseline_acked,
+                "disk_written_per_write_bytes": grouped.disk_written_per_write,
+                "file_bytes_per_key": grouped.file_bytes_per_key,
+                "disk_how": "write_bytes of /proc/self/io during the writes / acked; database file size after shutdown / keys",
+                "baseline_writes_per_s": round3(baseline.writes_per_s), "baseline_acked": baseline.acked,
+                "baseline_disk_written_per_write_bytes": baseline.disk_written_per_write,
                 "baseline": "the same run with call_group_max = 1 (an fsync per call)",
-                "ratio_to_baseline": round3(grouped / baseline.max(f64::MIN_POSITIVE)),
+                "ratio_to_baseline": round3(grouped.writes_per_s / baseline.writes_per_s.max(f64::MIN_POSITIVE)),
                 "both_runs_ms": ms(started.elapsed()),
             }),
         );
