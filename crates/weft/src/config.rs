@@ -34,6 +34,9 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# Weft node configuration: <home>/confi
 # Where the node keeps its database. A relative path is relative to the
 # home directory.
 data_dir = "data"
+# Most client calls that share one fsync (group commit); 1 makes every
+# call wait for its own.
+call_group_max = 256
 
 [swarm]
 # Multiaddrs the libp2p swarm listens on: TCP and QUIC on every interface,
@@ -157,11 +160,13 @@ pub struct ConfigFile {
 pub struct NodeSection {
     /// The database directory (relative: to the home directory).
     pub data_dir: String,
+    /// Most client calls sharing one fsync.
+    pub call_group_max: usize,
 }
 
 impl Default for NodeSection {
     fn default() -> Self {
-        NodeSection { data_dir: "data".into() }
+        NodeSection { data_dir: "data".into(), call_group_max: weft_node::CALL_GROUP_MAX_DEFAULT }
     }
 }
 
@@ -322,6 +327,10 @@ impl ConfigFile {
             return Err(bad("node", "data_dir", "must not be empty".into()));
         }
         let mut config = NodeConfig::loopback(data_dir, seed);
+        if self.node.call_group_max == 0 {
+            return Err(bad("node", "call_group_max", "must be positive".into()));
+        }
+        config.call_group_max = self.node.call_group_max;
         let net = &mut config.net;
         net.listen_addrs = self.swarm.listen.clone();
         net.bootstrap_peers = self.swarm.bootstrap.clone();
@@ -479,6 +488,7 @@ mod tests {
         let config = ConfigFile::default().node_config(Path::new("/h"), seed, "config.toml").unwrap();
         let reference = NodeConfig::loopback("/h/data", seed);
         assert_eq!(config.data_dir, reference.data_dir);
+        assert_eq!(config.call_group_max, reference.call_group_max);
         assert_eq!(config.sync, reference.sync);
         assert_eq!(config.net.listen_addrs, NetConfig::new(seed).listen_addrs);
         assert_eq!(config.net.mdns, NetConfig::new(seed).mdns);
@@ -492,6 +502,7 @@ mod tests {
     fn every_default_key_is_documented_in_the_default_text() {
         for key in [
             "data_dir",
+            "call_group_max",
             "listen",
             "bootstrap",
             "announce",
@@ -552,6 +563,7 @@ mod tests {
         let cases = [
             ("[sync]\nfrequency_ms = 0\n", "[sync] frequency_ms"),
             ("[handlers]\nretry_base_ms = 10\nretry_max_ms = 5\n", "[handlers] retry_max_ms"),
+            ("[node]\ncall_group_max = 0\n", "[node] call_group_max"),
             ("[swarm]\nlisten = [\"not an address\"]\n", "[swarm] listen"),
             ("[swarm]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n", "[swarm] bootstrap"),
             ("[sync]\nhistory_kept = 0\n", "[sync] history_kept"),
