@@ -8,17 +8,11 @@
 
 mod common;
 
-use common::{CONVERGE_TIMEOUT, Cluster, call, eventually};
+use common::{CONVERGE_TIMEOUT, Cluster, call, eventually, without_anti_entropy};
 use serde_json::json;
 
 /// Concurrent clients of node 0.
 const CALLS: u64 = 64;
-
-/// Anti-entropy only every 10 minutes: node 1 gets the writes by gossip.
-fn without_anti_entropy(config: &mut weft_node::NodeConfig) {
-    config.sync.sync_frequency_ms = 600_000;
-    config.sync.sync_interval_ms = 600_000;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_calls_share_fsyncs_are_gossiped_and_survive_a_restart() {

@@ -7,16 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CONVERGE_TIMEOUT, Cluster, eventually, member_key, set, wall_ms};
+use common::{CONVERGE_TIMEOUT, Cluster, eventually, member_key, set, wall_ms, without_anti_entropy};
 use weft_primitives::{Hash, Hlc, Signature, SigningKey};
 use weft_sync::SignedDelta;
-
-/// Anti-entropy only every 10 minutes: nothing a test waits for comes
-/// from it.
-fn without_anti_entropy(config: &mut weft_node::NodeConfig) {
-    config.sync.sync_frequency_ms = 600_000;
-    config.sync.sync_interval_ms = 600_000;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn non_member_forged_and_misidentified_deltas_are_rejected_and_their_sender_penalized() {

@@ -45,6 +45,13 @@ pub fn config(dir: &std::path::Path, seed: [u8; 32]) -> NodeConfig {
     config
 }
 
+/// Anti-entropy only every 10 minutes: nothing a test waits for comes
+/// from it (a test of gossip, or of what one session carries).
+pub fn without_anti_entropy(config: &mut NodeConfig) {
+    config.sync.sync_frequency_ms = 600_000;
+    config.sync.sync_interval_ms = 600_000;
+}
+
 /// The member identity seed of the node with network seed `seed`.
 pub fn member_seed(seed: [u8; 32]) -> [u8; 32] {
     let mut member = seed;
