@@ -24,6 +24,10 @@ pub const INVITATION_VALID_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
 /// commit); each is answered only after that fsync.
 pub const CALL_GROUP_MAX_DEFAULT: usize = 256;
 
+/// Owed handler jobs of one context held in memory (in a heap by due
+/// time); the rest wait on disk and are read back as these run.
+pub const HANDLER_JOBS_HELD_MAX_DEFAULT: usize = 4096;
+
 /// Everything a node needs to start.
 #[derive(Clone)]
 pub struct NodeConfig {
@@ -43,6 +47,12 @@ pub struct NodeConfig {
     /// Failed attempts after which a handler job is moved to the dead
     /// letters (kept for the operator, never run again).
     pub handler_attempts_max: u32,
+    /// Owed handler jobs of one context held in memory; the rest stay on
+    /// disk until these have run.
+    pub handler_jobs_held_max: usize,
+    /// Bytes of state rows the node caches (all contexts together); the
+    /// state itself stays on disk.
+    pub state_cache_bytes: usize,
     /// Capacity of the in-process event bus.
     pub event_bus_capacity: usize,
     /// Most local calls that share one durable commit; 1 commits (and
@@ -71,6 +81,8 @@ impl NodeConfig {
             handler_retry_base_ms: HANDLER_RETRY_BASE_MS_DEFAULT,
             handler_retry_max_ms: HANDLER_RETRY_MAX_MS_DEFAULT,
             handler_attempts_max: HANDLER_ATTEMPTS_MAX_DEFAULT,
+            handler_jobs_held_max: HANDLER_JOBS_HELD_MAX_DEFAULT,
+            state_cache_bytes: crate::STATE_CACHE_BYTES_DEFAULT,
             event_bus_capacity: EVENT_BUS_CAPACITY_DEFAULT,
             call_group_max: CALL_GROUP_MAX_DEFAULT,
             join_timeout_ms: JOIN_TIMEOUT_MS_DEFAULT,
@@ -88,6 +100,9 @@ impl NodeConfig {
         }
         if self.handler_retry_max_ms < self.handler_retry_base_ms {
             return bad("handler_retry_max_ms", "must be at least handler_retry_base_ms");
+        }
+        if self.handler_jobs_held_max == 0 {
+            return bad("handler_jobs_held_max", "must be positive");
         }
         if self.handler_attempts_max == 0 {
             return bad("handler_attempts_max", "must be positive");

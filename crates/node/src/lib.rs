@@ -24,7 +24,8 @@
 //!   node but the author's; the job is persisted with the delta and retried
 //!   with backoff until it succeeds.
 //! - **Restart rebuilds everything** from the store: applied deltas, pending
-//!   deltas, membership, owed handler jobs.
+//!   deltas, membership, owed handler jobs. State is not loaded: it is read
+//!   from the store through a bounded row cache.
 //!
 //! Contexts and membership: a context is created from an installed
 //! application (its creator is the first member; `init` commits the first
@@ -34,6 +35,7 @@
 
 mod command;
 mod config;
+mod disk_state;
 mod driver;
 mod error;
 mod events;
@@ -54,6 +56,7 @@ use weft_store::Store;
 
 pub use command::{AppInfo, CallReply, ContextInfo, KeyEpochInfo, SyncNowOutcome};
 pub use config::*;
+pub use disk_state::{DiskStateKv, STATE_CACHE_BYTES_DEFAULT, StateCache};
 pub use error::NodeError;
 pub use events::{AppliedInfo, NodeEvent, NodeStats, REJECTION_REASONS};
 pub use handle::NodeHandle;

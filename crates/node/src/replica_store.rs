@@ -7,23 +7,24 @@
 //!   before it returns. So a crash leaves all or none of it, and a handler
 //!   owed by an applied delta is never lost: it is either still owed or
 //!   the delta was never applied.
-//! - Reads come from an in-memory mirror of the context's state rows,
-//!   loaded at open and updated only after each commit succeeds: the
-//!   mirror is always exactly the persisted state. (The mirror costs memory
-//!   proportional to the state; see ARCHITECTURE.md's limits.)
+//! - State is read from the store through the node's bounded row cache
+//!   ([`DiskStateKv`]), which a commit updates only after it succeeded: the
+//!   replica reads exactly the persisted state, and no copy of the state is
+//!   held in memory.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use weft_dag::DeltaId;
-use weft_primitives::kv::{MemoryKv, WriteSet};
 use weft_primitives::{Hash, PublicKey};
-use weft_store::{APPLIED, DEAD_JOBS, JOBS, PENDING, STATE, Store};
+use weft_store::{APPLIED, DEAD_JOBS, JOBS, PENDING, Store};
 use weft_sync::{AppliedRow, ReplicaStore, SignedDelta, StoreError};
 
-/// State rows read per page when loading the mirror.
-const STATE_PAGE_MAX: usize = 4096;
+use crate::disk_state::{DiskStateKv, StateCache};
+
+/// Owed jobs read per page when counting them at open.
+const JOBS_PAGE_MAX: usize = 4096;
 
 /// A handler run owed to an applied delta's event.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -72,6 +73,37 @@ pub struct DeadJob {
     pub last_error: String,
 }
 
+/// The handler jobs a context owes when it is opened.
+#[derive(Debug, Default)]
+pub struct OwedJobs {
+    /// The first of them, in sequence order (at most the bound asked for).
+    pub first: Vec<(u64, HandlerJob)>,
+    /// How many are owed in all.
+    pub total: u64,
+}
+
+/// Up to `limit` of `context`'s owed jobs after sequence `after` (from the
+/// first when `None`).
+fn scan_jobs(
+    read: &weft_store::ReadTxn,
+    context: Hash,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Vec<(u64, HandlerJob)>, weft_store::StoreError> {
+    let after = after.map(|sequence| (context, sequence));
+    let rows = read.scan(JOBS, context.as_bytes(), after.as_ref(), limit)?;
+    rows.into_iter()
+        .map(|((_, sequence), bytes)| {
+            let job = HandlerJob::decode_stored(&bytes).map_err(|e| weft_store::StoreError::Corrupt {
+                table: JOBS.name().into(),
+                key: sequence.to_string(),
+                reason: e.to_string(),
+            })?;
+            Ok((sequence, job))
+        })
+        .collect()
+}
+
 /// Jobs committed since the driver last looked: (sequence, job).
 pub type JobInbox = Arc<Mutex<Vec<(u64, HandlerJob)>>>;
 
@@ -80,7 +112,7 @@ pub struct DiskReplicaStore {
     store: Arc<Store>,
     context: Hash,
     local_author: PublicKey,
-    mirror: MemoryKv,
+    state: DiskStateKv,
     next_job: u64,
     inbox: JobInbox,
     /// The handler methods of the context's application: an event naming
@@ -99,45 +131,48 @@ fn backend(error: weft_store::StoreError) -> StoreError {
 }
 
 impl DiskReplicaStore {
-    /// Open the context's persisted replica (empty for a new context). Jobs
-    /// already owed are returned with the store, in sequence order.
+    /// Open the context's persisted replica (empty for a new context), with
+    /// what it owes in handler jobs: the first `jobs_held_max` of them in
+    /// sequence order, and how many are owed in all. State rows are read
+    /// through `cache`.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         store: Arc<Store>,
         context: Hash,
         local_author: PublicKey,
         inbox: JobInbox,
         handlers: BTreeSet<String>,
-    ) -> Result<(DiskReplicaStore, Vec<(u64, HandlerJob)>), weft_store::StoreError> {
+        jobs_held_max: usize,
+        cache: StateCache,
+    ) -> Result<(DiskReplicaStore, OwedJobs), weft_store::StoreError> {
         let read = store.read()?;
-        let mut writes = WriteSet::new();
-        let mut after: Option<(Hash, Vec<u8>)> = None;
+        // Count every owed job (paging, so memory stays bounded) and keep
+        // the first ones.
+        let mut owed = OwedJobs { first: Vec::new(), total: 0 };
+        let mut last_job = None;
         loop {
-            let rows = read.scan(STATE, context.as_bytes(), after.as_ref(), STATE_PAGE_MAX)?;
+            let rows = scan_jobs(&read, context, last_job, JOBS_PAGE_MAX)?;
             let Some((last, _)) = rows.last() else { break };
-            after = Some(last.clone());
-            for ((_, key), value) in rows {
-                writes.put(key, value);
-            }
+            last_job = Some(*last);
+            owed.total += rows.len() as u64;
+            let room = jobs_held_max.saturating_sub(owed.first.len());
+            owed.first.extend(rows.into_iter().take(room));
         }
-        let mut mirror = MemoryKv::new();
-        mirror.apply(writes);
-        let mut jobs = Vec::new();
-        let mut after_job = None;
-        loop {
-            let rows = read.scan(JOBS, context.as_bytes(), after_job.as_ref(), STATE_PAGE_MAX)?;
-            let Some((last, _)) = rows.last() else { break };
-            after_job = Some(*last);
-            for ((_, sequence), bytes) in rows {
-                let job = HandlerJob::decode_stored(&bytes).map_err(|e| weft_store::StoreError::Corrupt {
-                    table: JOBS.name().into(),
-                    key: sequence.to_string(),
-                    reason: e.to_string(),
-                })?;
-                jobs.push((sequence, job));
-            }
-        }
-        let next_job = jobs.last().map_or(0, |(sequence, _)| sequence + 1);
-        Ok((DiskReplicaStore { store, context, local_author, mirror, next_job, inbox, handlers }, jobs))
+        let next_job = last_job.map_or(0, |sequence| sequence + 1);
+        let state = DiskStateKv::new(store.clone(), context, cache);
+        Ok((DiskReplicaStore { store, context, local_author, state, next_job, inbox, handlers }, owed))
+    }
+
+    /// Up to `limit` owed jobs with a sequence of `from` or more, in
+    /// sequence order.
+    pub fn load_jobs(&self, from: u64, limit: usize) -> Result<Vec<(u64, HandlerJob)>, weft_store::StoreError> {
+        scan_jobs(&self.store.read()?, self.context, from.checked_sub(1), limit)
+    }
+
+    /// The store underneath (tests).
+    #[cfg(test)]
+    pub(crate) fn store_for_tests(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// Forget a job once its handler ran (or gave a final answer).
@@ -204,10 +239,10 @@ impl DiskReplicaStore {
 }
 
 impl ReplicaStore for DiskReplicaStore {
-    type Kv = MemoryKv;
+    type Kv = DiskStateKv;
 
-    fn state(&self) -> &MemoryKv {
-        &self.mirror
+    fn state(&self) -> &DiskStateKv {
+        &self.state
     }
 
     fn commit_applied(&mut self, row: AppliedRow<'_>) -> Result<(), StoreError> {
@@ -226,7 +261,7 @@ impl ReplicaStore for DiskReplicaStore {
                 Ok(())
             })
             .map_err(backend)?;
-        self.mirror.apply(row.writes);
+        self.state.committed(&row.writes);
         if !jobs.is_empty() {
             self.next_job = first_job + jobs.len() as u64;
             let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -76,6 +76,28 @@ async fn handlers_owed_at_a_restart_run_after_it() {
     cluster.converged(context).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_owing_more_jobs_than_it_holds_runs_every_one() {
+    const N: u64 = 60;
+    let mut cluster = Cluster::start(2).await;
+    let context = cluster.shared_context(weft_apps::COUNTER_HANDLERS).await;
+    cluster.stop(1).await;
+    for n in 0..N {
+        call(cluster.node(0), context, "trigger", json!({ "note": format!("t{n}") })).await;
+    }
+    // Node 1 catches up on all N at once but holds at most 4 jobs in
+    // memory: the rest wait on disk and are read back as these run.
+    cluster.restart_with(1, |config| config.handler_jobs_held_max = 4).await;
+    let counted = eventually(CONVERGE_TIMEOUT, || async {
+        let count = call(cluster.node(1), context, "count", json!({})).await;
+        (count == json!(N)).then_some(())
+    })
+    .await;
+    assert!(counted.is_some(), "node 1 did not run every handler: {:?}", cluster.node(1).stats().await);
+    let stats = cluster.node(1).stats().await.unwrap();
+    assert_eq!((stats.handler_runs, stats.handler_jobs_owed), (N, 0), "{stats:?}");
+}
+
 /// Publish, from node 0, a valid delta by member 0 whose event gives the
 /// app's handler an argument of the wrong type: every other node owes a
 /// handler run that cannot succeed. Returns the delta's id.

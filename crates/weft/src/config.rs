@@ -37,6 +37,9 @@ data_dir = "data"
 # Most client calls that share one fsync (group commit); 1 makes every
 # call wait for its own.
 call_group_max = 256
+# Bytes of state rows cached in memory, for all contexts together (the state
+# itself is read from the database).
+state_cache_bytes = 67108864
 
 [swarm]
 # Multiaddrs the libp2p swarm listens on: TCP and QUIC on every interface,
@@ -101,6 +104,8 @@ retry_max_ms = 60000
 # (GET /admin/contexts/<id>/dead-jobs, weft_handler_jobs_dead_total): kept
 # for you to look at, never run again.
 attempts_max = 20
+# Owed jobs of one context held in memory; more wait on disk until these ran.
+held_max = 4096
 
 [runtime]
 # WASM fuel (about one unit per instruction) one method call may burn.
@@ -162,11 +167,17 @@ pub struct NodeSection {
     pub data_dir: String,
     /// Most client calls sharing one fsync.
     pub call_group_max: usize,
+    /// Bytes of state rows cached.
+    pub state_cache_bytes: usize,
 }
 
 impl Default for NodeSection {
     fn default() -> Self {
-        NodeSection { data_dir: "data".into(), call_group_max: weft_node::CALL_GROUP_MAX_DEFAULT }
+        NodeSection {
+            data_dir: "data".into(),
+            call_group_max: weft_node::CALL_GROUP_MAX_DEFAULT,
+            state_cache_bytes: weft_node::STATE_CACHE_BYTES_DEFAULT,
+        }
     }
 }
 
@@ -277,6 +288,8 @@ pub struct HandlersSection {
     pub retry_max_ms: u64,
     /// Failed attempts before a job becomes a dead letter.
     pub attempts_max: u32,
+    /// Owed jobs of one context held in memory.
+    pub held_max: usize,
 }
 
 impl Default for HandlersSection {
@@ -285,6 +298,7 @@ impl Default for HandlersSection {
             retry_base_ms: weft_node::HANDLER_RETRY_BASE_MS_DEFAULT,
             retry_max_ms: weft_node::HANDLER_RETRY_MAX_MS_DEFAULT,
             attempts_max: weft_node::HANDLER_ATTEMPTS_MAX_DEFAULT,
+            held_max: weft_node::HANDLER_JOBS_HELD_MAX_DEFAULT,
         }
     }
 }
@@ -331,6 +345,7 @@ impl ConfigFile {
             return Err(bad("node", "call_group_max", "must be positive".into()));
         }
         config.call_group_max = self.node.call_group_max;
+        config.state_cache_bytes = self.node.state_cache_bytes;
         let net = &mut config.net;
         net.listen_addrs = self.swarm.listen.clone();
         net.bootstrap_peers = self.swarm.bootstrap.clone();
@@ -389,6 +404,10 @@ impl ConfigFile {
         if self.handlers.attempts_max == 0 {
             return Err(bad("handlers", "attempts_max", "must be positive".into()));
         }
+        if self.handlers.held_max == 0 {
+            return Err(bad("handlers", "held_max", "must be positive".into()));
+        }
+        config.handler_jobs_held_max = self.handlers.held_max;
         if self.handlers.retry_base_ms == 0 {
             return Err(bad("handlers", "retry_base_ms", "must be positive".into()));
         }
@@ -489,12 +508,14 @@ mod tests {
         let reference = NodeConfig::loopback("/h/data", seed);
         assert_eq!(config.data_dir, reference.data_dir);
         assert_eq!(config.call_group_max, reference.call_group_max);
+        assert_eq!(config.state_cache_bytes, reference.state_cache_bytes);
         assert_eq!(config.sync, reference.sync);
         assert_eq!(config.net.listen_addrs, NetConfig::new(seed).listen_addrs);
         assert_eq!(config.net.mdns, NetConfig::new(seed).mdns);
         assert_eq!(config.handler_retry_base_ms, reference.handler_retry_base_ms);
         assert_eq!(config.handler_retry_max_ms, reference.handler_retry_max_ms);
         assert_eq!(config.handler_attempts_max, reference.handler_attempts_max);
+        assert_eq!(config.handler_jobs_held_max, reference.handler_jobs_held_max);
         assert_eq!(config.runtime.limits, reference.runtime.limits);
     }
 
@@ -503,6 +524,7 @@ mod tests {
         for key in [
             "data_dir",
             "call_group_max",
+            "state_cache_bytes",
             "listen",
             "bootstrap",
             "announce",
@@ -520,6 +542,7 @@ mod tests {
             "retry_base_ms",
             "retry_max_ms",
             "attempts_max",
+            "held_max",
             "fuel_per_call",
             "memory_bytes",
         ] {
@@ -564,6 +587,7 @@ mod tests {
             ("[sync]\nfrequency_ms = 0\n", "[sync] frequency_ms"),
             ("[handlers]\nretry_base_ms = 10\nretry_max_ms = 5\n", "[handlers] retry_max_ms"),
             ("[node]\ncall_group_max = 0\n", "[node] call_group_max"),
+            ("[handlers]\nheld_max = 0\n", "[handlers] held_max"),
             ("[swarm]\nlisten = [\"not an address\"]\n", "[swarm] listen"),
             ("[swarm]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n", "[swarm] bootstrap"),
             ("[sync]\nhistory_kept = 0\n", "[sync] history_kept"),

@@ -130,8 +130,15 @@ impl Driver {
             .filter(|method| method.kind == MethodKind::Handler)
             .map(|method| method.name.clone())
             .collect();
-        let (disk, owed) =
-            DiskReplicaStore::open(self.store.clone(), id, identity.public_key(), inbox.clone(), handlers)?;
+        let (disk, owed) = DiskReplicaStore::open(
+            self.store.clone(),
+            id,
+            identity.public_key(),
+            inbox.clone(),
+            handlers,
+            self.config.handler_jobs_held_max,
+            self.state_cache.clone(),
+        )?;
         let now = now_ms();
         let replica = Replica::new(
             ReplicaParams {
@@ -147,11 +154,10 @@ impl Driver {
             now,
         )
         .map_err(|e| NodeError::Restore { context: id, reason: e.to_string() })?;
-        let mut jobs = JobQueue::default();
-        if !owed.is_empty() {
-            info!(context = %id, jobs = owed.len(), "resuming handler jobs owed before the restart");
+        if owed.total > 0 {
+            info!(context = %id, jobs = owed.total, "resuming handler jobs owed before the restart");
         }
-        jobs.restore(owed, now);
+        let jobs = JobQueue::new(owed, self.config.handler_jobs_held_max, now);
         let keys = GroupKeys::restore(records::group_keys(&self.store, id)?, record.group_key);
         Ok(ContextSlot { record, identity, app: Arc::clone(&app), replica, keys, topic: topic_of(&id), jobs, inbox })
     }
@@ -299,7 +305,7 @@ impl Driver {
             heads: replica.heads(),
             applied: replica.apply_log().len() as u64,
             pending: replica.dag().pending_count() as u64,
-            handler_jobs: slot.jobs.len() as u64,
+            handler_jobs: slot.jobs.len(),
             peers: replica.peers().map(|p| p.0).collect(),
             member_nodes_known: self.book.count_serving(&context),
             stats: replica.stats(),

@@ -9,7 +9,8 @@
 //! What must never get ahead of the disk waits for that fsync: gossip of
 //! our own deltas (a peer must not hold a delta of ours that a crash could
 //! make us forget: we would write other deltas under the same clock and
-//! text lane) and `StateMutation` events. Answers to clients wait too
+//! text lane) and `StateMutation` events, one per context for the whole
+//! turn (so a page or a burst never floods the bus). Answers to clients wait too
 //! (their callers hold them until `end_unflushed` returns `Ok`). If the
 //! fsync fails, what waited is dropped: the store reopens at its last
 //! durable commit and the driver reloads its replicas from it
@@ -20,7 +21,7 @@ use weft_primitives::Hash;
 use weft_store::StoreError;
 
 use super::Driver;
-use crate::events::NodeEvent;
+use crate::events::{AppliedInfo, NodeEvent};
 
 /// What the commits of an unflushed turn owe the world once durable.
 #[derive(Default)]
@@ -29,6 +30,23 @@ pub(crate) struct Unflushed {
     pub(crate) publishes: Vec<(Hash, Hash, Vec<u8>)>,
     /// Events for the bus.
     pub(crate) events: Vec<NodeEvent>,
+}
+
+impl Unflushed {
+    /// Announce `deltas` applied to `context` once durable, in the turn's
+    /// one `StateMutation` of the context.
+    pub(crate) fn add_mutation(&mut self, context: Hash, root_hash: Hash, deltas: Vec<AppliedInfo>) {
+        for event in &mut self.events {
+            if let NodeEvent::StateMutation { context: of, root_hash: root, deltas: listed } = event
+                && *of == context
+            {
+                *root = root_hash;
+                listed.extend(deltas);
+                return;
+            }
+        }
+        self.events.push(NodeEvent::StateMutation { context, root_hash, deltas });
+    }
 }
 
 impl Driver {

@@ -148,6 +148,11 @@ pub(crate) struct Driver {
     pub(crate) unflushed: Option<durable::Unflushed>,
     /// The open contexts whose views run off the driver.
     pub(crate) views: crate::views::ViewTargets,
+    /// The context whose handler job ran first in the last turn: the next
+    /// turn starts after it.
+    jobs_cursor: Option<Hash>,
+    /// The state rows of every context recently read or written.
+    pub(crate) state_cache: crate::StateCache,
 }
 
 /// What a turn of the replica said about local writes.
@@ -169,6 +174,7 @@ impl Driver {
         views: crate::views::ViewTargets,
     ) -> Driver {
         let redial = RedialSchedule::new(config.redial_base_ms, config.redial_max_ms);
+        let state_cache = crate::StateCache::new(config.state_cache_bytes);
         Driver {
             config,
             store,
@@ -204,6 +210,8 @@ impl Driver {
             unpublished: None,
             unflushed: None,
             views,
+            jobs_cursor: None,
+            state_cache,
         }
     }
 
@@ -373,6 +381,7 @@ impl Driver {
 
     async fn carry_out(&mut self, context: Hash, outputs: Vec<Output>) -> WriteResults {
         let mut writes = Vec::new();
+        let mut applied = Vec::new();
         for output in outputs {
             match output {
                 Output::Publish { id, bytes } => match &mut self.unflushed {
@@ -398,7 +407,8 @@ impl Driver {
                     }
                 }
                 Output::Penalize { peer, offense } => self.penalize(context, peer, offense).await,
-                Output::Applied { deltas } => self.on_applied(context, deltas),
+                // One event per call, however many deltas it applied.
+                Output::Applied { deltas } => applied.extend(deltas),
                 Output::WriteCommitted { token, id } => {
                     Counters::bump(&self.counters.writes_committed, 1);
                     writes.push((token, Ok(id)));
@@ -426,9 +436,10 @@ impl Driver {
                 }
             }
         }
-        if let Some(slot) = self.contexts.get_mut(&context) {
-            slot.jobs.take_inbox(&slot.inbox, now_ms());
+        if !applied.is_empty() {
+            self.on_applied(context, applied);
         }
+        self.refill_jobs(context);
         writes
     }
 
@@ -446,11 +457,10 @@ impl Driver {
             .into_iter()
             .map(|d| AppliedInfo { id: d.id, author: d.author, local: d.local, events: d.events })
             .collect();
-        let event = NodeEvent::StateMutation { context, root_hash, deltas };
         match &mut self.unflushed {
-            Some(group) => group.events.push(event),
+            Some(group) => group.add_mutation(context, root_hash, deltas),
             None => {
-                let _ = self.events.send(event);
+                let _ = self.events.send(NodeEvent::StateMutation { context, root_hash, deltas });
             }
         }
     }

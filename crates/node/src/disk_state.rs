@@ -1,0 +1,238 @@
+//! [`DiskStateKv`]: a context's persisted state read straight from the
+//! store, through a node-wide bounded [`StateCache`], instead of a copy of
+//! the whole state in memory.
+//!
+//! Guarantees:
+//! - A read sees exactly the store's last commit (deferred or durable, see
+//!   [`weft_store::Store::defer_durability`]): the replica reads the
+//!   persisted state and nothing else.
+//! - Memory is bounded by the cache's byte budget, whatever the size of the
+//!   states or the number of contexts.
+//! - The cache is never stale. Only a context's `DiskReplicaStore` writes
+//!   its state rows, and it hands every committed write set to
+//!   [`DiskStateKv::committed`] after the commit succeeded (a failed commit
+//!   leaves the cache as it was). Every opening of a context reads under a
+//!   fresh generation, so rows cached before a context was closed, left or
+//!   reloaded after a store reopening are never read again (they age out).
+//! - Scans are not cached: they read a fresh snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hashlink::LruCache;
+use weft_primitives::Hash;
+use weft_primitives::kv::{KvError, KvPair, KvRead, WriteSet};
+use weft_store::Store;
+
+/// Bytes of state rows a node caches by default (keys and values).
+pub const STATE_CACHE_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+
+/// What one cached row costs beyond its bytes (the map's entry, the
+/// vectors' headers): so a flood of tiny rows is bounded too.
+const ROW_OVERHEAD_BYTES: usize = 64;
+
+/// State rows recently read or written, for every context of a node,
+/// least recently used first out. Cloning shares it.
+#[derive(Clone)]
+pub struct StateCache {
+    inner: Arc<Mutex<CacheInner>>,
+    generations: Arc<AtomicU64>,
+}
+
+struct CacheInner {
+    /// (generation ‖ state key) → the row, or `None` if it is absent.
+    rows: LruCache<Vec<u8>, Option<Vec<u8>>>,
+    bytes: usize,
+    bytes_max: usize,
+}
+
+impl StateCache {
+    /// A cache of at most `bytes_max` bytes (0 caches nothing).
+    pub fn new(bytes_max: usize) -> StateCache {
+        StateCache {
+            inner: Arc::new(Mutex::new(CacheInner { rows: LruCache::new_unbounded(), bytes: 0, bytes_max })),
+            generations: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Bytes held now (keys, values and per-row overhead).
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for StateCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("StateCache").field("bytes", &inner.bytes).field("bytes_max", &inner.bytes_max).finish()
+    }
+}
+
+fn cost(key: &[u8], value: &Option<Vec<u8>>) -> usize {
+    key.len() + value.as_ref().map_or(0, Vec::len) + ROW_OVERHEAD_BYTES
+}
+
+impl CacheInner {
+    fn get(&mut self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        self.rows.get(key).cloned()
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let added = cost(&key, &value);
+        if let Some(old) = self.rows.remove(&key) {
+            self.bytes -= cost(&key, &old);
+        }
+        if added > self.bytes_max {
+            return;
+        }
+        self.bytes += added;
+        self.rows.insert(key, value);
+        while self.bytes > self.bytes_max {
+            let Some((key, value)) = self.rows.remove_lru() else { break };
+            self.bytes -= cost(&key, &value);
+        }
+    }
+}
+
+/// See the module doc.
+pub struct DiskStateKv {
+    store: Arc<Store>,
+    context: Hash,
+    cache: StateCache,
+    generation: [u8; 8],
+}
+
+impl std::fmt::Debug for DiskStateKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStateKv").field("context", &self.context).finish_non_exhaustive()
+    }
+}
+
+impl DiskStateKv {
+    /// The state of `context` in `store`, cached in `cache` under a fresh
+    /// generation.
+    pub fn new(store: Arc<Store>, context: Hash, cache: StateCache) -> DiskStateKv {
+        let generation = cache.generations.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+        DiskStateKv { store, context, cache, generation }
+    }
+
+    fn cache_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut cached = Vec::with_capacity(8 + key.len());
+        cached.extend_from_slice(&self.generation);
+        cached.extend_from_slice(key);
+        cached
+    }
+
+    /// Note the writes of a commit that succeeded (write-through).
+    pub fn committed(&self, writes: &WriteSet) {
+        let mut inner = self.cache.lock();
+        if inner.bytes_max == 0 {
+            return;
+        }
+        for (key, value) in writes.iter() {
+            inner.put(self.cache_key(key), value.map(<[u8]>::to_vec));
+        }
+    }
+
+    fn view(&self) -> Result<weft_store::ReadStateView, KvError> {
+        self.store
+            .read()
+            .and_then(|read| read.state_view(self.context))
+            .map_err(|error| KvError::Backend(error.to_string()))
+    }
+}
+
+impl KvRead for DiskStateKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let cached = self.cache_key(key);
+        if let Some(value) = self.cache.lock().get(&cached) {
+            return Ok(value);
+        }
+        let value = self.view()?.get(key)?;
+        self.cache.lock().put(cached, value.clone());
+        Ok(value)
+    }
+
+    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
+        self.view()?.scan(prefix, after, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use weft_store::STATE;
+
+    use super::*;
+
+    fn put_row(store: &Store, context: Hash, key: &[u8], value: &[u8]) {
+        let mut writes = WriteSet::new();
+        writes.put(key.to_vec(), value.to_vec());
+        store.write(|txn| txn.apply_state_writes(context, &writes)).unwrap();
+    }
+
+    #[test]
+    fn reads_see_the_store_and_writes_through_the_cache() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let context = Hash::of(b"c");
+        put_row(&store, context, b"a", b"1");
+        let cache = StateCache::new(1 << 20);
+        let kv = DiskStateKv::new(store.clone(), context, cache.clone());
+        assert_eq!(kv.get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(kv.get(b"b").unwrap(), None);
+        // A commit through the replica store: the store, then the cache.
+        let mut writes = WriteSet::new();
+        writes.put(b"b".to_vec(), b"2".to_vec());
+        writes.delete(b"a".to_vec());
+        store.write(|txn| txn.apply_state_writes(context, &writes)).unwrap();
+        kv.committed(&writes);
+        assert_eq!(kv.get(b"a").unwrap(), None);
+        assert_eq!(kv.get(b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(kv.scan(b"", None, 10).unwrap(), vec![(b"b".to_vec(), b"2".to_vec())]);
+        // Another context's rows are invisible.
+        put_row(&store, Hash::of(b"other"), b"c", b"3");
+        assert_eq!(kv.get(b"c").unwrap(), None);
+        assert!(store.read().unwrap().len(STATE).unwrap() >= 2);
+    }
+
+    #[test]
+    fn a_reopened_context_never_reads_rows_cached_before() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let context = Hash::of(b"c");
+        put_row(&store, context, b"k", b"old");
+        let cache = StateCache::new(1 << 20);
+        let first = DiskStateKv::new(store.clone(), context, cache.clone());
+        assert_eq!(first.get(b"k").unwrap(), Some(b"old".to_vec()));
+        // Changed behind the first opening's back (left and joined again,
+        // or reloaded after the store reopened).
+        put_row(&store, context, b"k", b"new");
+        let second = DiskStateKv::new(store, context, cache);
+        assert_eq!(second.get(b"k").unwrap(), Some(b"new".to_vec()));
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_budget() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let context = Hash::of(b"c");
+        let budget = 10 * 1024;
+        let cache = StateCache::new(budget);
+        let kv = DiskStateKv::new(store, context, cache.clone());
+        for n in 0u32..1000 {
+            let mut writes = WriteSet::new();
+            writes.put(n.to_be_bytes().to_vec(), vec![7; 100]);
+            kv.committed(&writes);
+            assert!(cache.bytes() <= budget, "{} bytes cached", cache.bytes());
+        }
+        assert!(cache.bytes() > budget / 2);
+        // A row larger than the whole budget is not cached at all.
+        let mut writes = WriteSet::new();
+        writes.put(b"huge".to_vec(), vec![0; 2 * budget]);
+        kv.committed(&writes);
+        assert!(cache.bytes() <= budget);
+    }
+}
