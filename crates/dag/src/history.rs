@@ -25,7 +25,62 @@ pub struct DeltaPage<'a, P> {
     pub next_cursor: Option<u64>,
 }
 
+/// One delta of a [`HistoryPage`].
+#[derive(Debug)]
+pub enum HistoryDelta<'a, P> {
+    /// Its payload is held.
+    Held(&'a CausalDelta<P>),
+    /// Its payload was pruned: the caller reads it from its own store by
+    /// its apply position.
+    Pruned {
+        /// Its id.
+        id: DeltaId,
+        /// Its apply position.
+        position: u64,
+    },
+}
+
+/// One page of deltas a peer is missing, pruned ones included, in causal
+/// (apply) order.
+#[derive(Debug)]
+pub struct HistoryPage<'a, P> {
+    /// The deltas, each after all of its parents that the peer lacks.
+    pub deltas: Vec<HistoryDelta<'a, P>>,
+    /// Pass this back as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<u64>,
+}
+
 impl<P> DagStore<P> {
+    /// As [`DagStore::deltas_missing_for`], but a pruned delta the peer
+    /// lacks is no error: it is listed by id and apply position, for a
+    /// caller that keeps every payload on disk and only some in memory.
+    pub fn history_missing_for(
+        &self,
+        peer_heads: &[DeltaId],
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage<'_, P>, DagError> {
+        let limit = limit.clamp(1, PAGE_DELTAS_MAX);
+        let mut missing = self.missing_orders(peer_heads, true)?;
+        missing.sort_unstable();
+        let from = cursor.map_or(0, |cursor| usize::try_from(cursor).unwrap_or(usize::MAX));
+        let start = missing.partition_point(|order| *order < from);
+        let page = missing.get(start..).unwrap_or_default();
+        let deltas = page
+            .iter()
+            .take(limit)
+            .filter_map(|order| {
+                let entry = self.applied_entry(*order)?;
+                match entry.delta() {
+                    Some(delta) => Some(HistoryDelta::Held(delta)),
+                    None => Some(HistoryDelta::Pruned { id: entry.id()?, position: *order as u64 }),
+                }
+            })
+            .collect();
+        let next_cursor = page.get(limit).map(|order| *order as u64);
+        Ok(HistoryPage { deltas, next_cursor })
+    }
+
     /// The deltas we applied that are neither in `peer_heads` nor ancestors
     /// of them, in apply order (a causal order), one page at a time.
     ///
@@ -48,7 +103,7 @@ impl<P> DagStore<P> {
         limit: usize,
     ) -> Result<DeltaPage<'_, P>, DagError> {
         let limit = limit.clamp(1, PAGE_DELTAS_MAX);
-        let mut missing = self.missing_orders(peer_heads)?;
+        let mut missing = self.missing_orders(peer_heads, false)?;
         missing.sort_unstable();
         let from = cursor.map_or(0, |cursor| usize::try_from(cursor).unwrap_or(usize::MAX));
         let start = missing.partition_point(|order| *order < from);
@@ -80,8 +135,9 @@ impl<P> DagStore<P> {
     /// Walks down from both frontiers at once in decreasing apply order: since
     /// a parent is always applied before its child, a delta's mark ("the peer
     /// has it" or not) is final when it is popped. The walk stops as soon as
-    /// every delta left to visit is one the peer has.
-    fn missing_orders(&self, peer_heads: &[DeltaId]) -> Result<Vec<usize>, DagError> {
+    /// every delta left to visit is one the peer has. A pruned delta the
+    /// peer lacks is an error unless `pruned_ok`.
+    fn missing_orders(&self, peer_heads: &[DeltaId], pruned_ok: bool) -> Result<Vec<usize>, DagError> {
         // Mark per visited delta: true when the peer has it.
         let mut peer_has: IdMap<bool> = IdMap::default();
         let mut frontier: BinaryHeap<usize> = BinaryHeap::new();
@@ -111,7 +167,7 @@ impl<P> DagStore<P> {
             let has = peer_has.get(&id).copied().unwrap_or(true);
             if !has {
                 ours_in_frontier -= 1;
-                if entry.is_pruned() {
+                if entry.is_pruned() && !pruned_ok {
                     return Err(DagError::PrunedHistory { id });
                 }
                 missing.push(order);

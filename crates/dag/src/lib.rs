@@ -108,7 +108,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use weft_primitives::{Hash, Hlc};
 
 pub use error::DagError;
-pub use history::{DeltaPage, PAGE_DELTAS_MAX};
+pub use history::{DeltaPage, HistoryDelta, HistoryPage, PAGE_DELTAS_MAX};
 pub use store::DagStore;
 
 /// A delta's id: BLAKE3 of its canonical encoding (computed by the caller).

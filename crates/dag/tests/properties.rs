@@ -14,7 +14,7 @@ use proptest::sample::Index;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use weft_dag::{AddOutcome, CausalDelta, DagError, DagLimits, DagStore, DeltaApplier, DeltaId};
+use weft_dag::{AddOutcome, CausalDelta, DagError, DagLimits, DagStore, DeltaApplier, DeltaId, HistoryDelta};
 use weft_primitives::{Hash, Hlc};
 
 const CASES: u32 = 1000;
@@ -338,5 +338,24 @@ proptest! {
             }
             Err(err) => prop_assert!(false, "unexpected error {err:?}"),
         }
+        // With payloads kept elsewhere (a store), every peer is served: the
+        // page lists each pruned delta by id and position, in causal order.
+        let page = dag.history_missing_for(&peer.heads(), None, 10_000).unwrap();
+        let by_id: std::collections::HashMap<DeltaId, &CausalDelta<u32>> = deltas.iter().map(|d| (d.id, d)).collect();
+        let mut positions = std::collections::BTreeSet::new();
+        for item in page.deltas {
+            let delta = match item {
+                HistoryDelta::Held(delta) => delta.clone(),
+                HistoryDelta::Pruned { id, position } => {
+                    prop_assert!(dag.is_pruned(&id));
+                    prop_assert!(positions.insert(position), "position {} listed twice", position);
+                    (*by_id[&id]).clone()
+                }
+            };
+            let outcome = peer.add(delta, 0, &mut peer_applier).unwrap();
+            prop_assert!(!matches!(outcome, AddOutcome::Pending { .. }), "causal order never waits");
+        }
+        prop_assert_eq!(peer.heads(), dag.heads());
+        prop_assert_eq!(peer.applied_count(), dag.applied_count());
     }
 }

@@ -53,6 +53,8 @@ pub struct NodeConfig {
     /// Bytes of state rows the node caches (all contexts together); the
     /// state itself stays on disk.
     pub state_cache_bytes: usize,
+    /// Bytes of database pages redb caches.
+    pub db_cache_bytes: usize,
     /// Capacity of the in-process event bus.
     pub event_bus_capacity: usize,
     /// Most local calls that share one durable commit; 1 commits (and
@@ -83,6 +85,7 @@ impl NodeConfig {
             handler_attempts_max: HANDLER_ATTEMPTS_MAX_DEFAULT,
             handler_jobs_held_max: HANDLER_JOBS_HELD_MAX_DEFAULT,
             state_cache_bytes: crate::STATE_CACHE_BYTES_DEFAULT,
+            db_cache_bytes: crate::DB_CACHE_BYTES_DEFAULT,
             event_bus_capacity: EVENT_BUS_CAPACITY_DEFAULT,
             call_group_max: CALL_GROUP_MAX_DEFAULT,
             join_timeout_ms: JOIN_TIMEOUT_MS_DEFAULT,

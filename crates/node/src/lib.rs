@@ -62,6 +62,8 @@ pub use events::{AppliedInfo, NodeEvent, NodeStats, REJECTION_REASONS};
 pub use handle::NodeHandle;
 pub use replica_store::{DeadJob, DiskReplicaStore, HandlerJob};
 pub use views::VIEWS_DRAIN_MAX;
+/// redb's page cache by default (`NodeConfig::db_cache_bytes`).
+pub use weft_store::CACHE_BYTES_DEFAULT as DB_CACHE_BYTES_DEFAULT;
 
 /// Requests waiting for the driver.
 pub const COMMANDS_MAX: usize = 256;
@@ -102,7 +104,7 @@ impl Node {
         config.check()?;
         private_dir(&config.data_dir)
             .map_err(|e| NodeError::Config(format!("data_dir {}: {e}", config.data_dir.display())))?;
-        let store = Arc::new(Store::open(config.data_dir.join(DATABASE_FILE))?);
+        let store = Arc::new(Store::open_with_cache(config.data_dir.join(DATABASE_FILE), config.db_cache_bytes)?);
         let identity = records::default_identity(&store, config.identity_seed)?;
         let runtime = Arc::new(Runtime::new(config.runtime.clone())?);
         let node_key = SigningKey::from_seed(config.net.identity_seed);

@@ -117,6 +117,7 @@ fn schemas() -> Value {
         "divergences",
         "store_failures",
         "pending_refused",
+        "history_pruned",
     ];
     let stats: Map<String, Value> = stats_fields.iter().map(|f| ((*f).to_owned(), count.clone())).collect();
     json!({

@@ -67,6 +67,7 @@ pub(crate) fn sync_status(info: &ContextInfo) -> Value {
             "divergences": stats.divergences,
             "store_failures": stats.store_failures,
             "pending_refused": stats.pending_refused,
+            "history_pruned": stats.history_pruned,
         },
     })
 }

@@ -62,7 +62,7 @@ pub use error::StoreError;
 pub use group_commit::{CommitInfo, CommitTicket, GROUP_COMMIT_BATCH_MAX, GROUP_COMMIT_QUEUE_MAX, GroupCommitter};
 pub use key::StoreKey;
 pub use state_view::{ReadStateView, StateView, WriteStateView};
-pub use store::{REOPEN_PAUSE, SCHEMA_VERSION, Store};
+pub use store::{CACHE_BYTES_DEFAULT, REOPEN_PAUSE, SCHEMA_VERSION, Store};
 pub use table::{
     APPLICATIONS, APPLIED, BLOB_META, BUILTIN_TABLES, CONTEXTS, DEAD_JOBS, DELTAS, HEADS, IDENTITIES, JOBS, META,
     PEERS, PENDING, SCHEMA_VERSION_KEY, STATE, Table,

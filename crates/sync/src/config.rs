@@ -26,6 +26,9 @@ pub const PENDING_SWEEP_MS_DEFAULT: u64 = 5_000;
 pub const INBOUND_SESSIONS_MAX_DEFAULT: usize = 16;
 /// Default [`Config::outbound_syncs_max`].
 pub const OUTBOUND_SYNCS_MAX_DEFAULT: usize = 1;
+/// Default [`Config::history_kept_max`]: payloads of the last this-many
+/// applied deltas held in memory; older ones are read back from the store.
+pub const HISTORY_KEPT_MAX_DEFAULT: usize = 10_000;
 /// Default [`Config::burst_pages_max`].
 pub const BURST_PAGES_MAX_DEFAULT: usize = 8;
 
@@ -65,8 +68,9 @@ pub struct Config {
     pub burst_pages_max: usize,
     /// How far a remote timestamp may run ahead of local time.
     pub max_drift_ms: u64,
-    /// Keep the payloads of the last this-many deltas, pruning older ones
-    /// from memory (their ids and links stay). `None` keeps everything.
+    /// Keep the payloads of the last this-many deltas in memory, pruning
+    /// older ones (their ids and links stay; a peer that needs them is
+    /// served from the store). `None` keeps everything in memory.
     pub history_kept_max: Option<usize>,
     /// Bounds of the DAG (parents, pending buffer size and staleness).
     pub dag_limits: DagLimits,
@@ -88,7 +92,7 @@ impl Default for Config {
             outbound_syncs_max: OUTBOUND_SYNCS_MAX_DEFAULT,
             burst_pages_max: BURST_PAGES_MAX_DEFAULT,
             max_drift_ms: HlcClock::MAX_DRIFT_MS_DEFAULT,
-            history_kept_max: None,
+            history_kept_max: Some(HISTORY_KEPT_MAX_DEFAULT),
             dag_limits: DagLimits::default(),
         }
     }

@@ -151,9 +151,11 @@
 //!
 //! **Parent requests.** `GetDeltas { ids }` (at most
 //! [`protocol::REQUEST_IDS_MAX`]) is answered by pages of the deltas held
-//! (applied or pending), then `NotFound { ids }` for unknown ids and
-//! `PrunedHistory { ids }` for pruned ones. Anti-entropy that needs pruned
-//! history answers `PrunedHistory` too, and the receiver reports
+//! (applied or pending), then `NotFound { ids }` for unknown ids. A delta
+//! whose payload was pruned from memory ([`Config::history_kept_max`]) is
+//! read back from the [`ReplicaStore`] and verified before it is sent;
+//! only one the store cannot give back intact is answered
+//! `PrunedHistory { ids }` (anti-entropy too), and the receiver reports
 //! [`Output::SnapshotNeeded`].
 //!
 //! **Versioning.** The stream protocol id is [`protocol::PROTOCOL_ID`]
@@ -260,7 +262,7 @@ mod seeded_rng;
 pub mod sim;
 pub mod store;
 
-pub use config::Config;
+pub use config::{Config, HISTORY_KEPT_MAX_DEFAULT};
 pub use delta::{DELTA_BYTES_MAX, DeltaPayload, DeltaRejection, Event, SignedDelta};
 pub use membership::{
     InvitationUse, KeyEpoch, MEMBERSHIP_EVENT_KIND, MemberSet, MembershipChange, MembershipError,

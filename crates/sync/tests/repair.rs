@@ -140,7 +140,7 @@ fn a_deep_gap_escalates_to_one_anti_entropy_round() {
 }
 
 #[test]
-fn pruned_history_is_reported_explicitly() {
+fn history_pruned_from_memory_is_served_from_the_store() {
     let config = Config { history_kept_max: Some(10), ..Config::default() };
     let mut cluster = Cluster::new(2, config);
     let mut first = None;
@@ -149,32 +149,135 @@ fn pruned_history_is_reported_explicitly() {
         first.get_or_insert(id);
     }
     cluster.advance(6_000); // the sweep prunes
-    assert!(cluster.replicas[0].dag().pruned_count() > 0);
-    // A fresh replica's anti-entropy learns it needs a snapshot.
+    assert!(cluster.replicas[0].dag().pruned_count() > 40);
+    assert_eq!(cluster.replicas[0].stats().history_pruned, cluster.replicas[0].dag().pruned_count() as u64);
+    // A fresh replica's anti-entropy gets the whole history, old payloads
+    // read back from replica 0's store.
     let traffic = cluster.connect(1);
-    assert!(
-        traffic.sent_by(1).iter().any(|o| matches!(o, Output::SnapshotNeeded { peer: p, .. } if *p == peer(0))),
-        "{:?}",
-        traffic.outputs
-    );
-    // A parent request for a pruned delta is answered `PrunedHistory`.
+    assert!(!traffic.outputs.iter().any(|(_, o)| matches!(o, Output::SnapshotNeeded { .. })), "{:?}", traffic.outputs);
+    assert_eq!(cluster.replicas[1].heads(), cluster.replicas[0].heads());
+    assert_eq!(cluster.replicas[1].root_hash(), cluster.replicas[0].root_hash());
     let first = first.unwrap();
-    let request = SyncMessage::GetDeltas(weft_sync::protocol::GetDeltas {
-        version: weft_sync::protocol::PROTOCOL_VERSION,
-        context: cluster.replicas[0].context(),
-        ids: vec![first],
-    });
-    let session = weft_sync::SessionId { opener: peer(1), n: 900 };
-    let outputs = cluster.replicas[0]
-        .handle(Input::StreamMessage { from: peer(1), session, bytes: request.encode() }, cluster.now);
-    let answers: Vec<SyncMessage> = outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Send { bytes, .. } => SyncMessage::decode(bytes).ok(),
+    let bytes = cluster.replicas[0].applied_delta_bytes(&first).expect("served by id");
+    assert_eq!(SignedDelta::decode(&bytes).unwrap().id, first);
+}
+
+/// A store whose applied rows can go missing or rot, as after a persisted
+/// prune or damage at rest.
+#[derive(Default)]
+struct DecayingStore {
+    inner: MemoryStore,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    rotten: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ReplicaStore for DecayingStore {
+    type Kv = <MemoryStore as ReplicaStore>::Kv;
+
+    fn state(&self) -> &Self::Kv {
+        self.inner.state()
+    }
+
+    fn commit_applied(&mut self, row: AppliedRow<'_>) -> Result<(), StoreError> {
+        self.inner.commit_applied(row)
+    }
+
+    fn put_pending(&mut self, id: Hash, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_pending(id, bytes)
+    }
+
+    fn remove_pending(&mut self, ids: &[Hash]) -> Result<(), StoreError> {
+        self.inner.remove_pending(ids)
+    }
+
+    fn load_applied(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.lost.load(Ordering::Relaxed) {
+            return Ok(Vec::new());
+        }
+        let mut rows = self.inner.load_applied(after, limit)?;
+        if self.rotten.load(Ordering::Relaxed) {
+            for (_, bytes) in &mut rows {
+                if let Some(last) = bytes.last_mut() {
+                    *last ^= 1;
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    fn load_pending(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.inner.load_pending(limit)
+    }
+}
+
+#[test]
+fn a_pruned_delta_the_store_lost_or_damaged_is_reported_as_pruned_never_sent() {
+    use std::sync::atomic::Ordering;
+    let config = Config { history_kept_max: Some(10), ..quiet() };
+    let store = DecayingStore::default();
+    let (lost, rotten) = (store.lost.clone(), store.rotten.clone());
+    let mut replica = Replica::new(params(0, 2, config, store), START_MS).unwrap();
+    let mut now = START_MS;
+    let mut first = None;
+    for i in 0..60u32 {
+        now += 1;
+        let write = replica
+            .prepare_write(now, now, |txn| {
+                txn.map_insert(root_id(), &i.to_le_bytes(), b"v")?;
+                Ok(Vec::new())
+            })
+            .unwrap();
+        let outputs = replica.handle(Input::LocalWrite(write), now);
+        let id = outputs.iter().find_map(|o| match o {
+            Output::WriteCommitted { id, .. } => Some(*id),
             _ => None,
+        });
+        first = first.or(id);
+    }
+    now += 6_000;
+    replica.handle(Input::Tick, now); // the sweep prunes
+    let first = first.unwrap();
+    assert!(replica.dag().is_pruned(&first));
+    let mut ask = |replica: &mut Replica<DecayingStore>, n: u64| -> Vec<SyncMessage> {
+        let request = SyncMessage::GetDeltas(weft_sync::protocol::GetDeltas {
+            version: weft_sync::protocol::PROTOCOL_VERSION,
+            context: replica.context(),
+            ids: vec![first],
+        });
+        let session = weft_sync::SessionId { opener: peer(1), n };
+        now += 1;
+        let outputs = replica.handle(Input::StreamMessage { from: peer(1), session, bytes: request.encode() }, now);
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send { bytes, .. } => SyncMessage::decode(bytes).ok(),
+                _ => None,
+            })
+            .collect()
+    };
+    let served = |answers: &[SyncMessage]| {
+        answers.iter().any(|m| {
+            matches!(m, SyncMessage::Deltas(page)
+                if page.deltas.iter().any(|d| SignedDelta::decode(d).is_ok_and(|d| d.id == first)))
         })
-        .collect();
-    assert!(answers.iter().any(|m| matches!(m, SyncMessage::PrunedHistory { ids } if *ids == vec![first])));
+    };
+    let pruned = |answers: &[SyncMessage]| {
+        answers.iter().any(|m| matches!(m, SyncMessage::PrunedHistory { ids } if *ids == vec![first]))
+    };
+    // Intact on disk: served.
+    let answers = ask(&mut replica, 900);
+    assert!(served(&answers) && !pruned(&answers), "{answers:?}");
+    // Damaged on disk: never sent, reported as pruned.
+    rotten.store(true, Ordering::Relaxed);
+    let answers = ask(&mut replica, 901);
+    assert!(!served(&answers) && pruned(&answers), "{answers:?}");
+    assert!(replica.applied_delta_bytes(&first).is_none());
+    rotten.store(false, Ordering::Relaxed);
+    // Gone from disk: reported as pruned.
+    lost.store(true, Ordering::Relaxed);
+    let answers = ask(&mut replica, 902);
+    assert!(!served(&answers) && pruned(&answers), "{answers:?}");
 }
 
 #[test]

@@ -40,6 +40,8 @@ call_group_max = 256
 # Bytes of state rows cached in memory, for all contexts together (the state
 # itself is read from the database).
 state_cache_bytes = 67108864
+# Bytes of database pages cached in memory.
+db_cache_bytes = 268435456
 
 [swarm]
 # Multiaddrs the libp2p swarm listens on: TCP and QUIC on every interface,
@@ -92,8 +94,8 @@ pending_max = 10000
 # A delta still waiting for its parents after this long is dropped.
 pending_stale_ms = 300000
 # Keep in memory the payloads of only the last this-many deltas of each
-# context (older ones stay on disk). Absent: keep everything.
-# history_kept = 100000
+# context; older ones are read back from disk when a peer needs them.
+history_kept = 10000
 
 [handlers]
 # A failed event handler is retried after retry_base_ms, then with
@@ -169,6 +171,8 @@ pub struct NodeSection {
     pub call_group_max: usize,
     /// Bytes of state rows cached.
     pub state_cache_bytes: usize,
+    /// Bytes of database pages cached.
+    pub db_cache_bytes: usize,
 }
 
 impl Default for NodeSection {
@@ -177,6 +181,7 @@ impl Default for NodeSection {
             data_dir: "data".into(),
             call_group_max: weft_node::CALL_GROUP_MAX_DEFAULT,
             state_cache_bytes: weft_node::STATE_CACHE_BYTES_DEFAULT,
+            db_cache_bytes: weft_node::DB_CACHE_BYTES_DEFAULT,
         }
     }
 }
@@ -346,6 +351,7 @@ impl ConfigFile {
         }
         config.call_group_max = self.node.call_group_max;
         config.state_cache_bytes = self.node.state_cache_bytes;
+        config.db_cache_bytes = self.node.db_cache_bytes;
         let net = &mut config.net;
         net.listen_addrs = self.swarm.listen.clone();
         net.bootstrap_peers = self.swarm.bootstrap.clone();
@@ -396,7 +402,7 @@ impl ConfigFile {
             }
         }
         if self.sync.history_kept == Some(0) {
-            return Err(bad("sync", "history_kept", "must be positive (remove the key to keep everything)".into()));
+            return Err(bad("sync", "history_kept", "must be positive".into()));
         }
         config.handler_retry_base_ms = self.handlers.retry_base_ms;
         config.handler_retry_max_ms = self.handlers.retry_max_ms;
@@ -509,6 +515,7 @@ mod tests {
         assert_eq!(config.data_dir, reference.data_dir);
         assert_eq!(config.call_group_max, reference.call_group_max);
         assert_eq!(config.state_cache_bytes, reference.state_cache_bytes);
+        assert_eq!(config.db_cache_bytes, reference.db_cache_bytes);
         assert_eq!(config.sync, reference.sync);
         assert_eq!(config.net.listen_addrs, NetConfig::new(seed).listen_addrs);
         assert_eq!(config.net.mdns, NetConfig::new(seed).mdns);
@@ -525,6 +532,7 @@ mod tests {
             "data_dir",
             "call_group_max",
             "state_cache_bytes",
+            "db_cache_bytes",
             "listen",
             "bootstrap",
             "announce",

@@ -813,9 +813,11 @@ impl Driver {
                 let _ = reply.send(answer);
             }
             Command::Delta { context, id, reply } => {
-                let answer = self.contexts.get(&context).ok_or(crate::NodeError::UnknownContext(context)).map(|slot| {
-                    slot.replica.dag().get(&id).map(|delta| weft_sync::SignedDelta::from_causal(delta).encode())
-                });
+                let answer = self
+                    .contexts
+                    .get(&context)
+                    .ok_or(crate::NodeError::UnknownContext(context))
+                    .map(|slot| slot.replica.applied_delta_bytes(&id));
                 let _ = reply.send(answer);
             }
             Command::PublishRaw { context, id, bytes, reply } => {

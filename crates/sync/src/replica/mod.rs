@@ -138,6 +138,9 @@ pub struct ReplicaStats {
     pub pending_refused: u64,
     /// Storage operations that failed outside a commit.
     pub store_failures: u64,
+    /// Applied deltas whose payload is pruned from memory (served from the
+    /// store when a peer needs them).
+    pub history_pruned: u64,
 }
 
 /// Ids of sessions peers opened that ended, remembered so that a late or
@@ -308,6 +311,9 @@ impl<S: ReplicaStore> Replica<S> {
                 }
                 after = Some(position);
             }
+            // Prune as we go: a restart's memory peak is the kept window,
+            // not the whole history.
+            self.prune_history();
         }
     }
 
@@ -417,6 +423,16 @@ impl<S: ReplicaStore> Replica<S> {
     /// The DAG (read-only).
     pub fn dag(&self) -> &DagStore<DeltaPayload> {
         &self.dag
+    }
+
+    /// The signed encoding of applied delta `id`: from memory, or read back
+    /// from the store if its payload was pruned from memory. `None` if it is
+    /// not applied here (or the store lost it).
+    pub fn applied_delta_bytes(&self, id: &DeltaId) -> Option<Vec<u8>> {
+        match self.dag.get(id) {
+            Some(delta) => Some(crate::delta::encode_causal(delta)),
+            None => self.core.positions.get(id).and_then(|position| self.stored_delta(*id, *position)),
+        }
     }
 
     /// Applied ids in apply order.

@@ -7,14 +7,20 @@
 //! at most `burst_pages_max` pages go out before the sender waits for the
 //! receiver's `Continue`: the bytes a driver must buffer for one session are
 //! bounded, and the receiver paces the sender.
+//!
+//! A delta whose payload was pruned from memory (`history_kept_max`) is
+//! read back from the [`ReplicaStore`] by its apply position and verified
+//! in full first, signature included (a damaged row is never sent: the
+//! peer would reject it and penalize us). Only a delta the store cannot give
+//! back is answered with `PrunedHistory`.
 
 use std::collections::VecDeque;
 
-use weft_dag::{DagError, DeltaId, PAGE_DELTAS_MAX};
+use weft_dag::{DagError, DeltaId, HistoryDelta, PAGE_DELTAS_MAX};
 
 use super::interface::{Output, PeerId, SessionId};
 use super::{Replica, ReplicaStore};
-use crate::delta::encode_causal;
+use crate::delta::{SignedDelta, encode_causal};
 use crate::protocol::{DeltaPage, PAGE_BYTES_MAX, PageEnd, SyncMessage};
 
 /// What a stream sends.
@@ -133,14 +139,21 @@ impl<S: ReplicaStore> Replica<S> {
     fn pack_missing(&self, known: &[DeltaId], cursor: &mut Option<u64>, packer: &mut Packer) -> Result<bool, DeltaId> {
         // Each pass either ends or moves the cursor forward.
         loop {
-            let page = match self.dag.deltas_missing_for(known, *cursor, PAGE_DELTAS_MAX) {
+            let page = match self.dag.history_missing_for(known, *cursor, PAGE_DELTAS_MAX) {
                 Ok(page) => page,
                 Err(DagError::PrunedHistory { id }) => return Err(id),
                 Err(_) => return Ok(true),
             };
-            for delta in page.deltas {
-                if !packer.push(encode_causal(delta)) {
-                    match self.core.positions.get(&delta.id) {
+            for item in page.deltas {
+                let (id, bytes) = match item {
+                    HistoryDelta::Held(delta) => (delta.id, encode_causal(delta)),
+                    HistoryDelta::Pruned { id, position } => match self.stored_delta(id, position) {
+                        Some(bytes) => (id, bytes),
+                        None => return Err(id),
+                    },
+                };
+                if !packer.push(bytes) {
+                    match self.core.positions.get(&id) {
                         Some(position) => *cursor = Some(*position),
                         None => return Ok(true),
                     }
@@ -170,12 +183,33 @@ impl<S: ReplicaStore> Replica<S> {
                         return false;
                     }
                 }
-                None if self.dag.is_pruned(&id) => pruned.push(id),
+                None if self.dag.is_pruned(&id) => {
+                    let stored = self.core.positions.get(&id).and_then(|position| self.stored_delta(id, *position));
+                    match stored {
+                        Some(bytes) => {
+                            if !packer.push(bytes) {
+                                return false;
+                            }
+                        }
+                        None => pruned.push(id),
+                    }
+                }
                 None => not_found.push(id),
             }
             ids.pop_front();
         }
         true
+    }
+
+    /// The stored row of pruned delta `id`, applied at `position`, if the
+    /// store still has it intact.
+    pub(crate) fn stored_delta(&self, id: DeltaId, position: u64) -> Option<Vec<u8>> {
+        let rows = self.core.store.load_applied(position.checked_sub(1), 1).ok()?;
+        let (at, bytes) = rows.into_iter().next()?;
+        let delta = SignedDelta::decode(&bytes).ok()?;
+        // The full check, signature included: the id does not cover the
+        // signature, and a peer penalizes a delta whose signature fails.
+        (at == position && delta.id == id && delta.verify(&self.context).is_ok()).then_some(bytes)
     }
 
     pub(super) fn send_message(&mut self, to: PeerId, session: SessionId, message: &SyncMessage) {

@@ -110,7 +110,8 @@ impl<S: ReplicaStore> Replica<S> {
     }
 
     /// Drop the payloads of deltas older than the last `history_kept_max`
-    /// (from memory: the store keeps its rows, so a restart re-prunes).
+    /// from memory. The store keeps their rows: they are read back when a
+    /// peer needs them, and a restart prunes again as it replays.
     pub(super) fn prune_history(&mut self) {
         let Some(keep) = self.config.history_kept_max else { return };
         let len = self.core.apply_log.len();
@@ -122,5 +123,6 @@ impl<S: ReplicaStore> Replica<S> {
         let checkpoint: DeltaId = self.core.apply_log[cut];
         self.dag.prune_below(&[checkpoint]);
         self.pruned_below = cut;
+        self.stats.history_pruned = self.dag.pruned_count() as u64;
     }
 }
