@@ -9,21 +9,30 @@
 //!   sessions and frames, bytes on the wire against the deltas' own size;
 //! - `sustained`: committed writes/s across 3 nodes, converged at the end;
 //! - `local_writes`: durable writes/s on one node through its handle with
-//!   1, 8 and 64 clients, against one fsync per call in the same run.
+//!   1, 8 and 64 clients, against one fsync per call in the same run;
+//! - `big_state`: a node whose context holds `--entries` keys: memory
+//!   growth while writing them, start-up time and memory when reopened;
+//! - `many_contexts`: a node in `--contexts` small contexts: call latency
+//!   on one of them, memory, start-up time, against a node in 1 context.
 //!
-//! Usage: `weft-cluster-bench [--only propagation|catch_up|sustained|local_writes]
-//! [--writes N] [--missed N] [--seconds N] [--clients N] [--quick]`.
+//! Usage: `weft-cluster-bench [--only propagation|catch_up|sustained|local_writes|big_state|many_contexts]
+//! [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]`.
+//! (`--reopen DIR` is `big_state`'s own: it reopens a node in a fresh process.)
 //! Bad arguments: one line on stderr, exit code 2. A figure that fails
 //! (no convergence in time, a wrong count): exit code 1.
 
 // A binary's root resolves modules beside it, not in a directory named
 // after it: point at `cluster/` explicitly.
+#[path = "cluster/big_state.rs"]
+mod big_state;
 #[path = "cluster/catch_up.rs"]
 mod catch_up;
 #[path = "cluster/harness.rs"]
 mod harness;
 #[path = "cluster/local_writes.rs"]
 mod local_writes;
+#[path = "cluster/many_contexts.rs"]
+mod many_contexts;
 #[path = "cluster/propagation.rs"]
 mod propagation;
 #[path = "cluster/report.rs"]
@@ -41,16 +50,24 @@ const MISSED_DEFAULT: usize = 10_000;
 const SECONDS_DEFAULT: u64 = 10;
 /// Client tasks per node in `sustained`.
 const CLIENTS_DEFAULT: usize = 4;
+/// Keys `big_state` writes.
+const ENTRIES_DEFAULT: u64 = 100_000;
+/// Contexts `many_contexts` creates.
+const CONTEXTS_DEFAULT: usize = 10_000;
 /// `--quick`: a smoke run.
 const QUICK_WRITES: usize = 50;
 const QUICK_MISSED: usize = 1_000;
 const QUICK_SECONDS: u64 = 2;
+const QUICK_ENTRIES: u64 = 2_000;
+const QUICK_CONTEXTS: usize = 100;
 
 /// Upper bounds on the options, so a typo cannot run for a day.
 const WRITES_MAX: usize = 100_000;
 const MISSED_MAX: usize = 1_000_000;
 const SECONDS_MAX: u64 = 3_600;
 const CLIENTS_MAX: usize = 256;
+const ENTRIES_MAX: u64 = 10_000_000;
+const CONTEXTS_MAX: usize = 1_000_000;
 
 /// Tokio worker threads. Each node would have its own runtime in its own
 /// process; the driver does its fsyncs on a worker thread, so with only as
@@ -65,6 +82,8 @@ enum Only {
     CatchUp,
     Sustained,
     LocalWrites,
+    BigState,
+    ManyContexts,
 }
 
 /// The parsed command line.
@@ -75,10 +94,13 @@ struct Options {
     missed: usize,
     seconds: u64,
     clients: usize,
+    entries: u64,
+    contexts: usize,
 }
 
-const USAGE: &str = "usage: weft-cluster-bench [--only propagation|catch_up|sustained|local_writes] [--writes N] \
-                     [--missed N] [--seconds N] [--clients N] [--quick]";
+const USAGE: &str = "usage: weft-cluster-bench [--only propagation|catch_up|sustained|local_writes|big_state|many_contexts] \
+                     [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]";
+const FIGURES: &str = "propagation, catch_up, sustained, local_writes, big_state, many_contexts";
 
 /// The number after `flag`, in `1..=max`.
 fn number<T>(flag: &str, value: Option<String>, max: T) -> Result<T, String>
@@ -96,6 +118,7 @@ where
 /// `Ok(None)`: `--help` was asked for.
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, String> {
     let (mut only, mut writes, mut missed, mut seconds, mut clients, mut quick) = (None, None, None, None, None, false);
+    let (mut entries, mut contexts) = (None, None);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -105,18 +128,18 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
                     Some("catch_up") => Only::CatchUp,
                     Some("sustained") => Only::Sustained,
                     Some("local_writes") => Only::LocalWrites,
-                    Some(other) => {
-                        return Err(format!(
-                            "--only: unknown figure {other:?} (propagation, catch_up, sustained, local_writes)"
-                        ));
-                    }
-                    None => return Err("--only needs a figure (propagation, catch_up, sustained, local_writes)".into()),
+                    Some("big_state") => Only::BigState,
+                    Some("many_contexts") => Only::ManyContexts,
+                    Some(other) => return Err(format!("--only: unknown figure {other:?} ({FIGURES})")),
+                    None => return Err(format!("--only needs a figure ({FIGURES})")),
                 });
             }
             "--writes" => writes = Some(number("--writes", args.next(), WRITES_MAX)?),
             "--missed" => missed = Some(number("--missed", args.next(), MISSED_MAX)?),
             "--seconds" => seconds = Some(number("--seconds", args.next(), SECONDS_MAX)?),
             "--clients" => clients = Some(number("--clients", args.next(), CLIENTS_MAX)?),
+            "--entries" => entries = Some(number("--entries", args.next(), ENTRIES_MAX)?),
+            "--contexts" => contexts = Some(number("--contexts", args.next(), CONTEXTS_MAX)?),
             "--quick" => quick = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}; {USAGE}")),
@@ -128,6 +151,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
         missed: missed.unwrap_or(if quick { QUICK_MISSED } else { MISSED_DEFAULT }),
         seconds: seconds.unwrap_or(if quick { QUICK_SECONDS } else { SECONDS_DEFAULT }),
         clients: clients.unwrap_or(CLIENTS_DEFAULT),
+        entries: entries.unwrap_or(if quick { QUICK_ENTRIES } else { ENTRIES_DEFAULT }),
+        contexts: contexts.unwrap_or(if quick { QUICK_CONTEXTS } else { CONTEXTS_DEFAULT }),
     }))
 }
 
@@ -145,12 +170,24 @@ async fn run(options: Options) -> anyhow::Result<()> {
     if runs(Only::LocalWrites) {
         local_writes::run(options.seconds).await?;
     }
+    if runs(Only::BigState) {
+        big_state::run(options.entries).await?;
+    }
+    if runs(Only::ManyContexts) {
+        many_contexts::run(options.contexts).await?;
+    }
     Ok(())
 }
 
 fn main() -> ExitCode {
+    let mut raw = std::env::args().skip(1);
+    let reopen = match (raw.next().as_deref(), raw.next()) {
+        (Some("--reopen"), Some(dir)) => Some(std::path::PathBuf::from(dir)),
+        _ => None,
+    };
     let options = match parse(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
+        _ if reopen.is_some() => None,
+        Ok(Some(options)) => Some(options),
         Ok(None) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -168,7 +205,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(options)) {
+    let outcome = match (reopen, options) {
+        (Some(dir), _) => runtime.block_on(big_state::reopen(&dir)),
+        (None, Some(options)) => runtime.block_on(run(options)),
+        (None, None) => Ok(()),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("weft-cluster-bench: {error:#}");
@@ -190,7 +232,7 @@ mod tests {
         let full = args(&[]).unwrap().unwrap();
         assert_eq!((full.only, full.writes, full.missed, full.seconds, full.clients), (None, 500, 10_000, 10, 4));
         let quick = args(&["--quick"]).unwrap().unwrap();
-        assert_eq!((quick.writes, quick.missed, quick.seconds), (50, 1_000, 2));
+        assert_eq!((quick.writes, quick.missed, quick.seconds, quick.entries), (50, 1_000, 2, 2_000));
     }
 
     #[test]
