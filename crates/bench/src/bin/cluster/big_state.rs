@@ -66,8 +66,8 @@ pub struct Reopened {
 }
 
 /// Start this binary with `--reopen dir` and read its report; the first
-/// context must hold `entries` keys.
-pub fn reopen_in_a_fresh_process(dir: &Path, entries: u64) -> anyhow::Result<Reopened> {
+/// context must hold `entries` keys, when given.
+pub fn reopen_in_a_fresh_process(dir: &Path, entries: Option<u64>) -> anyhow::Result<Reopened> {
     let exe = std::env::current_exe().context("this binary's path")?;
     let output =
         std::process::Command::new(exe).arg("--reopen").arg(dir).output().context("starting the reopening process")?;
@@ -75,7 +75,9 @@ pub fn reopen_in_a_fresh_process(dir: &Path, entries: u64) -> anyhow::Result<Reo
         bail!("the reopening process failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     let report: Value = serde_json::from_slice(&output.stdout).context("the reopening process's report")?;
-    if report["len"].as_u64() != Some(entries) {
+    if let Some(entries) = entries
+        && report["len"].as_u64() != Some(entries)
+    {
         bail!("the reopened node holds {} entries, not {entries}", report["len"]);
     }
     Ok(Reopened {
@@ -110,10 +112,26 @@ pub async fn reopen(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Caches small enough that `entries` keys overflow them: what memory still
+/// grows by beyond the caches shows.
+const SMALL_CACHES: Caches = Caches { state_bytes: 8 << 20, db_bytes: 32 << 20 };
+
+/// The node's two caches of state and pages.
+#[derive(Clone, Copy)]
+struct Caches {
+    state_bytes: usize,
+    db_bytes: usize,
+}
+
 /// Fill a node with `entries` keys; (RSS samples at each quarter, writes/s, the data directory).
-async fn filled(entries: u64) -> anyhow::Result<(Vec<(u64, Option<u64>)>, f64, TempDir)> {
+async fn filled(entries: u64, caches: Option<Caches>) -> anyhow::Result<(Vec<(u64, Option<u64>)>, f64, TempDir)> {
     let dir = TempDir::new().context("temporary data directory")?;
-    let node = Node::start(config(dir.path(), SEED)).await.context("starting the node")?;
+    let mut node_config = config(dir.path(), SEED);
+    if let Some(caches) = caches {
+        node_config.state_cache_bytes = caches.state_bytes;
+        node_config.db_cache_bytes = caches.db_bytes;
+    }
+    let node = Node::start(node_config).await.context("starting the node")?;
     let app = node.install_application(weft_apps::KV_STORE.to_vec()).await?.id;
     let context = node.create_context(app, b"{}".to_vec()).await?.id;
     let mut samples = vec![(0, rss_kib())];
@@ -137,19 +155,13 @@ async fn filled(entries: u64) -> anyhow::Result<(Vec<(u64, Option<u64>)>, f64, T
 }
 
 pub async fn run(entries: u64) -> anyhow::Result<()> {
-    let (_, _, small) = filled(1).await?;
-    let baseline = reopen_in_a_fresh_process(small.path(), 1)?;
-    let (samples, writes_per_s, big) = filled(entries).await?;
-    let reopened = reopen_in_a_fresh_process(big.path(), entries)?;
-    // Growth over the second half: the first quarters include warm-up
-    // (the runtime's module cache, the state cache filling).
-    let growth = match (samples[2].1, samples[4].1) {
-        (Some(half), Some(full)) if entries >= 2 => {
-            Some(round3(full.saturating_sub(half) as f64 * 1000.0 / (entries - samples[2].0).max(1) as f64))
-        }
-        _ => None,
-    };
+    let (_, _, small) = filled(1, None).await?;
+    let baseline = reopen_in_a_fresh_process(small.path(), Some(1))?;
+    let (samples, writes_per_s, big) = filled(entries, None).await?;
+    let reopened = reopen_in_a_fresh_process(big.path(), Some(entries))?;
     let file = std::fs::metadata(big.path().join(weft_node::DATABASE_FILE)).ok().map(|m| m.len());
+    drop(big);
+    let (small_samples, small_writes_per_s, _) = filled(entries, Some(SMALL_CACHES)).await?;
     emit(
         "big_state_reopen_start",
         reopened.start_ms,
@@ -167,14 +179,35 @@ pub async fn run(entries: u64) -> anyhow::Result<()> {
     );
     emit(
         "big_state_rss_growth",
-        growth.map_or(Value::Null, Value::from),
+        growth(&samples, entries).map_or(Value::Null, Value::from),
         "KiB per 1,000 entries",
         json!({
             "how": "VmRSS of the writing process after each quarter of the entries; growth over the second half",
             "entries": entries, "clients": CLIENTS, "writes_per_s": round3(writes_per_s),
             "rss_kib_by_entries": samples.iter().map(|(n, rss)| json!([n, rss])).collect::<Vec<_>>(),
-            "state_cache_bytes_max": weft_node::STATE_CACHE_BYTES_DEFAULT,
+            "state_cache_bytes": weft_node::STATE_CACHE_BYTES_DEFAULT,
+            "db_cache_bytes": weft_node::DB_CACHE_BYTES_DEFAULT,
+        }),
+    );
+    emit(
+        "big_state_rss_growth_small_caches",
+        growth(&small_samples, entries).map_or(Value::Null, Value::from),
+        "KiB per 1,000 entries",
+        json!({
+            "how": "as big_state_rss_growth, with caches the entries overflow: the growth left is what is not cached",
+            "entries": entries, "writes_per_s": round3(small_writes_per_s),
+            "rss_kib_by_entries": small_samples.iter().map(|(n, rss)| json!([n, rss])).collect::<Vec<_>>(),
+            "state_cache_bytes": SMALL_CACHES.state_bytes, "db_cache_bytes": SMALL_CACHES.db_bytes,
         }),
     );
     Ok(())
+}
+
+/// KiB per 1,000 entries over the second half of the samples: the first
+/// quarters include warm-up (the runtime's module cache, caches filling).
+fn growth(samples: &[(u64, Option<u64>)], entries: u64) -> Option<f64> {
+    let (half_at, half) = samples.get(2).copied()?;
+    let full = samples.get(4)?.1?;
+    let grown = full.saturating_sub(half?);
+    Some(round3(grown as f64 * 1000.0 / entries.saturating_sub(half_at).max(1) as f64))
 }
