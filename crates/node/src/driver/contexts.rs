@@ -105,6 +105,7 @@ impl Driver {
             text_lane: slot.replica.text_lane(),
         };
         self.contexts.insert(id, slot);
+        self.reschedule(id);
         self.views.insert(id, view);
         // Rotations applied before a restart may still owe us a key.
         self.keys_dirty.insert(id);
@@ -177,6 +178,7 @@ impl Driver {
 
     async fn close_context(&mut self, context: Hash) {
         self.views.remove(&context);
+        self.wakeups_forget(context);
         if let Some(slot) = self.contexts.remove(&context) {
             self.detach_topic(&slot.topic);
             let _ = self.net.unsubscribe(&slot.topic).await;

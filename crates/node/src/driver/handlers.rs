@@ -171,12 +171,18 @@ impl Driver {
     /// last time), so a context with a flood of jobs starves no other.
     pub(super) async fn run_due_jobs(&mut self) {
         let now = now_ms();
-        let mut order: Vec<Hash> =
-            self.contexts.iter().filter(|(_, slot)| slot.jobs.next_due_ms() <= now).map(|(id, _)| *id).collect();
+        // Only contexts whose wake-up is due can have due jobs.
+        let mut order: Vec<Hash> = self
+            .wakeups_due(now)
+            .into_iter()
+            .filter(|id| self.contexts.get(id).is_some_and(|slot| slot.jobs.next_due_ms() <= now))
+            .collect();
+        order.sort_unstable();
         if let Some(cursor) = self.jobs_cursor {
             let split = order.partition_point(|id| *id <= cursor);
             order.rotate_left(split);
         }
+        let visited = order.clone();
         let mut due: Vec<(Hash, u64)> = Vec::new();
         while due.len() < JOBS_PER_TURN_MAX && !order.is_empty() {
             order.retain(|context| {
@@ -193,12 +199,12 @@ impl Driver {
         if let Some((first, _)) = due.first() {
             self.jobs_cursor = Some(*first);
         }
-        let contexts: std::collections::BTreeSet<Hash> = due.iter().map(|(context, _)| *context).collect();
         for (context, sequence) in due {
             self.run_job(context, sequence).await;
         }
-        for context in contexts {
+        for context in visited {
             self.refill_jobs(context);
+            self.reschedule(context);
         }
     }
 

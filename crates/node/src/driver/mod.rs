@@ -3,17 +3,19 @@
 //!
 //! It waits on four things at once: requests from [`NodeHandle`](crate::NodeHandle)s,
 //! reports from stream tasks, network events, and the earliest replica timer
-//! or handler retry. Each is turned into replica [`Input`]s; the replica's
-//! [`Output`]s are carried out right away (publish, send a frame, report a
-//! gossip verdict, acknowledge a write, enqueue handler jobs, tell
-//! subscribers). Because one task does all of it, a local write is prepared
+//! or handler retry of any context (from an index, not a walk over them).
+//! Each is turned into replica [`Input`]s; the replica's [`Output`]s are
+//! carried out right away (publish, send a frame, report a gossip verdict,
+//! acknowledge a write, enqueue handler jobs, tell subscribers). Because one task does all of it, a local write is prepared
 //! and committed in the same turn and can never be stale, and no replica
 //! needs a lock.
 //!
 //! Submodules: `contexts` (create, open, leave, describe), `calls` (WASM
 //! calls and local writes), `handlers` (event handler jobs), `join` (the
 //! inviter's side of admission), `peers` (the address book, redials and
-//! directory exchange), `streams` (sync stream tasks).
+//! directory exchange), `streams` (sync stream tasks), `durable` (one fsync
+//! per turn), `keys` (group keys), `wakeups` (when each context next needs
+//! the driver).
 
 mod calls;
 mod contexts;
@@ -25,6 +27,7 @@ mod keys;
 pub(crate) use keys::GroupKeys;
 mod peers;
 pub(crate) mod streams;
+mod wakeups;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -153,6 +156,9 @@ pub(crate) struct Driver {
     jobs_cursor: Option<Hash>,
     /// The state rows of every context recently read or written.
     pub(crate) state_cache: crate::StateCache,
+    /// When each context next needs the driver.
+    wakeups: wakeups::Wakeups,
+    next_wakeups_rescan_ms: u64,
 }
 
 /// What a turn of the replica said about local writes.
@@ -212,6 +218,8 @@ impl Driver {
             views,
             jobs_cursor: None,
             state_cache,
+            wakeups: wakeups::Wakeups::default(),
+            next_wakeups_rescan_ms: 0,
         }
     }
 
@@ -224,6 +232,8 @@ impl Driver {
     ) {
         let mut net_alive = true;
         loop {
+            #[cfg(debug_assertions)]
+            self.check_wakeups();
             let wait_ms = self.next_wakeup_ms().saturating_sub(now_ms()).min(IDLE_WAKEUP_MS);
             let sleep = tokio::time::sleep(Duration::from_millis(wait_ms));
             tokio::select! {
@@ -322,6 +332,7 @@ impl Driver {
             }
             let topic = fresh.topic.clone();
             self.contexts.insert(id, fresh);
+            self.reschedule(id);
             // The new replica learns the connected members again.
             self.attach_topic(id, topic).await;
         }
@@ -340,19 +351,21 @@ impl Driver {
     }
 
     fn next_wakeup_ms(&self) -> u64 {
-        self.contexts
-            .values()
-            .map(|slot| slot.replica.next_timer_ms().min(slot.jobs.next_due_ms()))
-            .min()
-            .unwrap_or(u64::MAX)
+        self.wakeups.next_ms()
     }
 
     async fn on_tick(&mut self) {
         let now = now_ms();
-        let due: Vec<Hash> =
-            self.contexts.iter().filter(|(_, slot)| slot.replica.next_timer_ms() <= now).map(|(id, _)| *id).collect();
-        for context in due {
-            self.feed(context, Input::Tick).await;
+        self.rescan_wakeups(now);
+        for context in self.wakeups.due(now) {
+            let timer_due = self.contexts.get(&context).is_some_and(|slot| slot.replica.next_timer_ms() <= now);
+            if timer_due {
+                // `feed` reschedules the context.
+                self.feed(context, Input::Tick).await;
+            } else {
+                // Due for a handler job (run after this turn), or early.
+                self.reschedule(context);
+            }
         }
     }
 
@@ -365,7 +378,9 @@ impl Driver {
     pub(crate) async fn feed(&mut self, context: Hash, input: Input) -> WriteResults {
         let Some(slot) = self.contexts.get_mut(&context) else { return Vec::new() };
         let outputs = slot.replica.handle(input, now_ms());
-        self.carry_out(context, outputs).await
+        let writes = self.carry_out(context, outputs).await;
+        self.reschedule(context);
+        writes
     }
 
     async fn run_deferred(&mut self) {
