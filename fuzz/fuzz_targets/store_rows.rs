@@ -111,10 +111,22 @@ fuzz_target!(|data: &[u8]| {
         let _ = book.flush(store);
     }
     let inbox = Arc::new(Mutex::new(Vec::new()));
+    let cache = weft_node::StateCache::new(1 << 20);
     if let Ok((replica_store, _jobs)) =
-        DiskReplicaStore::open(Arc::clone(store), CONTEXT, PublicKey([1; 32]), inbox, BTreeSet::new())
+        DiskReplicaStore::open(Arc::clone(store), CONTEXT, PublicKey([1; 32]), inbox, BTreeSet::new(), 4, cache)
     {
         let _ = replica_store.dead_jobs(10);
+        let _ = replica_store.load_jobs(0, 10);
+        // The state is read on demand now: read it through the replica's
+        // view (a scan, and a get of each key found, the second one cached).
+        use weft_primitives::kv::KvRead;
+        use weft_sync::ReplicaStore;
+        if let Ok(rows) = replica_store.state().scan(b"", None, 64) {
+            for (key, _) in rows {
+                let _ = replica_store.state().get(&key);
+                let _ = replica_store.state().get(&key);
+            }
+        }
     }
     if let Err(error) = store.write(|txn| rows(txn, data, false)) {
         panic!("clearing the rows: {error}");
