@@ -154,6 +154,12 @@ impl<P> DagStore<P> {
         *id == self.root || self.held(id).is_some_and(LogEntry::is_applied)
     }
 
+    /// The parents of applied delta `id`, pruned or not (pruning keeps the
+    /// links); `None` if it is not applied here.
+    pub fn applied_parents(&self, id: &DeltaId) -> Option<&[DeltaId]> {
+        self.held(id).filter(|entry| entry.is_applied()).map(LogEntry::parents)
+    }
+
     /// Whether `id` was applied and then pruned.
     pub fn is_pruned(&self, id: &DeltaId) -> bool {
         self.held(id).is_some_and(LogEntry::is_pruned)

@@ -444,3 +444,14 @@ fn a_retry_is_not_held_back_by_a_sibling_that_keeps_failing() {
     assert!(dag.has(&id("B1")) && !dag.is_applied(&id("B1")));
     assert_eq!(dag.pending_count(), 1);
 }
+
+#[test]
+fn pruned_deltas_keep_their_parent_links() {
+    let mut dag = chain_of_five();
+    dag.prune_below(&[id("D4")]);
+    assert!(dag.is_pruned(&id("D2")) && dag.get(&id("D2")).is_none());
+    // The links stay walkable across pruned deltas, held ones too.
+    assert_eq!(dag.applied_parents(&id("D2")), Some(&[id("D1")][..]));
+    assert_eq!(dag.applied_parents(&id("D5")), Some(&[id("D4")][..]));
+    assert_eq!(dag.applied_parents(&id("unknown")), None);
+}

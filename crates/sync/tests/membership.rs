@@ -410,6 +410,41 @@ fn joiners_write_with_more_heads_than_parents_keeps_its_admission_in_the_causal_
 }
 
 #[test]
+fn the_head_covering_an_admission_is_found_across_pruned_history() {
+    // As above, with the path from the covering head down to the Add pruned
+    // from memory: the walk must cross pruned deltas, which keep their links.
+    let config = Config { history_kept_max: Some(1), ..Config::default() };
+    let bound = config.dag_limits.parents_max;
+    let sweep_ms = config.pending_sweep_ms;
+    let mut cluster = Cluster::with_members(2, 1, config);
+    let now = cluster.now;
+    let mut history: Vec<SignedDelta> =
+        (0..bound as u32 + 6).map(|i| delta_by(&key(0), vec![genesis()], Hlc::new(now, i), Vec::new())).collect();
+    let add_delta = delta_by(&key(0), vec![genesis()], Hlc::new(now, 1_000), vec![Event::membership(add(1))]);
+    let between = delta_by(&key(0), vec![add_delta.id], Hlc::new(now, 1_500), Vec::new());
+    let mut others: Vec<DeltaId> = history.iter().map(|d| d.id).collect();
+    others.sort();
+    let on_top = (0..)
+        .map(|n| delta_by(&key(0), vec![between.id], Hlc::new(now, 2_000 + n), Vec::new()))
+        .find(|d| d.id > others[bound - 1])
+        .unwrap();
+    history.extend([add_delta.clone(), between.clone(), on_top.clone()]);
+    for delta in &history {
+        let outputs = gossip(&mut cluster, 0, 1, &delta.encode());
+        assert_eq!(rejection(&outputs), None);
+    }
+    // A sweep prunes everything below the last applied delta (`on_top`).
+    cluster.replicas[1].handle(Input::Tick, now + sweep_ms);
+    let dag = cluster.replicas[1].dag();
+    assert!(dag.is_pruned(&between.id) && dag.is_pruned(&add_delta.id), "the path to the Add is pruned");
+    assert!(cluster.replicas[1].heads().len() > bound);
+    let (_, write_bytes) = cluster.write(1, b"joiner", b"hello");
+    let written = SignedDelta::decode(&write_bytes).unwrap();
+    assert_eq!(written.parents.len(), bound);
+    assert!(written.parents.contains(&on_top.id), "the head covering the admission is kept");
+}
+
+#[test]
 fn non_members_deltas_waiting_for_parents_are_bounded() {
     use weft_sync::replica::UNVETTED_PENDING_MAX;
     let mut cluster = Cluster::with_members(2, 1, Config::default());

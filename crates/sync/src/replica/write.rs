@@ -154,8 +154,9 @@ impl<S: ReplicaStore> Replica<S> {
                 if !after_target || !seen.insert(id) {
                     continue;
                 }
-                if let Some(delta) = self.dag.get(&id) {
-                    stack.extend(delta.parents.iter().copied());
+                // Pruned deltas keep their links: the walk crosses them.
+                if let Some(parents) = self.dag.applied_parents(&id) {
+                    stack.extend(parents.iter().copied());
                 }
             }
         }
