@@ -72,6 +72,9 @@ struct Shared {
     commits: AtomicU64,
     /// Times the database was opened again after an I/O failure.
     reopens: AtomicU64,
+    /// Write transactions committed, durable or deferred (shared, so an
+    /// observer can count without holding the database open).
+    transactions: Arc<AtomicU64>,
     /// Between [`Store::defer_durability`] and [`Store::flush`]:
     /// [`Store::write`] commits without an fsync.
     deferring: AtomicBool,
@@ -165,6 +168,7 @@ impl Store {
             reopen,
             commits: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
+            transactions: Arc::default(),
             deferring: AtomicBool::new(false),
             unflushed: AtomicBool::new(false),
             durable_snapshot: Mutex::new(None),
@@ -177,6 +181,13 @@ impl Store {
     /// Times the database was closed after an I/O failure and opened again.
     pub fn reopens(&self) -> u64 {
         self.shared.reopens.load(Ordering::SeqCst)
+    }
+
+    /// A live count of the write transactions committed through this store
+    /// (every [`Store::write`], [`Store::flush_with`] and group commit):
+    /// what batching saves shows in it.
+    pub fn transaction_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.shared.transactions)
     }
 
     /// The open database, opening it again if an I/O failure closed it.
@@ -297,6 +308,7 @@ impl Store {
                         .commit()
                         .map_err(|e| self.after_failure(&db, StoreError::backend("committing")(e)))?;
                     self.shared.unflushed.store(true, Ordering::SeqCst);
+                    self.shared.transactions.fetch_add(1, Ordering::Relaxed);
                 } else {
                     self.commit_txn(&db, txn)?;
                 }
@@ -365,6 +377,27 @@ impl Store {
         flushed
     }
 
+    /// End [`Store::defer_durability`] with one last transaction: `body`'s
+    /// writes commit durably, and with them every deferred commit before
+    /// (one fsync for all). This is how a writer that staged a group's
+    /// writes in memory lands them: the whole group is one atomic
+    /// transaction. If `body` fails nothing it wrote is kept, the deferred
+    /// commits are still flushed ([`Store::flush`]) and `body`'s error is
+    /// returned; if the commit fails, as for `flush`, none is acknowledged.
+    pub fn flush_with<T>(&self, body: impl FnOnce(&mut WriteTxn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.shared.deferring.store(false, Ordering::SeqCst);
+        let result = self.write(body);
+        if result.is_ok() {
+            // A durable commit makes every deferred one before it durable.
+            self.shared.unflushed.store(false, Ordering::SeqCst);
+        }
+        let flushed = self.flush();
+        match (result, flushed) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Err(error), _) | (Ok(_), Err(error)) => Err(error),
+        }
+    }
+
     /// Commit one batch durably, on the calling thread.
     pub fn commit(&self, batch: &WriteBatch) -> Result<CommitInfo, StoreError> {
         self.commit_group(&[batch])
@@ -399,6 +432,7 @@ impl Store {
     /// Commit durably; returns this commit's sequence number.
     fn commit_txn(&self, db: &Arc<redb::Database>, txn: WriteTxn) -> Result<u64, StoreError> {
         txn.into_inner().commit().map_err(|e| self.after_failure(db, StoreError::backend("committing")(e)))?;
+        self.shared.transactions.fetch_add(1, Ordering::Relaxed);
         Ok(self.shared.commits.fetch_add(1, Ordering::SeqCst) + 1)
     }
 }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Model, Txn, dump, run_grouped_until_failure, run_until_failure, workload};
+use common::{Model, Txn, dump, run_grouped_until_failure, run_staged_until_failure, run_until_failure, workload};
 use proptest::prelude::*;
 use weft_primitives::Hash;
 use weft_primitives::kv::{KvRead, WriteSet};
@@ -134,6 +134,51 @@ fn crash_during_group_commit_keeps_every_flushed_group() {
     }
     for seed in 26..30 {
         sweep_grouped(seed, 40, |n| Recovery::Torn(seed * 1_000_003 + n), Some(5));
+    }
+}
+
+/// A group staged in memory and landed by `Store::flush_with` (after one
+/// deferred commit): a crash anywhere keeps every group whose call returned
+/// Ok, and of the group in flight only its deferred commit or all of it,
+/// never a part of the staged transactions.
+#[test]
+fn crash_during_a_staged_group_keeps_it_whole_or_not_at_all() {
+    const GROUP: usize = 6;
+    for seed in 40..44 {
+        let txns = workload(seed, 36);
+        let states = Model::prefixes(&txns);
+        let probe = CrashingBackend::new();
+        let store = Store::open_with_backend(probe.clone()).unwrap();
+        probe.arm(CrashPoint::Write(u64::MAX));
+        assert_eq!(run_staged_until_failure(&store, &txns, GROUP), (txns.len(), txns.len()));
+        let (writes, syncs) = probe.counts();
+        drop(store);
+        let points = (1..=writes + 1).map(CrashPoint::Write).chain((1..=syncs + 1).map(CrashPoint::Sync));
+        let mut failures = Vec::new();
+        let mut crashed_mid_group = 0;
+        for (n, point) in points.enumerate() {
+            for how in [Recovery::Synced, Recovery::Torn(seed * 7_919 + n as u64)] {
+                let backend = CrashingBackend::new();
+                let store = Store::open_with_backend(backend.clone()).unwrap();
+                backend.arm(point);
+                let (acked, attempted) = run_staged_until_failure(&store, &txns, GROUP);
+                drop(store);
+                let recovered = Store::open_with_backend(recover(&backend, how)).unwrap();
+                let actual = dump(&recovered).unwrap();
+                // The group in flight starts at `acked`: its deferred first
+                // transaction may survive alone, its staged rest only whole.
+                let allowed = [acked, (acked + 1).min(attempted), attempted];
+                if !allowed.iter().any(|&prefix| states[prefix] == actual) {
+                    let matches = states.iter().position(|state| *state == actual);
+                    failures.push(format!("{point:?} {how:?}: {acked} acked, recovered prefix {matches:?}"));
+                }
+                if attempted > acked + 1 {
+                    crashed_mid_group += 1;
+                }
+            }
+        }
+        assert!(crashed_mid_group > 0, "no crash hit a staged transaction");
+        assert!(failures.is_empty(), "seed {seed}: {failures:#?}");
     }
 }
 

@@ -184,6 +184,34 @@ pub fn run_grouped_until_failure(store: &Store, txns: &[Txn], group: usize) -> (
     (acked, txns.len())
 }
 
+/// Run `txns` in groups of `group`: each group's first transaction is a
+/// deferred commit, the rest are staged and land in the one transaction of
+/// [`Store::flush_with`], until the first failure. Returns (acknowledged,
+/// attempted) as [`run_grouped_until_failure`] does; a crash may leave only
+/// the acknowledged prefix, the group's deferred first transaction, or the
+/// whole group (never a part of the staged rest).
+pub fn run_staged_until_failure(store: &Store, txns: &[Txn], group: usize) -> (usize, usize) {
+    let mut acked = 0;
+    for (start, chunk) in txns.chunks(group).enumerate().map(|(i, c)| (i * group, c)) {
+        store.defer_durability();
+        if store.write(|w| apply_txn(w, &chunk[0])).is_err() {
+            let _ = store.flush();
+            return (acked, start + 1);
+        }
+        let staged = store.flush_with(|w| {
+            for txn in &chunk[1..] {
+                apply_txn(w, txn)?;
+            }
+            Ok(())
+        });
+        if staged.is_err() {
+            return (acked, start + chunk.len());
+        }
+        acked = start + chunk.len();
+    }
+    (acked, txns.len())
+}
+
 /// Everything the workload's tables hold.
 pub fn dump(store: &Store) -> Result<Model, StoreError> {
     let read = store.read()?;
