@@ -113,7 +113,16 @@ fuzz_target!(|data: &[u8]| {
     let inbox = Arc::new(Mutex::new(Vec::new()));
     let cache = weft_node::StateCache::new(1 << 20);
     if let Ok((replica_store, _jobs)) =
-        DiskReplicaStore::open(Arc::clone(store), CONTEXT, PublicKey([1; 32]), inbox, BTreeSet::new(), 4, cache)
+        DiskReplicaStore::open(
+        Arc::clone(store),
+        CONTEXT,
+        PublicKey([1; 32]),
+        inbox,
+        BTreeSet::new(),
+        4,
+        cache,
+        weft_node::CommitTurn::default(),
+    )
     {
         let _ = replica_store.dead_jobs(10);
         let _ = replica_store.load_jobs(0, 10);

@@ -15,6 +15,10 @@
 //!   fresh generation, so rows cached before a context was closed, left or
 //!   reloaded after a store reopening are never read again (they age out).
 //! - Scans are not cached: they read a fresh snapshot.
+//! - Writes staged for a turn's one transaction (see
+//!   [`crate::replica_store`]) are read before the store: the replica sees
+//!   its own staged commits, and the cache only learns them once they
+//!   landed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -104,6 +108,9 @@ pub struct DiskStateKv {
     context: Hash,
     cache: StateCache,
     generation: [u8; 8],
+    /// Writes of commits staged for the turn's transaction, not yet in the
+    /// store (latest write per key).
+    staged: WriteSet,
 }
 
 impl std::fmt::Debug for DiskStateKv {
@@ -117,7 +124,7 @@ impl DiskStateKv {
     /// generation.
     pub fn new(store: Arc<Store>, context: Hash, cache: StateCache) -> DiskStateKv {
         let generation = cache.generations.fetch_add(1, Ordering::Relaxed).to_be_bytes();
-        DiskStateKv { store, context, cache, generation }
+        DiskStateKv { store, context, cache, generation, staged: WriteSet::new() }
     }
 
     fn cache_key(&self, key: &[u8]) -> Vec<u8> {
@@ -138,6 +145,27 @@ impl DiskStateKv {
         }
     }
 
+    /// Read `writes` before the store until they land or are dropped.
+    pub fn stage(&mut self, writes: WriteSet) {
+        self.staged.extend(writes);
+    }
+
+    /// The staged writes (latest per key), for the turn's transaction.
+    pub fn staged(&self) -> &WriteSet {
+        &self.staged
+    }
+
+    /// The staged writes are in the store now: hand them to the cache.
+    pub fn staged_landed(&mut self) {
+        let staged = std::mem::take(&mut self.staged);
+        self.committed(&staged);
+    }
+
+    /// The staged writes will never land (their transaction failed).
+    pub fn drop_staged(&mut self) {
+        self.staged = WriteSet::new();
+    }
+
     fn view(&self) -> Result<weft_store::ReadStateView, KvError> {
         self.store
             .read()
@@ -146,19 +174,40 @@ impl DiskStateKv {
     }
 }
 
+/// The rows the store holds, through the cache: what a [`DiskStateKv`]
+/// reads under its staged writes.
+struct StoredRows<'a>(&'a DiskStateKv);
+
 impl KvRead for DiskStateKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let cached = self.cache_key(key);
-        if let Some(value) = self.cache.lock().get(&cached) {
+        match self.staged.pending(key) {
+            Some(value) => Ok(value.map(<[u8]>::to_vec)),
+            None => StoredRows(self).get(key),
+        }
+    }
+
+    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
+        if self.staged.is_empty() {
+            return StoredRows(self).scan(prefix, after, limit);
+        }
+        weft_state::LayeredKv::new(&StoredRows(self), &self.staged).scan(prefix, after, limit)
+    }
+}
+
+impl KvRead for StoredRows<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let StoredRows(kv) = self;
+        let cached = kv.cache_key(key);
+        if let Some(value) = kv.cache.lock().get(&cached) {
             return Ok(value);
         }
-        let value = self.view()?.get(key)?;
-        self.cache.lock().put(cached, value.clone());
+        let value = kv.view()?.get(key)?;
+        kv.cache.lock().put(cached, value.clone());
         Ok(value)
     }
 
     fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
-        self.view()?.scan(prefix, after, limit)
+        self.0.view()?.scan(prefix, after, limit)
     }
 }
 
@@ -198,6 +247,40 @@ mod tests {
         put_row(&store, Hash::of(b"other"), b"c", b"3");
         assert_eq!(kv.get(b"c").unwrap(), None);
         assert!(store.read().unwrap().len(STATE).unwrap() >= 2);
+    }
+
+    #[test]
+    fn staged_writes_are_read_first_and_cached_only_once_landed() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let context = Hash::of(b"c");
+        put_row(&store, context, b"a", b"1");
+        put_row(&store, context, b"c", b"3");
+        let cache = StateCache::new(1 << 20);
+        let mut kv = DiskStateKv::new(store.clone(), context, cache.clone());
+        assert_eq!(kv.get(b"a").unwrap(), Some(b"1".to_vec()));
+        let mut writes = WriteSet::new();
+        writes.put(b"b".to_vec(), b"2".to_vec());
+        writes.delete(b"a".to_vec());
+        kv.stage(writes);
+        // Staged: read first, by get and by scan, though the store lacks them.
+        assert_eq!(kv.get(b"a").unwrap(), None);
+        assert_eq!(kv.get(b"b").unwrap(), Some(b"2".to_vec()));
+        let rows = |kv: &DiskStateKv| kv.scan(b"", None, 10).unwrap();
+        assert_eq!(rows(&kv), vec![(b"b".to_vec(), b"2".to_vec()), (b"c".to_vec(), b"3".to_vec())]);
+        assert_eq!(store.read().unwrap().state_view(context).unwrap().get(b"b").unwrap(), None);
+        // Dropped: the store's rows again, and the cache never saw them.
+        kv.drop_staged();
+        assert_eq!(kv.get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(kv.get(b"b").unwrap(), None);
+        // Landed: written by the turn's transaction, then handed to the cache.
+        let mut writes = WriteSet::new();
+        writes.put(b"b".to_vec(), b"2".to_vec());
+        kv.stage(writes.clone());
+        store.write(|txn| txn.apply_state_writes(context, kv.staged())).unwrap();
+        kv.staged_landed();
+        assert!(kv.staged().is_empty());
+        assert_eq!(kv.get(b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(rows(&kv).len(), 3);
     }
 
     #[test]

@@ -180,6 +180,9 @@ pub struct NodeStats {
     pub streams_refused: u64,
     /// Handler jobs moved to the dead letters since start.
     pub handler_jobs_dead: u64,
+    /// Write transactions committed to the node's database. A turn applies
+    /// all its deltas in one, so this grows with turns, not with deltas.
+    pub store_transactions: u64,
     /// Connected peers.
     pub peers: u64,
 }

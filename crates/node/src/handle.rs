@@ -25,6 +25,9 @@ pub struct NodeHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) counters: Arc<Counters>,
+    /// The store's count of write transactions (not the store itself: a
+    /// handle must not keep the database open after shutdown).
+    pub(crate) store_transactions: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) net: NetHandle,
     pub(crate) identity: SigningKey,
     pub(crate) join_timeout_ms: u64,
@@ -238,6 +241,7 @@ impl NodeHandle {
         let contexts = self.contexts().await?;
         stats.deltas_pending = contexts.iter().map(|c| c.pending).sum();
         stats.handler_jobs_owed = contexts.iter().map(|c| c.handler_jobs).sum();
+        stats.store_transactions = self.store_transactions.load(std::sync::atomic::Ordering::Relaxed);
         stats.peers = self.net.peers().await.map_or(0, |p| p.len() as u64);
         Ok(stats)
     }

@@ -60,7 +60,7 @@ pub use disk_state::{DiskStateKv, STATE_CACHE_BYTES_DEFAULT, StateCache};
 pub use error::NodeError;
 pub use events::{AppliedInfo, NodeEvent, NodeStats, REJECTION_REASONS};
 pub use handle::NodeHandle;
-pub use replica_store::{DeadJob, DiskReplicaStore, HandlerJob};
+pub use replica_store::{CommitTurn, DeadJob, DiskReplicaStore, HandlerJob};
 pub use views::VIEWS_DRAIN_MAX;
 /// redb's page cache by default (`NodeConfig::db_cache_bytes`).
 pub use weft_store::CACHE_BYTES_DEFAULT as DB_CACHE_BYTES_DEFAULT;
@@ -114,6 +114,7 @@ impl Node {
         let (internal_tx, internal) = mpsc::channel(INTERNAL_MAX);
         let (events, _) = broadcast::channel(config.event_bus_capacity);
         let counters = Arc::new(events::Counters::default());
+        let store_transactions = store.transaction_counter();
         let join_timeout_ms = config.join_timeout_ms;
         let book = peers::PeerBook::load(&store)?;
         let views = views::ViewTargets::default();
@@ -137,7 +138,16 @@ impl Node {
         }
         tokio::spawn(driver::streams::accept_streams(incoming, internal_tx, counters.clone()));
         tokio::spawn(driver.run(commands, internal, net_events));
-        Ok(NodeHandle { commands: commands_tx, events, counters, net, identity, join_timeout_ms, views })
+        Ok(NodeHandle {
+            commands: commands_tx,
+            events,
+            counters,
+            store_transactions,
+            net,
+            identity,
+            join_timeout_ms,
+            views,
+        })
     }
 }
 

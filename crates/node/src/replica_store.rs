@@ -7,6 +7,16 @@
 //!   before it returns. So a crash leaves all or none of it, and a handler
 //!   owed by an applied delta is never lost: it is either still owed or
 //!   the delta was never applied.
+//! - During a driver turn ([`CommitTurn`] open) a commit is **staged**
+//!   instead: kept in memory, read back by the replica (state, applied
+//!   rows) as if committed, and written with every other staged commit of
+//!   the turn, of every context, in the turn's one transaction
+//!   ([`DiskReplicaStore::write_staged`], committed durably by
+//!   [`weft_store::Store::flush_with`]). A crash keeps the whole turn or
+//!   none of it; the driver acknowledges nothing of it before, and if the
+//!   transaction fails it drops the staged commits and reloads the
+//!   contexts from the store. Handler jobs reach the driver's inbox only
+//!   once their transaction landed.
 //! - State is read from the store through the node's bounded row cache
 //!   ([`DiskStateKv`]), which a commit updates only after it succeeded: the
 //!   replica reads exactly the persisted state, and no copy of the state is
@@ -107,6 +117,50 @@ fn scan_jobs(
 /// Jobs committed since the driver last looked: (sequence, job).
 pub type JobInbox = Arc<Mutex<Vec<(u64, HandlerJob)>>>;
 
+/// The driver's turn, shared with every context's store: while it is open
+/// commits are staged and land together at its end (see the module doc).
+/// Cloning shares it.
+#[derive(Clone, Debug, Default)]
+pub struct CommitTurn {
+    inner: Arc<Mutex<TurnInner>>,
+}
+
+#[derive(Debug, Default)]
+struct TurnInner {
+    open: bool,
+    /// The contexts that staged commits in this turn.
+    staged: BTreeSet<Hash>,
+}
+
+impl CommitTurn {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TurnInner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stage commits from now on.
+    pub fn begin(&self) {
+        self.lock().open = true;
+    }
+
+    /// Commit directly again; the contexts that staged commits meanwhile.
+    pub fn end(&self) -> BTreeSet<Hash> {
+        let mut inner = self.lock();
+        inner.open = false;
+        std::mem::take(&mut inner.staged)
+    }
+
+    fn is_open(&self) -> bool {
+        self.lock().open
+    }
+
+    fn staged_by(&self, context: Hash) {
+        self.lock().staged.insert(context);
+    }
+}
+
+/// A staged applied row: (position, id, canonical bytes).
+type StagedRow = (u64, DeltaId, Vec<u8>);
+
 /// See the module doc.
 pub struct DiskReplicaStore {
     store: Arc<Store>,
@@ -118,6 +172,11 @@ pub struct DiskReplicaStore {
     /// The handler methods of the context's application: an event naming
     /// anything else owes no job (only a forged delta names one).
     handlers: BTreeSet<String>,
+    turn: CommitTurn,
+    /// Commits staged in the open turn, in apply order, and the jobs they
+    /// owe (their state writes are staged in `state`).
+    staged_rows: Vec<StagedRow>,
+    staged_jobs: Vec<(u64, HandlerJob)>,
 }
 
 impl std::fmt::Debug for DiskReplicaStore {
@@ -134,7 +193,7 @@ impl DiskReplicaStore {
     /// Open the context's persisted replica (empty for a new context), with
     /// what it owes in handler jobs: the first `jobs_held_max` of them in
     /// sequence order, and how many are owed in all. State rows are read
-    /// through `cache`.
+    /// through `cache`; commits are staged while `turn` is open.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         store: Arc<Store>,
@@ -144,6 +203,7 @@ impl DiskReplicaStore {
         handlers: BTreeSet<String>,
         jobs_held_max: usize,
         cache: StateCache,
+        turn: CommitTurn,
     ) -> Result<(DiskReplicaStore, OwedJobs), weft_store::StoreError> {
         let read = store.read()?;
         // Count every owed job (paging, so memory stays bounded) and keep
@@ -160,7 +220,59 @@ impl DiskReplicaStore {
         }
         let next_job = last_job.map_or(0, |sequence| sequence + 1);
         let state = DiskStateKv::new(store.clone(), context, cache);
-        Ok((DiskReplicaStore { store, context, local_author, state, next_job, inbox, handlers }, owed))
+        let disk = DiskReplicaStore {
+            store,
+            context,
+            local_author,
+            state,
+            next_job,
+            inbox,
+            handlers,
+            turn,
+            staged_rows: Vec::new(),
+            staged_jobs: Vec::new(),
+        };
+        Ok((disk, owed))
+    }
+
+    /// Whether commits wait in memory for the turn's transaction.
+    pub fn has_staged(&self) -> bool {
+        !self.staged_rows.is_empty()
+    }
+
+    /// Write the staged commits into the turn's transaction.
+    pub fn write_staged(&self, txn: &mut weft_store::WriteTxn) -> Result<(), weft_store::StoreError> {
+        let context = self.context;
+        txn.apply_state_writes(context, self.state.staged())?;
+        for (position, id, bytes) in &self.staged_rows {
+            txn.put(APPLIED, &(context, *position), bytes)?;
+            txn.delete(PENDING, &(context, *id))?;
+        }
+        for (sequence, job) in &self.staged_jobs {
+            txn.put(JOBS, &(context, *sequence), &weft_primitives::encoding::encode(job))?;
+        }
+        Ok(())
+    }
+
+    /// The turn's transaction landed: the staged commits are in the store.
+    pub fn staged_landed(&mut self) {
+        self.state.staged_landed();
+        self.staged_rows.clear();
+        let jobs = std::mem::take(&mut self.staged_jobs);
+        if !jobs.is_empty() {
+            self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(jobs);
+        }
+    }
+
+    /// The turn's transaction failed: forget the staged commits (the
+    /// driver reloads the context from the store).
+    pub fn drop_staged(&mut self) {
+        self.state.drop_staged();
+        self.staged_rows.clear();
+        if let Some((first, _)) = self.staged_jobs.first() {
+            self.next_job = *first;
+        }
+        self.staged_jobs.clear();
     }
 
     /// Up to `limit` owed jobs with a sequence of `from` or more, in
@@ -249,6 +361,14 @@ impl ReplicaStore for DiskReplicaStore {
         let jobs = self.jobs_of(row.bytes);
         let context = self.context;
         let first_job = self.next_job;
+        if self.turn.is_open() {
+            self.turn.staged_by(context);
+            self.next_job = first_job + jobs.len() as u64;
+            self.staged_jobs.extend(jobs.into_iter().enumerate().map(|(offset, job)| (first_job + offset as u64, job)));
+            self.staged_rows.push((row.position, row.id, row.bytes.to_vec()));
+            self.state.stage(row.writes);
+            return Ok(());
+        }
         self.store
             .write(|txn| {
                 txn.apply_state_writes(context, &row.writes)?;
@@ -294,7 +414,12 @@ impl ReplicaStore for DiskReplicaStore {
             .read()
             .and_then(|read| read.scan(APPLIED, self.context.as_bytes(), after.as_ref(), limit))
             .map_err(backend)?;
-        Ok(rows.into_iter().map(|((_, position), bytes)| (position, bytes)).collect())
+        let mut rows: Vec<(u64, Vec<u8>)> = rows.into_iter().map(|((_, position), bytes)| (position, bytes)).collect();
+        // Staged rows follow every stored one (they are the latest applied).
+        let from = rows.last().map(|(position, _)| *position).or(after.map(|(_, position)| position));
+        let staged = self.staged_rows.iter().filter(|(position, _, _)| from.is_none_or(|from| *position > from));
+        rows.extend(staged.take(limit - rows.len()).map(|(position, _, bytes)| (*position, bytes.clone())));
+        Ok(rows)
     }
 
     fn load_pending(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {

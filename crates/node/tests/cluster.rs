@@ -53,6 +53,16 @@ async fn a_node_stopped_while_1000_deltas_happen_catches_up_after_restart() {
     cluster.restart(2).await;
     let infos = cluster.converged(context).await;
     assert!(infos.iter().all(|info| info.applied == 1003), "{:?}", infos.iter().map(|i| i.applied).collect::<Vec<_>>());
+    // The catch-up came in pages, and each page (with what it released)
+    // was one write transaction, not one per delta.
+    let stats = cluster.node(2).stats().await.unwrap();
+    assert!(stats.deltas_applied >= 1000, "node 2 applied {} deltas after its restart", stats.deltas_applied);
+    assert!(
+        stats.store_transactions * 4 <= stats.deltas_applied,
+        "{} deltas applied in {} write transactions",
+        stats.deltas_applied,
+        stats.store_transactions
+    );
     assert_eq!(entries(cluster.node(2), context).await, entries(cluster.node(0), context).await);
     assert_eq!(call(cluster.node(2), context, "len", json!({})).await, json!(1000));
 }

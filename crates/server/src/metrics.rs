@@ -156,6 +156,8 @@ fn encode_node(out: &mut String, s: &NodeStats) {
         s.streams_refused,
     );
     sample(out, "weft_divergences_total", "counter", "Divergences detected.", s.divergences);
+    let help = "Write transactions committed to the node's database.";
+    sample(out, "weft_store_transactions_total", "counter", help, s.store_transactions);
     sample(out, "weft_peers", "gauge", "Connected peers.", s.peers);
 }
 

@@ -139,6 +139,7 @@ impl Driver {
             handlers,
             self.config.handler_jobs_held_max,
             self.state_cache.clone(),
+            self.turn.clone(),
         )?;
         let now = now_ms();
         let replica = Replica::new(
@@ -179,7 +180,16 @@ impl Driver {
     async fn close_context(&mut self, context: Hash) {
         self.views.remove(&context);
         self.wakeups_forget(context);
-        if let Some(slot) = self.contexts.remove(&context) {
+        if let Some(mut slot) = self.contexts.remove(&context) {
+            // Commits staged in the open turn land now: the turn's end
+            // no longer finds the context.
+            if slot.replica.store().has_staged() {
+                let written = self.store.write(|txn| slot.replica.store().write_staged(txn));
+                match written {
+                    Ok(()) => slot.replica.store_mut().staged_landed(),
+                    Err(error) => warn!(%context, %error, "writing a closing context's last commits failed"),
+                }
+            }
             self.detach_topic(&slot.topic);
             let _ = self.net.unsubscribe(&slot.topic).await;
         }

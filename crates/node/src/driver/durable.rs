@@ -1,10 +1,17 @@
-//! One fsync for many commits: a driver turn that commits several deltas
-//! (a group of clients' calls, a sync page, a gossiped delta and the
-//! pending children it releases) runs between [`Driver::begin_unflushed`]
-//! and [`Driver::end_unflushed`]. Each delta still commits in its own redb
-//! transaction, atomically, but without an fsync
-//! ([`weft_store::Store::defer_durability`]); the end makes them all
-//! durable with one ([`weft_store::Store::flush`]).
+//! One transaction and one fsync for many commits: a driver turn that
+//! commits several deltas (a group of clients' calls, a sync page, a
+//! gossiped delta and the pending children it releases) runs between
+//! [`Driver::begin_unflushed`] and [`Driver::end_unflushed`]. While it
+//! runs, every context's applied deltas (rows, state writes, handler jobs)
+//! are staged in memory by its [`crate::DiskReplicaStore`] (the shared
+//! [`crate::CommitTurn`] is open) and read back as if committed; the end
+//! writes all of them in one redb transaction and commits it durably
+//! ([`weft_store::Store::flush_with`]). The other writes of the turn
+//! (pending deltas, records) commit as they happen without an fsync
+//! ([`weft_store::Store::defer_durability`]) and become durable with that
+//! last commit. So a crash keeps the turn whole or loses all of it, and a
+//! turn costs one transaction of applied rows and one fsync however many
+//! deltas it applies.
 //!
 //! What must never get ahead of the disk waits for that fsync: gossip of
 //! our own deltas (a peer must not hold a delta of ours that a crash could
@@ -12,9 +19,11 @@
 //! text lane) and `StateMutation` events, one per context for the whole
 //! turn (so a page or a burst never floods the bus). Answers to clients wait too
 //! (their callers hold them until `end_unflushed` returns `Ok`). If the
-//! fsync fails, what waited is dropped: the store reopens at its last
-//! durable commit and the driver reloads its replicas from it
-//! (`reload_after_store_reopen`); remote deltas come back through sync.
+//! transaction or its fsync fails, what waited is dropped, the staged
+//! commits are forgotten and the contexts that staged them are reloaded
+//! from the store (`reload_after_store_reopen`, which also reloads every
+//! context when the store reopened at its last durable commit); remote
+//! deltas come back through sync.
 
 use tracing::warn;
 use weft_primitives::Hash;
@@ -53,6 +62,7 @@ impl Driver {
     /// Start deferring the store's fsyncs (see the module doc).
     pub(crate) fn begin_unflushed(&mut self) {
         self.store.defer_durability();
+        self.turn.begin();
         self.unflushed = Some(Unflushed::default());
     }
 
@@ -60,7 +70,32 @@ impl Driver {
     /// announce them; on `Err` nothing of the turn is acknowledged.
     pub(crate) async fn end_unflushed(&mut self) -> Result<(), StoreError> {
         let waiting = self.unflushed.take().unwrap_or_default();
-        if let Err(error) = self.store.flush() {
+        let staged = self.turn.end();
+        let landed = if staged.is_empty() {
+            self.store.flush()
+        } else {
+            let contexts = &self.contexts;
+            self.store.flush_with(|txn| {
+                for id in &staged {
+                    if let Some(slot) = contexts.get(id) {
+                        slot.replica.store().write_staged(txn)?;
+                    }
+                }
+                Ok(())
+            })
+        };
+        for id in &staged {
+            let Some(slot) = self.contexts.get_mut(id) else { continue };
+            if landed.is_ok() {
+                slot.replica.store_mut().staged_landed();
+            } else {
+                // The replica holds what the store does not: rebuild it.
+                slot.replica.store_mut().drop_staged();
+                self.reload_waiting.insert(*id);
+                self.next_reload_ms = 0;
+            }
+        }
+        if let Err(error) = landed {
             warn!(%error, "making a turn's commits durable failed; none of them is acknowledged");
             return Err(error);
         }

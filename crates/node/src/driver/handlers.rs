@@ -319,8 +319,17 @@ mod tests {
             .unwrap();
         let author = SigningKey::from_seed([1; 32]).public_key();
         let cache = crate::StateCache::new(0);
-        DiskReplicaStore::open(store, context, author, JobInbox::default(), Default::default(), held_max, cache)
-            .unwrap()
+        DiskReplicaStore::open(
+            store,
+            context,
+            author,
+            JobInbox::default(),
+            Default::default(),
+            held_max,
+            cache,
+            crate::CommitTurn::default(),
+        )
+        .unwrap()
     }
 
     fn drain(queue: &mut JobQueue, store: &DiskReplicaStore, now: u64) -> Vec<u64> {

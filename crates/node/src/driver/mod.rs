@@ -149,6 +149,9 @@ pub(crate) struct Driver {
     pub(crate) unpublished: Option<Hash>,
     /// During an unflushed turn: what waits for its fsync.
     pub(crate) unflushed: Option<durable::Unflushed>,
+    /// Shared with every context's store: open during an unflushed turn,
+    /// when their commits are staged for the turn's one transaction.
+    pub(crate) turn: crate::CommitTurn,
     /// The open contexts whose views run off the driver.
     pub(crate) views: crate::views::ViewTargets,
     /// The context whose handler job ran first in the last turn: the next
@@ -215,6 +218,7 @@ impl Driver {
             leaving: BTreeMap::new(),
             unpublished: None,
             unflushed: None,
+            turn: crate::CommitTurn::default(),
             views,
             jobs_cursor: None,
             state_cache,

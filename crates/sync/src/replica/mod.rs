@@ -445,6 +445,13 @@ impl<S: ReplicaStore> Replica<S> {
         &self.core.store
     }
 
+    /// The store, for its owner's bookkeeping of what the store has made
+    /// durable (the node lands a turn's staged commits through it). What
+    /// the store holds must not change behind the replica's back.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.core.store
+    }
+
     /// Give the store back (a stop or a simulated crash: everything else is
     /// memory and is lost).
     pub fn into_store(self) -> S {
