@@ -39,6 +39,10 @@ struct Measured {
     disk_written_per_write: Option<f64>,
     /// The database file's size after shutdown, per key.
     file_bytes_per_key: Option<f64>,
+    /// Write transactions committed to the database, per acknowledged write.
+    transactions_per_write: f64,
+    /// Calls per group commit (calls / groups).
+    mean_group: f64,
 }
 
 /// One measurement: acknowledged writes/s, and whether the store holds them all.
@@ -49,6 +53,7 @@ async fn measure(call_group_max: usize, clients: usize, seconds: u64) -> anyhow:
     let node = Node::start(node_config).await.context("starting the node")?;
     let app = node.install_application(weft_apps::KV_STORE.to_vec()).await?.id;
     let context = node.create_context(app, b"{}".to_vec()).await?.id;
+    let stats_before = node.stats().await?;
     let written_before = process_write_bytes();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
@@ -60,6 +65,9 @@ async fn measure(call_group_max: usize, clients: usize, seconds: u64) -> anyhow:
     }
     let elapsed = started.elapsed();
     let written = process_write_bytes().zip(written_before).map(|(after, before)| after.saturating_sub(before));
+    let stats = node.stats().await?;
+    let transactions = stats.store_transactions.saturating_sub(stats_before.store_transactions);
+    let groups = stats.call_groups.saturating_sub(stats_before.call_groups);
     let len = kv_len(&node, context).await?;
     node.shutdown().await?;
     if len != acked {
@@ -72,6 +80,8 @@ async fn measure(call_group_max: usize, clients: usize, seconds: u64) -> anyhow:
         acked,
         disk_written_per_write: written.map(per_write),
         file_bytes_per_key: file.map(per_write),
+        transactions_per_write: per_write(transactions),
+        mean_group: round3(acked as f64 / groups.max(1) as f64),
     })
 }
 
@@ -137,6 +147,8 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
                 "call_group_max": weft_node::CALL_GROUP_MAX_DEFAULT,
                 "disk_written_per_write_bytes": grouped.disk_written_per_write,
                 "file_bytes_per_key": grouped.file_bytes_per_key,
+                "store_transactions_per_write": grouped.transactions_per_write,
+                "mean_calls_per_group": grouped.mean_group,
                 "disk_how": "write_bytes of /proc/self/io during the writes / acked; database file size after shutdown / keys",
                 "baseline_writes_per_s": round3(baseline.writes_per_s), "baseline_acked": baseline.acked,
                 "baseline_disk_written_per_write_bytes": baseline.disk_written_per_write,
