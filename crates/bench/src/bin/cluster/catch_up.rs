@@ -11,6 +11,10 @@
 //! cover exactly this catch-up) plus A's differences over it; gossip is not
 //! in them. The deltas' own size is the sum of their encodings as A serves
 //! them (`NodeHandle::delta`), which is what a sync page carries.
+//!
+//! The baseline is the raw store: the rows the catch-up left in B's
+//! database, committed straight into a fresh store in as many durable
+//! transactions as the catch-up had pages, in the same run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +50,78 @@ const A_POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// The targets.
 const TARGET_ROUND_TRIPS: f64 = 3.0;
 const TARGET_BYTES_RATIO: f64 = 1.2;
+const TARGET_RAW_RATIO: f64 = 0.5;
+/// Rows read per scan of B's database.
+const SCAN_ROWS: usize = 4_096;
+/// How long to wait for B's database to be closed by its last owner.
+const REOPEN_WAIT: Duration = Duration::from_secs(10);
+
+/// What the raw store ingest of B's rows measured.
+struct RawIngest {
+    applied_rows: usize,
+    state_rows: usize,
+    elapsed: Duration,
+}
+
+/// The baseline: the rows B's catch-up left in its database (the
+/// context's applied delta rows and its final state rows), committed into a
+/// fresh store in `pages` durable transactions, as straight as the store
+/// allows. Only the commits are timed.
+async fn raw_ingest(b_dir: &std::path::Path, context: Hash, pages: usize) -> anyhow::Result<RawIngest> {
+    let path = b_dir.join(weft_node::DATABASE_FILE);
+    // B's driver drops the database as it winds down: wait for it.
+    let deadline = Instant::now() + REOPEN_WAIT;
+    let source = loop {
+        match weft_store::Store::open(&path) {
+            Ok(store) => break store,
+            Err(error) if Instant::now() >= deadline => bail!("reopening B's database: {error}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let read = source.read()?;
+    let mut applied: Vec<((Hash, u64), Vec<u8>)> = Vec::new();
+    loop {
+        let after = applied.last().map(|(key, _)| *key);
+        let page = read.scan(weft_store::APPLIED, context.as_bytes(), after.as_ref(), SCAN_ROWS)?;
+        let done = page.len() < SCAN_ROWS;
+        applied.extend(page);
+        if done {
+            break;
+        }
+    }
+    let view = read.state_view(context)?;
+    let mut state: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    loop {
+        use weft_primitives::kv::KvRead;
+        let after = state.last().map(|(key, _)| key.clone());
+        let page = view.scan(b"", after.as_deref(), SCAN_ROWS).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let done = page.len() < SCAN_ROWS;
+        state.extend(page);
+        if done {
+            break;
+        }
+    }
+    drop((view, read, source));
+    let target_dir = tempfile::TempDir::new().context("a directory for the raw ingest")?;
+    let target = weft_store::Store::open(target_dir.path().join("raw.redb"))?;
+    let (applied_per, state_per) = (applied.len().div_ceil(pages).max(1), state.len().div_ceil(pages).max(1));
+    let started = Instant::now();
+    for page in 0..pages {
+        let rows = applied.iter().skip(page * applied_per).take(applied_per);
+        let mut writes = weft_primitives::kv::WriteSet::new();
+        for (key, value) in state.iter().skip(page * state_per).take(state_per) {
+            writes.put(key.clone(), value.clone());
+        }
+        target.write(|txn| {
+            for (key, bytes) in rows {
+                txn.put(weft_store::APPLIED, key, bytes)?;
+            }
+            txn.apply_state_writes(context, &writes)
+        })?;
+    }
+    let elapsed = started.elapsed();
+    Ok(RawIngest { applied_rows: applied.len(), state_rows: state.len(), elapsed })
+}
 
 /// B's counters at one poll.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -92,7 +168,11 @@ pub async fn run(missed: usize) -> anyhow::Result<()> {
     let a = diff(&cluster.node(A).stats().await?, &a_before);
     let len = kv_len(cluster.node(B), context).await?;
     let after = cluster.infos(context).await?;
+    cluster.node(B).shutdown().await.context("stopping B")?;
+    let pages = delta_bytes.div_ceil(PAGE_BYTES_MAX as u64).max(1) as usize;
+    let raw = raw_ingest(&cluster.nodes[B].dir, context, pages).await;
     cluster.shutdown().await?;
+    let raw = raw?;
     ensure!(len == missed as u64, "B's kv len is {len}, expected {missed}");
     ensure!(after[A].applied == after[B].applied, "A applied {}, B {}", after[A].applied, after[B].applied);
 
@@ -115,6 +195,20 @@ pub async fn run(missed: usize) -> anyhow::Result<()> {
         round3(per_second(missed as u64, wall.saturating_sub(dialed))),
         "deltas/s",
         json!({ "how": "missed / (caught up - dialed): the network part is a few ms of it, see the timeline" }),
+    );
+    let apply_rate = per_second(missed as u64, wall.saturating_sub(dialed));
+    let raw_rate = per_second(raw.applied_rows as u64, raw.elapsed);
+    emit(
+        "catch_up_ratio_to_raw_store_ingest",
+        round3(apply_rate / raw_rate.max(f64::MIN_POSITIVE)),
+        "ratio",
+        json!({
+            "how": "catch_up_apply_rate / the raw store's ingest rate of the same rows in the same run",
+            "baseline": "B's applied rows of the context and the context's final state rows, read back from B's database after it stopped, committed into a fresh store in as many durable transactions as the catch-up had pages",
+            "raw_applied_rows": raw.applied_rows, "raw_state_rows": raw.state_rows, "raw_transactions": pages,
+            "raw_ms": ms(raw.elapsed), "raw_rows_per_s": round3(raw_rate),
+            "target": TARGET_RAW_RATIO, "meets_target": apply_rate / raw_rate.max(f64::MIN_POSITIVE) >= TARGET_RAW_RATIO,
+        }),
     );
     let wire = b.sync_bytes_sent + b.sync_bytes_received;
     emit(
