@@ -78,7 +78,11 @@ impl NodeConfig {
         NodeConfig {
             data_dir: data_dir.into(),
             net: NetConfig::loopback(identity_seed),
-            sync: weft_sync::Config::default(),
+            sync: weft_sync::Config {
+                // A sync page's signatures are checked on every core.
+                verify_threads: std::thread::available_parallelism().map_or(1, usize::from),
+                ..weft_sync::Config::default()
+            },
             runtime: RuntimeConfig::default(),
             handler_retry_base_ms: HANDLER_RETRY_BASE_MS_DEFAULT,
             handler_retry_max_ms: HANDLER_RETRY_MAX_MS_DEFAULT,

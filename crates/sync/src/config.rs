@@ -32,6 +32,10 @@ pub const HISTORY_KEPT_MAX_DEFAULT: usize = 10_000;
 /// Default [`Config::burst_pages_max`].
 pub const BURST_PAGES_MAX_DEFAULT: usize = 8;
 
+/// Default [`Config::verify_threads`]: the calling thread only (the node
+/// sets what its machine offers).
+pub const VERIFY_THREADS_DEFAULT: usize = 1;
+
 /// How a replica replicates. `Config::default()` is docs/design.md's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -74,6 +78,10 @@ pub struct Config {
     pub history_kept_max: Option<usize>,
     /// Bounds of the DAG (parents, pending buffer size and staleness).
     pub dag_limits: DagLimits,
+    /// Threads that check the signatures of a sync page at once before it
+    /// is applied (1: each on the calling thread as it is received). Every
+    /// delta gets the verdict a lone check gives, whatever the count.
+    pub verify_threads: usize,
 }
 
 impl Default for Config {
@@ -94,6 +102,7 @@ impl Default for Config {
             max_drift_ms: HlcClock::MAX_DRIFT_MS_DEFAULT,
             history_kept_max: Some(HISTORY_KEPT_MAX_DEFAULT),
             dag_limits: DagLimits::default(),
+            verify_threads: VERIFY_THREADS_DEFAULT,
         }
     }
 }

@@ -174,6 +174,8 @@
 //! | ids per parent request / answer | 256 | [`protocol::REQUEST_IDS_MAX`] |
 //! | bytes of deltas per page | 1 MiB | [`protocol::PAGE_BYTES_MAX`] |
 //! | pages per burst | 8 | [`Config::burst_pages_max`] |
+//! | threads checking a page's signatures | 1 (the node: its cores) | [`Config::verify_threads`] |
+//! | fewest deltas checked on threads | 64 | [`replica::PARALLEL_VERIFY_MIN`] |
 //! | sessions opened by peers | 16 | [`Config::inbound_sessions_max`] |
 //! | anti-entropy sessions we run | 1 | [`Config::outbound_syncs_max`] |
 //! | sessions streaming bulk deltas to us | 1 | (rule: `Busy` refusals) |

@@ -216,6 +216,64 @@ fn bad_delta_in_a_sync_page_penalizes_and_ends_the_session() {
     assert_eq!(cluster.replicas[0].session_count(), 0);
 }
 
+/// Feed one page of `deltas` to a fresh replica 0 checking signatures on
+/// `threads` threads: (heads, root hash, deltas applied, penalties).
+fn page_outcome(deltas: &[SignedDelta], threads: usize) -> (Vec<Hash>, Hash, usize, Vec<Offense>) {
+    let mut cluster = Cluster::new(2, Config { verify_threads: threads, ..Config::default() });
+    let session = SessionId { opener: peer(1), n: 3 };
+    cluster.replicas[0].handle(Input::StreamMessage { from: peer(1), session, bytes: open_request() }, cluster.now);
+    let page = SyncMessage::Deltas(weft_sync::protocol::DeltaPage {
+        deltas: deltas.iter().map(SignedDelta::encode).collect(),
+        end: weft_sync::protocol::PageEnd::Done,
+    });
+    let outputs =
+        cluster.replicas[0].handle(Input::StreamMessage { from: peer(1), session, bytes: page.encode() }, cluster.now);
+    let applied = outputs.iter().filter(|o| matches!(o, Output::Applied { .. })).count();
+    let penalties = outputs
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Penalize { offense, .. } => Some(offense),
+            _ => None,
+        })
+        .collect();
+    let mut heads = cluster.replicas[0].heads();
+    heads.sort();
+    (heads, cluster.replicas[0].root_hash(), applied, penalties)
+}
+
+#[test]
+fn a_page_checked_on_threads_gets_the_verdicts_of_one_checked_delta_by_delta() {
+    // A chain of a member's deltas, one of them signed by another key.
+    let forged_at = 2 * weft_sync::replica::PARALLEL_VERIFY_MIN / 3;
+    let mut parent = genesis();
+    let mut deltas: Vec<SignedDelta> = (0..2 * weft_sync::replica::PARALLEL_VERIFY_MIN as u64)
+        .map(|n| {
+            let event = Event { kind: "Ping".into(), data: n.to_le_bytes().to_vec(), handler: None };
+            let delta = SignedDelta::sign(
+                &key(1),
+                &common::context(),
+                vec![parent],
+                Hlc::new(START_MS, n as u32),
+                Vec::new(),
+                vec![event],
+            );
+            parent = delta.id;
+            delta
+        })
+        .collect();
+    deltas[forged_at].signature = key(0).sign(deltas[forged_at].id.as_bytes());
+    let one_by_one = page_outcome(&deltas, 1);
+    assert_eq!(one_by_one.2, forged_at, "the deltas before the forged one apply, then the page stops");
+    assert_eq!(
+        one_by_one.3,
+        vec![Offense::BadDelta(DeltaRejection::BadSignature { author: key(1).public_key() })],
+        "the forged delta is refused for its signature"
+    );
+    for threads in [2, 3, 8] {
+        assert_eq!(page_outcome(&deltas, threads), one_by_one, "{threads} threads decided differently");
+    }
+}
+
 #[test]
 fn a_timestamp_counter_above_its_maximum_is_rejected() {
     let delta = delta_by(&key(1), Hlc::new(START_MS, Hlc::COUNTER_MAX + 1));

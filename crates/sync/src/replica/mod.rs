@@ -21,6 +21,7 @@ mod parents;
 mod pending_shares;
 mod receive;
 mod session;
+mod signatures;
 mod timers;
 mod write;
 
@@ -36,6 +37,7 @@ pub use interface::{
 };
 pub use pending_shares::{PENDING_AUTHOR_BYTES_MAX, PENDING_AUTHOR_DELTAS_MAX, PENDING_BYTES_MAX};
 pub use session::{RETRY_BACKOFF_MIN_MS, RETRY_BACKOFF_SPREAD_MS};
+pub use signatures::PARALLEL_VERIFY_MIN;
 pub use timers::SYNC_RETRY_MS;
 
 use crate::config::Config;
@@ -324,7 +326,7 @@ impl<S: ReplicaStore> Replica<S> {
             // A row that no longer verifies (or no longer fits the bound on
             // non-members' deltas) is dropped, not fatal: it is fetched
             // again if still needed.
-            let outcome = self.accept_delta(None, &bytes, receive::Origin::Restore, now_ms);
+            let outcome = self.accept_delta(None, &bytes, receive::Origin::Restore, now_ms, &Default::default());
             if matches!(outcome, Err(_) | Ok(receive::Received::Dropped))
                 && let Ok(delta) = SignedDelta::decode(&bytes)
             {

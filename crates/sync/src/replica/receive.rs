@@ -5,7 +5,8 @@
 //! duplicate and costs nothing more (same hash, same content, already
 //! verified); then parents, the membership changes it carries (well formed,
 //! a `Leave` only by the leaver), the author's membership, signature, clock
-//! drift. A verified delta goes to the DAG, which applies it (and cascades)
+//! drift (the signatures of a sync page may have been checked beforehand on
+//! several threads: `signatures`, same verdicts). A verified delta goes to the DAG, which applies it (and cascades)
 //! through the [`StateApplier`](super::apply::StateApplier) or buffers it;
 //! a buffered delta's missing parents are wanted **at once**, from the peer
 //! that sent it first (it built on them, or forwarded a delta that names
@@ -23,6 +24,7 @@ use weft_dag::{AddOutcome, DagError};
 
 use super::apply::{ApplyError, ApplyMode, StateApplier};
 use super::interface::{Offense, Output, PeerId, Verdict};
+use super::signatures::ValidSignatures;
 use super::{Replica, ReplicaStore, UNVETTED_PENDING_MAX};
 use crate::delta::{DeltaRejection, SignedDelta};
 use crate::membership::membership_changes;
@@ -68,7 +70,7 @@ enum Vetting {
 
 impl<S: ReplicaStore> Replica<S> {
     pub(super) fn on_gossip(&mut self, from: PeerId, message: u64, bytes: &[u8], now_ms: u64) {
-        let verdict = match self.accept_delta(Some(from), bytes, Origin::Gossip, now_ms) {
+        let verdict = match self.accept_delta(Some(from), bytes, Origin::Gossip, now_ms, &ValidSignatures::new()) {
             Ok(Received::Duplicate | Received::Dropped) => Verdict::Ignore,
             Ok(_) => Verdict::Accept,
             Err(rejection) => {
@@ -80,13 +82,15 @@ impl<S: ReplicaStore> Replica<S> {
     }
 
     /// Verify `bytes` and hand the delta to the DAG. `from` is the peer it
-    /// came from (`None` when restoring).
+    /// came from (`None` when restoring); a delta whose exact (author, id,
+    /// signature) is in `valid` had its signature checked already.
     pub(super) fn accept_delta(
         &mut self,
         from: Option<PeerId>,
         bytes: &[u8],
         origin: Origin,
         now_ms: u64,
+        valid: &ValidSignatures,
     ) -> Result<Received, DeltaRejection> {
         let delta = SignedDelta::decode(bytes).inspect_err(|_| self.stats.rejected += 1)?;
         delta.check_id(&self.context).inspect_err(|_| self.stats.rejected += 1)?;
@@ -94,7 +98,7 @@ impl<S: ReplicaStore> Replica<S> {
             self.stats.duplicates += 1;
             return Ok(Received::Duplicate);
         }
-        let vetting = self.verify_new(&delta, now_ms).inspect_err(|_| self.stats.rejected += 1)?;
+        let vetting = self.verify_new(&delta, now_ms, valid).inspect_err(|_| self.stats.rejected += 1)?;
         if vetting == Vetting::Unknown && !self.make_unvetted_room() {
             return Ok(Received::Dropped);
         }
@@ -152,7 +156,12 @@ impl<S: ReplicaStore> Replica<S> {
     }
 
     /// The checks a delta we do not hold yet must pass.
-    fn verify_new(&mut self, delta: &SignedDelta, now_ms: u64) -> Result<Vetting, DeltaRejection> {
+    fn verify_new(
+        &mut self,
+        delta: &SignedDelta,
+        now_ms: u64,
+        valid: &ValidSignatures,
+    ) -> Result<Vetting, DeltaRejection> {
         delta.check_shape()?;
         // Well-formed changes and self-only leaves do not depend on the
         // causal point: refuse at once.
@@ -169,7 +178,9 @@ impl<S: ReplicaStore> Replica<S> {
         } else {
             Vetting::Unknown
         };
-        delta.check_signature()?;
+        if !valid.contains(&(delta.author, delta.id, delta.signature.0)) {
+            delta.check_signature()?;
+        }
         let ahead_ms = delta.hlc.wall_ms.saturating_sub(now_ms);
         if ahead_ms > self.config.max_drift_ms {
             return Err(DeltaRejection::TooFarInFuture { ahead_ms, max_drift_ms: self.config.max_drift_ms });

@@ -368,8 +368,13 @@ impl<S: ReplicaStore> Replica<S> {
             Some(_) => Origin::Sync,
             None => return,
         };
+        // The page's signatures, checked at once on the configured threads.
+        let (dag, rejected) = (&self.dag, &self.core.rejected);
+        let valid = super::signatures::valid_signatures(&page.deltas, self.config.verify_threads, |id| {
+            dag.has(id) || rejected.contains(id)
+        });
         for bytes in &page.deltas {
-            if let Err(rejection) = self.accept_delta(Some(from), bytes, origin, now_ms) {
+            if let Err(rejection) = self.accept_delta(Some(from), bytes, origin, now_ms, &valid) {
                 self.penalize(from, Offense::BadDelta(rejection));
                 return self.end_session(id, true);
             }
