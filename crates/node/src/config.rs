@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use weft_net::NetConfig;
-use weft_runtime::RuntimeConfig;
+use weft_runtime::{DiskCache, RuntimeConfig};
+
+/// The directory under `data_dir` where compiled apps are cached.
+pub const CODE_CACHE_DIR: &str = "code-cache";
 
 /// The first retry of a failed event handler waits this long.
 pub const HANDLER_RETRY_BASE_MS_DEFAULT: u64 = 500;
@@ -38,7 +41,9 @@ pub struct NodeConfig {
     /// Replication tunables (anti-entropy frequency, parent requests,
     /// pending bounds, history kept).
     pub sync: weft_sync::Config,
-    /// The WASM engine's limits.
+    /// The WASM engine's limits, and where compiled apps are cached
+    /// ([`NodeConfig::loopback`]: `data_dir/`[`CODE_CACHE_DIR`], so a
+    /// restart does not compile its apps again).
     pub runtime: RuntimeConfig,
     /// First handler retry delay.
     pub handler_retry_base_ms: u64,
@@ -75,15 +80,24 @@ impl NodeConfig {
     /// Defaults for a node whose data lives in `data_dir`, with network
     /// identity `identity_seed`, on loopback (tests and the demo).
     pub fn loopback(data_dir: impl Into<PathBuf>, identity_seed: [u8; 32]) -> NodeConfig {
+        let data_dir = data_dir.into();
+        // Compiling an app is most of a node's start (~150 ms for kv-store);
+        // wasmtime's cache keys the code by module bytes, engine version and
+        // settings. It lives in the node's private data directory, which the
+        // node trusts as it trusts its database.
+        let runtime = RuntimeConfig {
+            disk_cache: DiskCache::Directory(data_dir.join(CODE_CACHE_DIR)),
+            ..RuntimeConfig::default()
+        };
         NodeConfig {
-            data_dir: data_dir.into(),
+            data_dir,
             net: NetConfig::loopback(identity_seed),
             sync: weft_sync::Config {
                 // A sync page's signatures are checked on every core.
                 verify_threads: std::thread::available_parallelism().map_or(1, usize::from),
                 ..weft_sync::Config::default()
             },
-            runtime: RuntimeConfig::default(),
+            runtime,
             handler_retry_base_ms: HANDLER_RETRY_BASE_MS_DEFAULT,
             handler_retry_max_ms: HANDLER_RETRY_MAX_MS_DEFAULT,
             handler_attempts_max: HANDLER_ATTEMPTS_MAX_DEFAULT,

@@ -63,6 +63,7 @@ pub use handle::NodeHandle;
 pub use replica_store::{CommitTurn, DeadJob, DiskReplicaStore, HandlerJob};
 pub use views::VIEWS_DRAIN_MAX;
 /// redb's page cache by default (`NodeConfig::db_cache_bytes`).
+pub use weft_runtime::DiskCache;
 pub use weft_store::CACHE_BYTES_DEFAULT as DB_CACHE_BYTES_DEFAULT;
 
 /// Requests waiting for the driver.

@@ -45,6 +45,9 @@ async fn concurrent_calls_share_fsyncs_are_gossiped_and_survive_a_restart() {
     .await;
     assert!(len.is_some(), "node 1 did not get the grouped writes by gossip");
 
+    // The app was compiled once and its code kept for the restart.
+    let cached = std::fs::read_dir(cluster.nodes[0].dir.join(weft_node::CODE_CACHE_DIR)).map(|dir| dir.count());
+    assert!(cached.as_ref().is_ok_and(|entries| *entries > 0), "no compiled code cached: {cached:?}");
     cluster.stop(0).await;
     cluster.restart_with(0, without_anti_entropy).await;
     assert_eq!(call(cluster.node(0), context, "len", json!({})).await, json!(CALLS));

@@ -114,6 +114,10 @@ held_max = 4096
 fuel_per_call = 100000000
 # The largest linear memory of an application instance, in bytes (64 MiB).
 memory_bytes = 67108864
+# Keep compiled apps in <data_dir>/code-cache (wasmtime's cache), so a
+# restart does not compile them again. Whoever can write the data directory
+# can change the code the node runs; delete the directory at any time.
+code_cache = true
 "#;
 
 /// Why a config file was refused. Each message is one line naming the key.
@@ -316,12 +320,15 @@ pub struct RuntimeSection {
     pub fuel_per_call: u64,
     /// Largest linear memory.
     pub memory_bytes: usize,
+    /// Keep compiled apps in `<data_dir>/code-cache` so a restart does not
+    /// compile them again.
+    pub code_cache: bool,
 }
 
 impl Default for RuntimeSection {
     fn default() -> Self {
         let limits = NodeConfig::loopback("", [0; 32]).runtime.limits;
-        RuntimeSection { fuel_per_call: limits.fuel, memory_bytes: limits.memory_bytes }
+        RuntimeSection { fuel_per_call: limits.fuel, memory_bytes: limits.memory_bytes, code_cache: true }
     }
 }
 
@@ -422,6 +429,9 @@ impl ConfigFile {
         }
         config.runtime.limits.fuel = self.runtime.fuel_per_call;
         config.runtime.limits.memory_bytes = self.runtime.memory_bytes;
+        if !self.runtime.code_cache {
+            config.runtime.disk_cache = weft_node::DiskCache::Off;
+        }
         if self.runtime.fuel_per_call == 0 {
             return Err(bad("runtime", "fuel_per_call", "must be positive".into()));
         }
@@ -524,6 +534,11 @@ mod tests {
         assert_eq!(config.handler_attempts_max, reference.handler_attempts_max);
         assert_eq!(config.handler_jobs_held_max, reference.handler_jobs_held_max);
         assert_eq!(config.runtime.limits, reference.runtime.limits);
+        assert_eq!(config.runtime.disk_cache, reference.runtime.disk_cache);
+        assert_eq!(config.runtime.disk_cache, weft_node::DiskCache::Directory("/h/data/code-cache".into()));
+        let off = ConfigFile::parse("[runtime]\ncode_cache = false\n", "config.toml").unwrap();
+        let off = off.node_config(Path::new("/h"), seed, "config.toml").unwrap();
+        assert_eq!(off.runtime.disk_cache, weft_node::DiskCache::Off);
     }
 
     #[test]
@@ -553,6 +568,7 @@ mod tests {
             "held_max",
             "fuel_per_call",
             "memory_bytes",
+            "code_cache",
         ] {
             assert!(DEFAULT_CONFIG_TOML.contains(&format!("{key} = ")), "{key} undocumented");
         }
