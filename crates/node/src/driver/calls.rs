@@ -99,6 +99,10 @@ impl Driver {
     ) -> Result<CallReply, NodeError> {
         let now = now_ms();
         let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
+        if self.reload_waiting.contains(&context) {
+            let reason = "the context is reloading from disk after a failed commit; try again".to_owned();
+            return Err(NodeError::Write(WriteError::Store(weft_sync::StoreError::Backend(reason))));
+        }
         let base = slot.replica.write_base(now)?;
         let outcome = self.runtime.execute(
             &slot.app,

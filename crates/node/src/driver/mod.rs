@@ -136,8 +136,10 @@ pub(crate) struct Driver {
     next_directory_round_ms: u64,
     /// The store's reopen count the replicas were loaded at.
     store_reopens: u64,
-    /// Contexts still to rebuild from the store after it reopened.
-    reload_waiting: BTreeSet<Hash>,
+    /// Contexts still to rebuild from the store after it reopened or a
+    /// turn's commit failed. Their replicas may hold what the store does
+    /// not, so nothing is fed to them and no call runs on them meanwhile.
+    pub(crate) reload_waiting: BTreeSet<Hash>,
     next_reload_ms: u64,
     /// Contexts whose applied membership changes may bring us a key or ask
     /// for a rotation.
@@ -380,6 +382,16 @@ impl Driver {
 
     /// Give `input` to the context's replica and carry out what it says.
     pub(crate) async fn feed(&mut self, context: Hash, input: Input) -> WriteResults {
+        if self.reload_waiting.contains(&context) {
+            // The replica may hold what the store lost (a failed commit):
+            // it must not build on it. Gossip is let go (sync brings it
+            // back); everything else waits for the reload.
+            if let Input::GossipReceived { message, .. } = input {
+                let verdict = Output::GossipVerdict { message, verdict: weft_sync::Verdict::Ignore };
+                return self.carry_out(context, vec![verdict]).await;
+            }
+            return Vec::new();
+        }
         let Some(slot) = self.contexts.get_mut(&context) else { return Vec::new() };
         let outputs = slot.replica.handle(input, now_ms());
         let writes = self.carry_out(context, outputs).await;
