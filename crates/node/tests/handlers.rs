@@ -45,6 +45,28 @@ async fn events_from_one_node_run_the_handler_on_every_other_node_never_on_the_a
     }
 }
 
+/// A delta that owes a handler job is, from the moment it is applied, either
+/// owed (counted in the context's `handler_jobs`) or already handled: a job
+/// must never sit unseen until some later delta happens to arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_applied_trigger_is_owed_or_handled_at_once() {
+    let cluster = Cluster::start_with(2, common::without_anti_entropy).await;
+    let context = cluster.shared_context(weft_apps::COUNTER_HANDLERS).await;
+    cluster.converged(context).await;
+    let before = cluster.node(1).context(context).await.unwrap().applied;
+    call(cluster.node(0), context, "trigger", json!({ "note": "once" })).await;
+    // The first look at node 1 that shows the delta applied must show its
+    // job owed or run (one driver answer: applied and owed are consistent).
+    let seen = eventually(CONVERGE_TIMEOUT, || async {
+        let info = cluster.node(1).context(context).await.unwrap();
+        (info.applied > before).then_some(info.handler_jobs)
+    })
+    .await;
+    let Some(owed) = seen else { panic!("node 1 never applied the trigger") };
+    let ran = cluster.node(1).stats().await.unwrap().handler_runs;
+    assert!(owed + ran >= 1, "the trigger was applied on node 1 but its handler job is neither owed nor run");
+}
+
 async fn futures_runs(cluster: &Cluster) -> Vec<u64> {
     let mut runs = Vec::new();
     for i in 0..cluster.nodes.len() {

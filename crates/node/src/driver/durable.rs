@@ -88,6 +88,10 @@ impl Driver {
             let Some(slot) = self.contexts.get_mut(id) else { continue };
             if landed.is_ok() {
                 slot.replica.store_mut().staged_landed();
+                // The jobs the turn's deltas owe are in the inbox only now:
+                // take them, or they would wait for the context's next apply.
+                self.refill_jobs(*id);
+                self.reschedule(*id);
             } else {
                 // The replica holds what the store does not: rebuild it.
                 slot.replica.store_mut().drop_staged();
