@@ -99,10 +99,7 @@ impl Driver {
     ) -> Result<CallReply, NodeError> {
         let now = now_ms();
         let slot = self.contexts.get(&context).ok_or(NodeError::UnknownContext(context))?;
-        if self.reload_waiting.contains(&context) {
-            let reason = "the context is reloading from disk after a failed commit; try again".to_owned();
-            return Err(NodeError::Write(WriteError::Store(weft_sync::StoreError::Backend(reason))));
-        }
+        self.not_reloading(context)?;
         let base = slot.replica.write_base(now)?;
         let outcome = self.runtime.execute(
             &slot.app,
@@ -151,8 +148,20 @@ impl Driver {
         Ok(CallReply { result, delta: Some(delta), root_hash })
     }
 
+    /// Refuse to write to a context quarantined until its reload (its
+    /// replica may hold what the store lost).
+    fn not_reloading(&self, context: Hash) -> Result<(), NodeError> {
+        if !self.reload_waiting.contains(&context) {
+            return Ok(());
+        }
+        let reason = "the context is reloading from disk after a failed commit; try again".to_owned();
+        Err(NodeError::Write(WriteError::Store(weft_sync::StoreError::Backend(reason))))
+    }
+
     /// Commit a prepared local write; returns its delta id once durable.
     pub(super) async fn commit_write(&mut self, context: Hash, mut write: PreparedWrite) -> Result<Hash, NodeError> {
+        // Membership writes come here without `execute`.
+        self.not_reloading(context)?;
         let token = self.next_token();
         write.token = token;
         let results = self.feed(context, Input::LocalWrite(write)).await;
