@@ -33,14 +33,18 @@ pub(crate) struct LogEntry<P> {
     pub(crate) state: LogState,
 }
 
+///
+/// A kept delta is boxed so that the log's slots are as small as a pruned
+/// entry: most of a long history is pruned, and an inline delta would make
+/// every slot ~3× larger (`log_entry_is_small` pins the size).
 #[derive(Debug)]
 enum LogBody<P> {
-    Kept(CausalDelta<P>),
+    Kept(Box<CausalDelta<P>>),
     /// Payload and timestamp dropped; the parent links stay so that history
     /// walks can tell which pruned deltas a peer already has.
     Pruned {
         id: DeltaId,
-        parents: Vec<DeltaId>,
+        parents: Box<[DeltaId]>,
     },
     Vacant,
 }
@@ -48,7 +52,7 @@ enum LogBody<P> {
 impl<P> LogEntry<P> {
     /// A newly received delta.
     pub(crate) fn new(delta: CausalDelta<P>, state: LogState) -> Self {
-        LogEntry { body: LogBody::Kept(delta), state }
+        LogEntry { body: LogBody::Kept(Box::new(delta)), state }
     }
 
     /// The delta, unless pruned or vacant.
@@ -95,7 +99,8 @@ impl<P> LogEntry<P> {
     pub(crate) fn prune(&mut self) -> bool {
         match std::mem::replace(&mut self.body, LogBody::Vacant) {
             LogBody::Kept(delta) => {
-                self.body = LogBody::Pruned { id: delta.id, parents: delta.parents };
+                let CausalDelta { id, parents, .. } = *delta;
+                self.body = LogBody::Pruned { id, parents: parents.into_boxed_slice() };
                 true
             }
             other => {
@@ -108,5 +113,17 @@ impl<P> LogEntry<P> {
     /// Drop the delta of an evicted entry.
     pub(crate) fn vacate(&mut self) {
         self.body = LogBody::Vacant;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pruned delta costs its slot; keep the slot small (a 32-byte id,
+    /// a boxed parent list and the state), whatever the payload type.
+    #[test]
+    fn log_entry_is_small() {
+        assert!(std::mem::size_of::<LogEntry<[u8; 512]>>() <= 80, "{}", std::mem::size_of::<LogEntry<[u8; 512]>>());
     }
 }

@@ -160,6 +160,19 @@ impl<P> DagStore<P> {
         self.held(id).filter(|entry| entry.is_applied()).map(LogEntry::parents)
     }
 
+    /// The apply position of applied delta `id` (0 for the first applied
+    /// after the root; pruned ones included); `None` if it is not applied
+    /// here or is the root.
+    pub fn applied_position(&self, id: &DeltaId) -> Option<u64> {
+        self.held(id).and_then(LogEntry::applied_at).map(|order| order as u64)
+    }
+
+    /// The id of the delta applied at `position` (pruned ones included).
+    pub fn applied_id(&self, position: u64) -> Option<DeltaId> {
+        let order = usize::try_from(position).ok()?;
+        self.apply_order.get(order).and_then(|index| self.log.get(*index)).and_then(LogEntry::id)
+    }
+
     /// Whether `id` was applied and then pruned.
     pub fn is_pruned(&self, id: &DeltaId) -> bool {
         self.held(id).is_some_and(LogEntry::is_pruned)

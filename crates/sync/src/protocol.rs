@@ -328,22 +328,29 @@ pub fn error_reply(code: ErrorCode, detail: &str) -> SyncMessage {
 /// needlessly are at most those applied after the newest hint it knows:
 /// within a factor 1.5 of how far back the common history ends.
 pub fn have_hints(apply_log: &[DeltaId]) -> Vec<DeltaId> {
-    let len = apply_log.len();
+    have_hints_by(apply_log.len() as u64, |position| {
+        usize::try_from(position).ok().and_then(|at| apply_log.get(at)).copied()
+    })
+}
+
+/// [`have_hints`] of an apply order of `len` ids read through `id_at`
+/// (the id at a position), so a replica need not hold the order as a list.
+pub fn have_hints_by(len: u64, id_at: impl Fn(u64) -> Option<DeltaId>) -> Vec<DeltaId> {
     let mut hints = Vec::new();
-    let mut power = 1usize;
+    let mut power = 1u64;
     while power <= len && hints.len() + 2 < HINTS_MAX {
-        hints.push(apply_log[len - power]);
+        hints.extend(id_at(len - power));
         let between = power + power / 2;
         if power >= 2 && between <= len {
-            hints.push(apply_log[len - between]);
+            hints.extend(id_at(len - between));
         }
         let Some(next) = power.checked_mul(2) else { break };
         power = next;
     }
-    if let Some(first) = apply_log.first()
-        && !hints.contains(first)
+    if let Some(first) = id_at(0).filter(|_| len > 0)
+        && !hints.contains(&first)
     {
-        hints.push(*first);
+        hints.push(first);
     }
     hints
 }

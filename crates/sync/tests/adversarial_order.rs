@@ -299,7 +299,7 @@ fn outcome(replica: &Replica<MemoryStore>) -> Outcome {
         replica.root_hash(),
         replica.members().copied().collect(),
         replica.heads(),
-        replica.apply_log().len(),
+        replica.applied_count() as usize,
         replica.dag().pending_count(),
         (members.current_epoch(), members.rotation_needed()),
     )

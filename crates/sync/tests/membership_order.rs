@@ -55,7 +55,7 @@ fn published(outputs: &[Output]) -> Option<(DeltaId, Vec<u8>)> {
 
 /// Every delta `replica` applied, in apply order (a causal order).
 fn applied_bytes(replica: &Replica<MemoryStore>) -> Vec<Vec<u8>> {
-    replica.apply_log().iter().map(|id| SignedDelta::from_causal(replica.dag().get(id).unwrap()).encode()).collect()
+    replica.applied_ids().iter().map(|id| SignedDelta::from_causal(replica.dag().get(id).unwrap()).encode()).collect()
 }
 
 /// Deliver `bytes` to `to` as gossip; panics on any penalty.
@@ -146,7 +146,7 @@ fn shuffled(len: usize, rng: &mut SeededRng) -> Vec<usize> {
 type Outcome = (Vec<PublicKey>, Vec<DeltaId>, Hash, usize);
 
 fn outcome(replica: &Replica<MemoryStore>) -> Outcome {
-    (replica.members().copied().collect(), replica.heads(), replica.root_hash(), replica.apply_log().len())
+    (replica.members().copied().collect(), replica.heads(), replica.root_hash(), replica.applied_count() as usize)
 }
 
 proptest! {

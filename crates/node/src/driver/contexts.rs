@@ -315,7 +315,7 @@ impl Driver {
             members: replica.members().copied().collect(),
             root_hash: replica.root_hash(),
             heads: replica.heads(),
-            applied: replica.apply_log().len() as u64,
+            applied: replica.applied_count(),
             pending: replica.dag().pending_count() as u64,
             handler_jobs: slot.jobs.len(),
             peers: replica.peers().map(|p| p.0).collect(),

@@ -45,10 +45,10 @@ pub(crate) struct ApplyCore<S> {
     /// The context: owners' action signatures must be made for it.
     pub(crate) context: Hash,
     pub(crate) store: S,
-    /// Applied ids in apply order (the DAG's order; pruned ones included).
-    pub(crate) apply_log: Vec<DeltaId>,
-    /// Apply position of every applied id.
-    pub(crate) positions: IdMap<u64>,
+    /// How many deltas are applied: the next one's apply position. The
+    /// DAG keeps the order itself (`DagStore::applied_position`); this
+    /// count is what the applier can read while the DAG is mid-cascade.
+    pub(crate) applied_len: u64,
     /// Bumped on every state change: a prepared write is stale once it moves.
     pub(crate) version: u64,
     /// The root hash of the persisted state.
@@ -97,10 +97,10 @@ impl<S: ReplicaStore> ApplyCore<S> {
         })
     }
 
-    /// Record `id` as the next applied delta.
-    fn record(&mut self, id: DeltaId) {
-        self.positions.insert(id, self.apply_log.len() as u64);
-        self.apply_log.push(id);
+    /// Count the next applied delta (the DAG records its position once the
+    /// applier returns).
+    fn record(&mut self) {
+        self.applied_len += 1;
     }
 }
 
@@ -234,14 +234,14 @@ impl<S: ReplicaStore> StateApplier<'_, S> {
             )?;
             let bytes = encode_causal(delta);
             self.core.commit(AppliedRow {
-                position: self.core.apply_log.len() as u64,
+                position: self.core.applied_len,
                 id: delta.id,
                 bytes: &bytes,
                 writes: merged.writes,
                 root_hash: merged.root_hash,
             })?;
         }
-        self.core.record(delta.id);
+        self.core.record();
         let after = match changes.is_empty() {
             true => point,
             false => {

@@ -43,7 +43,7 @@ pub use timers::SYNC_RETRY_MS;
 use crate::config::Config;
 use crate::delta::{DeltaPayload, SignedDelta};
 use crate::membership::MemberSet;
-use crate::protocol::{HEADS_MAX, Summary, have_hints};
+use crate::protocol::{HEADS_MAX, Summary, have_hints_by};
 use crate::seeded_rng::SeededRng;
 use crate::store::{ReplicaStore, StoreError};
 use apply::{ApplyCore, ApplyMode, MembersChange, StateApplier};
@@ -249,8 +249,7 @@ impl<S: ReplicaStore> Replica<S> {
             core: ApplyCore {
                 context,
                 store,
-                apply_log: Vec::new(),
-                positions: IdMap::default(),
+                applied_len: 0,
                 version: 0,
                 root_hash,
                 members: MemberSet::new(members.clone()),
@@ -295,8 +294,8 @@ impl<S: ReplicaStore> Replica<S> {
             }
             for (position, bytes) in rows {
                 let corrupt = |reason: String| RestoreError::Corrupt { position, reason };
-                if position != self.core.apply_log.len() as u64 {
-                    return Err(corrupt(format!("expected position {}", self.core.apply_log.len())));
+                if position != self.core.applied_len {
+                    return Err(corrupt(format!("expected position {}", self.core.applied_len)));
                 }
                 let delta = SignedDelta::decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
                 // Our own disk: the content hash catches corruption; the
@@ -394,7 +393,7 @@ impl<S: ReplicaStore> Replica<S> {
     /// anti-entropy session we opened after applying it completed (the
     /// responder then holds everything we had).
     pub fn held_by_a_peer(&self, id: &DeltaId) -> bool {
-        self.core.positions.get(id).is_some_and(|position| *position < self.held_by_a_peer)
+        self.dag.applied_position(id).is_some_and(|position| position < self.held_by_a_peer)
     }
 
     /// Whether `key` is currently a member.
@@ -433,13 +432,19 @@ impl<S: ReplicaStore> Replica<S> {
     pub fn applied_delta_bytes(&self, id: &DeltaId) -> Option<Vec<u8>> {
         match self.dag.get(id) {
             Some(delta) => Some(crate::delta::encode_causal(delta)),
-            None => self.core.positions.get(id).and_then(|position| self.stored_delta(*id, *position)),
+            None => self.dag.applied_position(id).and_then(|position| self.stored_delta(*id, position)),
         }
     }
 
-    /// Applied ids in apply order.
-    pub fn apply_log(&self) -> &[DeltaId] {
-        &self.core.apply_log
+    /// How many deltas are applied (pruned ones included).
+    pub fn applied_count(&self) -> u64 {
+        self.core.applied_len
+    }
+
+    /// Applied ids in apply order (pruned ones included). Builds the list:
+    /// O(history), for tests and tools.
+    pub fn applied_ids(&self) -> Vec<DeltaId> {
+        (0..self.core.applied_len).filter_map(|position| self.dag.applied_id(position)).collect()
     }
 
     /// The store (read-only).
@@ -479,7 +484,11 @@ impl<S: ReplicaStore> Replica<S> {
     pub fn summary(&self) -> Summary {
         let mut heads = self.dag.heads();
         heads.truncate(HEADS_MAX);
-        Summary { root_hash: self.core.root_hash, heads, hints: have_hints(&self.core.apply_log) }
+        Summary {
+            root_hash: self.core.root_hash,
+            heads,
+            hints: have_hints_by(self.core.applied_len, |position| self.dag.applied_id(position)),
+        }
     }
 
     /// Check the invariants linking the DAG, the apply order and the ids:
@@ -487,13 +496,18 @@ impl<S: ReplicaStore> Replica<S> {
     /// delta's id is its content hash, the pending buffer is within bounds.
     /// Costs O(history); for tests and simulations.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let log = &self.core.apply_log;
-        if log.len() != self.dag.applied_count() {
-            return Err(format!("apply log has {} ids, DAG {} applied", log.len(), self.dag.applied_count()));
+        let log = self.applied_ids();
+        if log.len() as u64 != self.core.applied_len || log.len() != self.dag.applied_count() {
+            return Err(format!(
+                "{} applied ids listed, {} counted, DAG {} applied",
+                log.len(),
+                self.core.applied_len,
+                self.dag.applied_count()
+            ));
         }
         for (position, id) in log.iter().enumerate() {
-            if self.core.positions.get(id) != Some(&(position as u64)) {
-                return Err(format!("{id:?} at {position} but indexed at {:?}", self.core.positions.get(id)));
+            if self.dag.applied_position(id) != Some(position as u64) {
+                return Err(format!("{id:?} at {position} but indexed at {:?}", self.dag.applied_position(id)));
             }
             let Some(delta) = self.dag.get(id) else {
                 if self.dag.is_pruned(id) {
@@ -503,7 +517,7 @@ impl<S: ReplicaStore> Replica<S> {
             };
             for parent in &delta.parents {
                 let ok = *parent == self.dag.root()
-                    || self.core.positions.get(parent).is_some_and(|p| (*p as usize) < position);
+                    || self.dag.applied_position(parent).is_some_and(|p| (p as usize) < position);
                 if !ok {
                     return Err(format!("{id:?} applied before its parent {parent:?}"));
                 }

@@ -153,8 +153,8 @@ impl<S: ReplicaStore> Replica<S> {
                     },
                 };
                 if !packer.push(bytes) {
-                    match self.core.positions.get(&id) {
-                        Some(position) => *cursor = Some(*position),
+                    match self.dag.applied_position(&id) {
+                        Some(position) => *cursor = Some(position),
                         None => return Ok(true),
                     }
                     return Ok(false);
@@ -184,7 +184,7 @@ impl<S: ReplicaStore> Replica<S> {
                     }
                 }
                 None if self.dag.is_pruned(&id) => {
-                    let stored = self.core.positions.get(&id).and_then(|position| self.stored_delta(id, *position));
+                    let stored = self.dag.applied_position(&id).and_then(|position| self.stored_delta(id, position));
                     match stored {
                         Some(bytes) => {
                             if !packer.push(bytes) {

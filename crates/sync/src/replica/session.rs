@@ -190,7 +190,7 @@ impl<S: ReplicaStore> Replica<S> {
             summary: self.summary(),
         });
         self.send_message(peer, session, &request);
-        let covers = self.core.apply_log.len() as u64;
+        let covers = self.core.applied_len;
         let kind = SessionKind::SyncInitiator { replied: false, inflow_done: false, outflow: None, covers };
         let deadline_ms = now_ms.saturating_add(self.config.sync_timeout_ms);
         self.sessions.insert(session, Session::new(peer, now_ms, deadline_ms, kind));
@@ -428,7 +428,7 @@ impl<S: ReplicaStore> Replica<S> {
         // Our stream just sent the last delta the peer lacked, up to all we
         // have applied by now: that is what it holds once the session ends.
         if exhausted && let SessionKind::SyncInitiator { covers, .. } = &mut session.kind {
-            *covers = self.core.apply_log.len() as u64;
+            *covers = self.core.applied_len;
         }
         if session.is_complete() {
             if id.opener != self.local_peer {

@@ -9,8 +9,6 @@
 
 use std::collections::BTreeSet;
 
-use weft_dag::DeltaId;
-
 use super::interface::{PeerId, SessionId};
 use super::session::SessionKind;
 use super::{Replica, ReplicaStore, SyncSoon};
@@ -114,13 +112,13 @@ impl<S: ReplicaStore> Replica<S> {
     /// peer needs them, and a restart prunes again as it replays.
     pub(super) fn prune_history(&mut self) {
         let Some(keep) = self.config.history_kept_max else { return };
-        let len = self.core.apply_log.len();
+        let len = self.dag.applied_count();
         let Some(cut) = len.checked_sub(keep.max(1)) else { return };
         // Prune in steps of a quarter of the kept window, not on every delta.
         if cut <= self.pruned_below + keep / 4 {
             return;
         }
-        let checkpoint: DeltaId = self.core.apply_log[cut];
+        let Some(checkpoint) = self.dag.applied_id(cut as u64) else { return };
         self.dag.prune_below(&[checkpoint]);
         self.pruned_below = cut;
         self.stats.history_pruned = self.dag.pruned_count() as u64;

@@ -101,7 +101,7 @@ impl<S: ReplicaStore> Replica<S> {
         // Parents are distinct applied heads and the id is fresh, so the DAG
         // will apply it at once: commit the state first, record it after.
         self.core.commit(AppliedRow {
-            position: self.core.apply_log.len() as u64,
+            position: self.core.applied_len,
             id,
             bytes: &bytes,
             writes: write.writes,
@@ -142,7 +142,7 @@ impl<S: ReplicaStore> Replica<S> {
     /// (its descendants all were), each at most once: O(deltas applied since
     /// `target`), on the rare path of more heads than the parent bound.
     fn head_descending_from(&self, target: DeltaId, heads: &[DeltaId]) -> Option<usize> {
-        let since = *self.core.positions.get(&target)?;
+        let since = self.dag.applied_position(&target)?;
         let mut seen: BTreeSet<DeltaId> = BTreeSet::new();
         for (at, head) in heads.iter().enumerate() {
             let mut stack = vec![*head];
@@ -150,7 +150,7 @@ impl<S: ReplicaStore> Replica<S> {
                 if id == target {
                     return Some(at);
                 }
-                let after_target = self.core.positions.get(&id).is_some_and(|position| *position > since);
+                let after_target = self.dag.applied_position(&id).is_some_and(|position| position > since);
                 if !after_target || !seen.insert(id) {
                     continue;
                 }

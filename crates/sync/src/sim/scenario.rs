@@ -315,7 +315,7 @@ pub fn prepare_catch_up(missing: usize, seed: u64) -> CatchUpRun {
     }
     let now = sim.now_ms();
     sim.run_until(now + 1_000);
-    let known: BTreeSet<DeltaId> = sim.replica(2).map(|r| r.apply_log().iter().copied().collect()).unwrap_or_default();
+    let known: BTreeSet<DeltaId> = sim.replica(2).map(|r| r.applied_ids().into_iter().collect()).unwrap_or_default();
     sim.crash(2);
     for i in 0..missing {
         sim.write(i % 2);
@@ -326,7 +326,7 @@ pub fn prepare_catch_up(missing: usize, seed: u64) -> CatchUpRun {
     sim.run_until(now + 30_000);
     let (missing, missing_bytes) = match sim.replica(0) {
         Some(replica) => replica
-            .apply_log()
+            .applied_ids()
             .iter()
             .filter(|id| !known.contains(id))
             .filter_map(|id| replica.dag().get(id))
