@@ -5,9 +5,13 @@
 //! Prints one JSON line per figure: `{"name": ..., "value": ..., "unit": ...}`
 //! plus fields that say how it was measured. Figures:
 //! - `propagation`: how long a write takes to reach all of 5 nodes;
+//! - `propagation_loaded`: the same while every node writes in a second
+//!   context, against the idle figure on the same cluster;
 //! - `catch_up`: a node that missed many deltas, restarted: wall time,
 //!   sessions and frames, bytes on the wire against the deltas' own size;
 //! - `sustained`: committed writes/s across 3 nodes, converged at the end;
+//! - `burst`: 1,000 quick writes on one of 2 nodes: how long after the
+//!   last one the other holds them all;
 //! - `local_writes`: durable writes/s on one node through its handle with
 //!   1, 8 and 64 clients, against one fsync per call in the same run;
 //! - `big_state`: a node whose context holds `--entries` keys: memory
@@ -15,7 +19,7 @@
 //! - `many_contexts`: a node in `--contexts` small contexts: call latency
 //!   on one of them, memory, start-up time, against a node in 1 context.
 //!
-//! Usage: `weft-cluster-bench [--only propagation|catch_up|sustained|local_writes|big_state|many_contexts]
+//! Usage: `weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|big_state|many_contexts]
 //! [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]`.
 //! (`--reopen DIR` is `big_state`'s own: it reopens a node in a fresh process.)
 //! Bad arguments: one line on stderr, exit code 2. A figure that fails
@@ -25,6 +29,8 @@
 // after it: point at `cluster/` explicitly.
 #[path = "cluster/big_state.rs"]
 mod big_state;
+#[path = "cluster/burst.rs"]
+mod burst;
 #[path = "cluster/catch_up.rs"]
 mod catch_up;
 #[path = "cluster/harness.rs"]
@@ -54,12 +60,15 @@ const CLIENTS_DEFAULT: usize = 4;
 const ENTRIES_DEFAULT: u64 = 100_000;
 /// Contexts `many_contexts` creates.
 const CONTEXTS_DEFAULT: usize = 10_000;
+/// Writes `burst` makes on node A.
+const BURST_WRITES: usize = 1_000;
 /// `--quick`: a smoke run.
 const QUICK_WRITES: usize = 50;
 const QUICK_MISSED: usize = 1_000;
 const QUICK_SECONDS: u64 = 2;
 const QUICK_ENTRIES: u64 = 2_000;
 const QUICK_CONTEXTS: usize = 100;
+const QUICK_BURST_WRITES: usize = 100;
 
 /// Upper bounds on the options, so a typo cannot run for a day.
 const WRITES_MAX: usize = 100_000;
@@ -79,8 +88,10 @@ const WORKER_THREADS: usize = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Only {
     Propagation,
+    PropagationLoaded,
     CatchUp,
     Sustained,
+    Burst,
     LocalWrites,
     BigState,
     ManyContexts,
@@ -96,11 +107,13 @@ struct Options {
     clients: usize,
     entries: u64,
     contexts: usize,
+    burst_writes: usize,
 }
 
-const USAGE: &str = "usage: weft-cluster-bench [--only propagation|catch_up|sustained|local_writes|big_state|many_contexts] \
+const USAGE: &str = "usage: weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|big_state|many_contexts] \
                      [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]";
-const FIGURES: &str = "propagation, catch_up, sustained, local_writes, big_state, many_contexts";
+const FIGURES: &str =
+    "propagation, propagation_loaded, catch_up, sustained, burst, local_writes, big_state, many_contexts";
 
 /// The number after `flag`, in `1..=max`.
 fn number<T>(flag: &str, value: Option<String>, max: T) -> Result<T, String>
@@ -125,8 +138,10 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
             "--only" => {
                 only = Some(match args.next().as_deref() {
                     Some("propagation") => Only::Propagation,
+                    Some("propagation_loaded") => Only::PropagationLoaded,
                     Some("catch_up") => Only::CatchUp,
                     Some("sustained") => Only::Sustained,
+                    Some("burst") => Only::Burst,
                     Some("local_writes") => Only::LocalWrites,
                     Some("big_state") => Only::BigState,
                     Some("many_contexts") => Only::ManyContexts,
@@ -153,6 +168,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
         clients: clients.unwrap_or(CLIENTS_DEFAULT),
         entries: entries.unwrap_or(if quick { QUICK_ENTRIES } else { ENTRIES_DEFAULT }),
         contexts: contexts.unwrap_or(if quick { QUICK_CONTEXTS } else { CONTEXTS_DEFAULT }),
+        burst_writes: if quick { QUICK_BURST_WRITES } else { BURST_WRITES },
     }))
 }
 
@@ -161,11 +177,17 @@ async fn run(options: Options) -> anyhow::Result<()> {
     if runs(Only::Propagation) {
         propagation::run(options.writes).await?;
     }
+    if runs(Only::PropagationLoaded) {
+        propagation::run_loaded(options.writes).await?;
+    }
     if runs(Only::CatchUp) {
         catch_up::run(options.missed).await?;
     }
     if runs(Only::Sustained) {
         sustained::run(options.seconds, options.clients).await?;
+    }
+    if runs(Only::Burst) {
+        burst::run(options.burst_writes).await?;
     }
     if runs(Only::LocalWrites) {
         local_writes::run(options.seconds).await?;

@@ -10,17 +10,19 @@
 //! verification and durable apply). The ack latency is `call`'s return.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
-use weft_node::NodeEvent;
+use weft_node::{NodeEvent, NodeHandle};
 use weft_primitives::Hash;
 
 use crate::harness::{Cluster, set};
-use crate::report::{Percentiles, emit, ms};
+use crate::report::{Percentiles, emit, ms, per_second, round3};
 
 const NODES: usize = 5;
 /// Unmeasured writes first: the gossip mesh and every connection settle.
@@ -77,8 +79,72 @@ pub async fn run(writes: usize) -> anyhow::Result<()> {
         watcher.abort();
     }
     cluster.shutdown().await?;
-    report(&samples);
+    report("propagation", &samples, json!({}));
     Ok(())
+}
+
+/// `propagation_loaded`: the same measurement while one client per node
+/// writes back to back in a second context all 5 nodes share (every node
+/// gossips, verifies and applies that load too). The idle figure is measured
+/// first in the same run, on the same cluster, as the baseline.
+pub async fn run_loaded(writes: usize) -> anyhow::Result<()> {
+    let cluster = Cluster::start(NODES).await?;
+    let context = cluster.shared_kv_context().await?;
+    let busy = cluster.shared_kv_context().await?;
+    cluster.wait_for_peers(NODES as u64 - 1).await?;
+    let (arrivals_tx, mut arrivals) = mpsc::channel(ARRIVALS_MAX);
+    let watchers: Vec<JoinHandle<()>> = (0..NODES)
+        .map(|node| tokio::spawn(watch(node, context, cluster.node(node).subscribe(), arrivals_tx.clone())))
+        .collect();
+    drop(arrivals_tx);
+    let mut meter = Meter { arrivals: &mut arrivals, unmatched: HashMap::new() };
+    for n in 0..WARMUP_WRITES {
+        meter.write(&cluster, context, n % NODES, &format!("warmup-{n}")).await?;
+    }
+    let mut idle = Vec::with_capacity(writes);
+    for n in 0..writes {
+        idle.push(meter.write(&cluster, context, n % NODES, &format!("idle-{n}")).await?);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let loaders: Vec<_> =
+        (0..NODES).map(|node| tokio::spawn(load(cluster.node(node).clone(), busy, node, Arc::clone(&stop)))).collect();
+    let loaded_from = Instant::now();
+    let mut loaded = Vec::with_capacity(writes);
+    for n in 0..writes {
+        loaded.push(meter.write(&cluster, context, n % NODES, &format!("loaded-{n}")).await?);
+    }
+    let loaded_for = loaded_from.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut background = 0;
+    for loader in loaders {
+        background += loader.await.context("a load task failed")??;
+    }
+    for watcher in watchers {
+        watcher.abort();
+    }
+    cluster.shutdown().await?;
+    let idle_p99 = Percentiles::new(idle.iter().map(|s| s.latency).collect()).ms(0.99);
+    let loaded_p99 = Percentiles::new(loaded.iter().map(|s| s.latency).collect()).ms(0.99);
+    let extra = json!({
+        "background_writes_per_s": round3(per_second(background, loaded_for)),
+        "background": "one client per node writing back to back in a second context all 5 nodes share",
+        "baseline": "the same cluster idle, measured first in the same run",
+        "baseline_p99_ms": idle_p99,
+        "ratio_p99_to_idle": round3(loaded_p99 / idle_p99.max(1e-9)),
+    });
+    report("propagation_loaded", &loaded, extra);
+    Ok(())
+}
+
+/// `set` distinct keys on `node` in `context` until `stop`; how many were
+/// acknowledged (a failure fails the figure).
+async fn load(node: NodeHandle, context: Hash, index: usize, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
+    let mut acked = 0;
+    while !stop.load(Ordering::Relaxed) {
+        set(&node, context, &format!("load-{index}-{acked}"), "v").await?;
+        acked += 1;
+    }
+    Ok(acked)
 }
 
 /// Forward every remote delta applied in `context` on `node`.
@@ -149,24 +215,28 @@ impl Meter<'_> {
     }
 }
 
-fn report(samples: &[Sample]) {
+/// Print the figures of `samples` as `<prefix>_…`, each with `extra`'s fields.
+fn report(prefix: &str, samples: &[Sample], extra: serde_json::Value) {
     let writes = samples.len();
     let latency = Percentiles::new(samples.iter().map(|s| s.latency).collect());
     let ack = Percentiles::new(samples.iter().map(|s| s.ack).collect());
     let how = "5 nodes, full mesh, node defaults; writes round-robin, one at a time; \
                latency = last StateMutation of the delta on the 4 other nodes - t0 before call";
-    let common = |extra: serde_json::Value| {
+    let common = |more: serde_json::Value| {
         let mut fields = json!({ "nodes": NODES, "writes": writes, "warmup_writes": WARMUP_WRITES });
-        if let (Some(fields), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
-            fields.extend(extra);
+        for more in [extra.clone(), more] {
+            if let (Some(fields), serde_json::Value::Object(more)) = (fields.as_object_mut(), more) {
+                fields.extend(more);
+            }
         }
         fields
     };
-    emit("propagation_write_to_all_p50", latency.ms(0.50), "ms", common(json!({ "how": how })));
-    emit("propagation_write_to_all_p90", latency.ms(0.90), "ms", common(json!({})));
+    let name = |figure: &str| format!("{prefix}_{figure}");
+    emit(&name("write_to_all_p50"), latency.ms(0.50), "ms", common(json!({ "how": how })));
+    emit(&name("write_to_all_p90"), latency.ms(0.90), "ms", common(json!({})));
     let p99 = latency.ms(0.99);
     emit(
-        "propagation_write_to_all_p99",
+        &name("write_to_all_p99"),
         p99,
         "ms",
         common(json!({ "target_ms": TARGET_P99_MS, "meets_target": p99 <= TARGET_P99_MS })),
@@ -178,18 +248,13 @@ fn report(samples: &[Sample]) {
         .take(SLOWEST_LISTED_MAX)
         .map(|s| json!({ "ms": ms(s.latency), "ack_ms": ms(s.ack), "writer": s.writer, "last_node": s.last_node }))
         .collect();
-    emit("propagation_write_to_all_max", latency.max_ms(), "ms", common(json!({ "slowest": slowest })));
-    emit("propagation_write_to_all_mean", latency.mean_ms(), "ms", common(json!({})));
-    emit(
-        "propagation_ack_p50",
-        ack.ms(0.50),
-        "ms",
-        common(json!({ "how": "call() return - t0: durable on the author" })),
-    );
-    emit("propagation_ack_p99", ack.ms(0.99), "ms", common(json!({})));
+    emit(&name("write_to_all_max"), latency.max_ms(), "ms", common(json!({ "slowest": slowest })));
+    emit(&name("write_to_all_mean"), latency.mean_ms(), "ms", common(json!({})));
+    emit(&name("ack_p50"), ack.ms(0.50), "ms", common(json!({ "how": "call() return - t0: durable on the author" })));
+    emit(&name("ack_p99"), ack.ms(0.99), "ms", common(json!({})));
     // Latency after the ack: gossip plus the receivers' verify + durable apply.
     let after_ack = Percentiles::new(samples.iter().map(|s| s.latency.saturating_sub(s.ack)).collect());
-    emit("propagation_after_ack_p50", after_ack.ms(0.50), "ms", common(json!({})));
-    emit("propagation_after_ack_p99", after_ack.ms(0.99), "ms", common(json!({})));
-    emit("propagation_writes_over_100ms", latency.over(SLOW) as u64, "writes", common(json!({})));
+    emit(&name("after_ack_p50"), after_ack.ms(0.50), "ms", common(json!({})));
+    emit(&name("after_ack_p99"), after_ack.ms(0.99), "ms", common(json!({})));
+    emit(&name("writes_over_100ms"), latency.over(SLOW) as u64, "writes", common(json!({})));
 }
