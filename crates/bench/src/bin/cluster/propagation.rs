@@ -61,23 +61,9 @@ pub async fn run(writes: usize) -> anyhow::Result<()> {
     let cluster = Cluster::start(NODES).await?;
     let context = cluster.shared_kv_context().await?;
     cluster.wait_for_peers(NODES as u64 - 1).await?;
-    let (arrivals_tx, mut arrivals) = mpsc::channel(ARRIVALS_MAX);
-    let watchers: Vec<JoinHandle<()>> = (0..NODES)
-        .map(|node| tokio::spawn(watch(node, context, cluster.node(node).subscribe(), arrivals_tx.clone())))
-        .collect();
-    drop(arrivals_tx);
-
-    let mut meter = Meter { arrivals: &mut arrivals, unmatched: HashMap::new() };
-    for n in 0..WARMUP_WRITES {
-        meter.write(&cluster, context, n % NODES, &format!("warmup-{n}")).await?;
-    }
-    let mut samples = Vec::with_capacity(writes);
-    for n in 0..writes {
-        samples.push(meter.write(&cluster, context, n % NODES, &format!("key-{n}")).await?);
-    }
-    for watcher in watchers {
-        watcher.abort();
-    }
+    let mut meter = Meter::start(&cluster, context).await?;
+    let samples = meter.writes(&cluster, context, writes, "key").await?;
+    meter.stop();
     cluster.shutdown().await?;
     report("propagation", &samples, json!({}));
     Ok(())
@@ -92,36 +78,20 @@ pub async fn run_loaded(writes: usize) -> anyhow::Result<()> {
     let context = cluster.shared_kv_context().await?;
     let busy = cluster.shared_kv_context().await?;
     cluster.wait_for_peers(NODES as u64 - 1).await?;
-    let (arrivals_tx, mut arrivals) = mpsc::channel(ARRIVALS_MAX);
-    let watchers: Vec<JoinHandle<()>> = (0..NODES)
-        .map(|node| tokio::spawn(watch(node, context, cluster.node(node).subscribe(), arrivals_tx.clone())))
-        .collect();
-    drop(arrivals_tx);
-    let mut meter = Meter { arrivals: &mut arrivals, unmatched: HashMap::new() };
-    for n in 0..WARMUP_WRITES {
-        meter.write(&cluster, context, n % NODES, &format!("warmup-{n}")).await?;
-    }
-    let mut idle = Vec::with_capacity(writes);
-    for n in 0..writes {
-        idle.push(meter.write(&cluster, context, n % NODES, &format!("idle-{n}")).await?);
-    }
+    let mut meter = Meter::start(&cluster, context).await?;
+    let idle = meter.writes(&cluster, context, writes, "idle").await?;
     let stop = Arc::new(AtomicBool::new(false));
     let loaders: Vec<_> =
         (0..NODES).map(|node| tokio::spawn(load(cluster.node(node).clone(), busy, node, Arc::clone(&stop)))).collect();
     let loaded_from = Instant::now();
-    let mut loaded = Vec::with_capacity(writes);
-    for n in 0..writes {
-        loaded.push(meter.write(&cluster, context, n % NODES, &format!("loaded-{n}")).await?);
-    }
+    let loaded = meter.writes(&cluster, context, writes, "loaded").await?;
     let loaded_for = loaded_from.elapsed();
     stop.store(true, Ordering::Relaxed);
     let mut background = 0;
     for loader in loaders {
         background += loader.await.context("a load task failed")??;
     }
-    for watcher in watchers {
-        watcher.abort();
-    }
+    meter.stop();
     cluster.shutdown().await?;
     let idle_p99 = Percentiles::new(idle.iter().map(|s| s.latency).collect()).ms(0.99);
     let loaded_p99 = Percentiles::new(loaded.iter().map(|s| s.latency).collect()).ms(0.99);
@@ -170,14 +140,52 @@ async fn watch(node: usize, context: Hash, mut events: broadcast::Receiver<NodeE
     }
 }
 
-struct Meter<'a> {
-    arrivals: &'a mut mpsc::Receiver<Arrival>,
+struct Meter {
+    arrivals: mpsc::Receiver<Arrival>,
+    /// The tasks watching each node's event bus.
+    watchers: Vec<JoinHandle<()>>,
     /// Arrivals of ids not matched to a write yet (a delta may arrive
     /// before its author's `call` returns).
     unmatched: HashMap<Hash, Vec<(usize, Instant)>>,
 }
 
-impl Meter<'_> {
+impl Meter {
+    /// Watch `context` on every node of `cluster`, then make the unmeasured
+    /// warm-up writes.
+    async fn start(cluster: &Cluster, context: Hash) -> anyhow::Result<Meter> {
+        let (arrivals_tx, arrivals) = mpsc::channel(ARRIVALS_MAX);
+        let watchers = (0..NODES)
+            .map(|node| tokio::spawn(watch(node, context, cluster.node(node).subscribe(), arrivals_tx.clone())))
+            .collect();
+        let mut meter = Meter { arrivals, watchers, unmatched: HashMap::new() };
+        for n in 0..WARMUP_WRITES {
+            meter.write(cluster, context, n % NODES, &format!("warmup-{n}")).await?;
+        }
+        Ok(meter)
+    }
+
+    /// `count` measured writes, round-robin over the nodes, keys `<label>-<n>`.
+    async fn writes(
+        &mut self,
+        cluster: &Cluster,
+        context: Hash,
+        count: usize,
+        label: &str,
+    ) -> anyhow::Result<Vec<Sample>> {
+        let mut samples = Vec::with_capacity(count);
+        for n in 0..count {
+            samples.push(self.write(cluster, context, n % NODES, &format!("{label}-{n}")).await?);
+        }
+        Ok(samples)
+    }
+
+    /// Stop watching.
+    fn stop(self) {
+        for watcher in self.watchers {
+            watcher.abort();
+        }
+    }
+
     /// One write on `writer`, timed until it applied on every other node.
     async fn write(&mut self, cluster: &Cluster, context: Hash, writer: usize, key: &str) -> anyhow::Result<Sample> {
         let t0 = Instant::now();
