@@ -38,6 +38,16 @@ pub fn node_config(dir: &std::path::Path, seed: u8) -> NodeConfig {
     config
 }
 
+/// An HTTP client that opens a connection per request. A request the API
+/// refuses before reading its body (a wrong content type, an oversized
+/// upload) ends with the server closing the connection; a pooled client
+/// may already have picked that connection for its next request, whose body
+/// write then fails with a broken pipe (seen once in CI). The tests check
+/// the API's answers, not connection reuse.
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap()
+}
+
 pub async fn start_node(seed: u8) -> (NodeHandle, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(node_config(dir.path(), seed)).await.unwrap();
@@ -55,7 +65,7 @@ impl Api {
         let token = config.token.clone();
         let server = serve(node.clone(), config).await.unwrap();
         let base = format!("http://127.0.0.1:{}", server.local_addr().port());
-        Api { node, server: Some(server), base, client: reqwest::Client::new(), token, _dir: dir }
+        Api { node, server: Some(server), base, client: test_client(), token, _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {
