@@ -139,7 +139,7 @@ pub(crate) struct Driver {
     /// Contexts still to rebuild from the store after it reopened or a
     /// turn's commit failed. Their replicas may hold what the store does
     /// not, so nothing is fed to them and no call runs on them meanwhile.
-    pub(crate) reload_waiting: BTreeSet<Hash>,
+    reload_waiting: BTreeSet<Hash>,
     next_reload_ms: u64,
     /// Contexts whose applied membership changes may bring us a key or ask
     /// for a rotation.
