@@ -9,7 +9,7 @@
 //! replica's own bookkeeping. Run with
 //! `cargo bench -p weft-sync --bench history_memory`.
 
-use weft_primitives::kv::{MemoryKv, WriteSet};
+use weft_primitives::kv::MemoryKv;
 use weft_primitives::{Hash, SigningKey};
 use weft_state::root_id;
 use weft_sync::{AppliedRow, Config, Input, Output, PeerId, Replica, ReplicaParams, ReplicaStore, StoreError};
@@ -29,14 +29,7 @@ impl ReplicaStore for StateOnly {
     }
 
     fn commit_applied(&mut self, row: AppliedRow<'_>) -> Result<(), StoreError> {
-        let mut writes = WriteSet::new();
-        for (key, value) in row.writes.iter() {
-            match value {
-                Some(value) => writes.put(key.to_vec(), value.to_vec()),
-                None => writes.delete(key.to_vec()),
-            }
-        }
-        self.kv.apply(writes);
+        self.kv.apply(row.writes);
         Ok(())
     }
 
