@@ -17,9 +17,12 @@ use anyhow::{Context as _, bail};
 use tokio::process::{Child, Command};
 
 use crate::api::Api;
+use crate::ports::free_port;
 
 /// How long a daemon has to answer `/health` after it starts.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines of a daemon's log quoted when it fails to start.
+const LOG_TAIL_LINES: usize = 20;
 /// Timeout of every API request the harness makes.
 pub const API_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -54,12 +57,6 @@ pub struct Daemon {
     pub starts: u32,
     weft: PathBuf,
     child: Option<Child>,
-}
-
-/// A free loopback TCP port (bound and released: racy, but the harness
-/// allocates all of them before anything else starts).
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
 impl Daemon {
@@ -126,7 +123,13 @@ impl Daemon {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                bail!("node {} exited at start ({status}); see {}", self.index, self.log.display());
+                // CI keeps only the harness's output, not the workdir: say why here.
+                bail!(
+                    "node {} exited at start ({status}); the end of {}:\n{}",
+                    self.index,
+                    self.log.display(),
+                    log_tail(&self.log, LOG_TAIL_LINES)
+                );
             }
             if Instant::now() > deadline {
                 bail!("node {} did not answer within {START_TIMEOUT:?}; see {}", self.index, self.log.display());
@@ -187,5 +190,17 @@ impl Daemon {
             }
         }
         self.state = RunState::Down;
+    }
+}
+
+/// The last `lines` lines of the log at `path` (or why it cannot be read).
+fn log_tail(path: &Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(error) => format!("(unreadable: {error})"),
     }
 }

@@ -12,12 +12,14 @@
 //! Modules: `proxy` (the fault proxy), `cluster` (the daemons), `api` (their
 //! HTTP API), `workload` (the writers), `ledger` (the set-full check),
 //! `schedule` (the seeded fault schedule), `disk` (the disk-full fault),
-//! `run` (one run, start to verdict), `report` (the JSON summary).
+//! `ports` (ports that stay free across restarts), `run` (one run, start to
+//! verdict), `report` (the JSON summary).
 
 pub mod api;
 pub mod cluster;
 pub mod disk;
 pub mod ledger;
+pub mod ports;
 pub mod proxy;
 pub mod report;
 pub mod run;

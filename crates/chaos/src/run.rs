@@ -12,9 +12,10 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex as AsyncMutex, watch};
 
-use crate::cluster::{Daemon, RunState, free_port};
+use crate::cluster::{Daemon, RunState};
 use crate::disk::SmallDisk;
 use crate::ledger::{Ledger, Outcome};
+use crate::ports::free_port;
 use crate::proxy::{FaultProxy, Faults};
 use crate::report::{HandlerCheck, Summary};
 use crate::schedule::{Fault, FaultKind, Shape, schedule};
@@ -69,7 +70,7 @@ pub async fn run(options: Options) -> anyhow::Result<Summary> {
         }
     };
     let n = options.nodes;
-    let swarm_ports = (0..n).map(|_| free_port()).collect::<anyhow::Result<Vec<u16>>>()?;
+    let swarm_ports = (0..n).map(|_| free_port()).collect::<std::io::Result<Vec<u16>>>()?;
     let (proxy, proxy_ports) = FaultProxy::start(swarm_ports.clone(), options.seed).await?;
     let mut daemons = Vec::with_capacity(n);
     for (index, (swarm, proxied)) in swarm_ports.iter().zip(&proxy_ports).enumerate() {
