@@ -14,12 +14,14 @@
 //!   last one the other holds them all;
 //! - `local_writes`: durable writes/s on one node through its handle with
 //!   1, 8 and 64 clients, against one fsync per call in the same run;
+//! - `api_writes`: the same writes as JSON-RPC over the node's HTTP API,
+//!   against the in-process calls in the same run;
 //! - `big_state`: a node whose context holds `--entries` keys: memory
 //!   growth while writing them, start-up time and memory when reopened;
 //! - `many_contexts`: a node in `--contexts` small contexts: call latency
 //!   on one of them, memory, start-up time, against a node in 1 context.
 //!
-//! Usage: `weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|big_state|many_contexts]
+//! Usage: `weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts]
 //! [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]`.
 //! (`--reopen DIR` is `big_state`'s own: it reopens a node in a fresh process.)
 //! Bad arguments: one line on stderr, exit code 2. A figure that fails
@@ -27,6 +29,8 @@
 
 // A binary's root resolves modules beside it, not in a directory named
 // after it: point at `cluster/` explicitly.
+#[path = "cluster/api_writes.rs"]
+mod api_writes;
 #[path = "cluster/big_state.rs"]
 mod big_state;
 #[path = "cluster/burst.rs"]
@@ -93,6 +97,7 @@ enum Only {
     Sustained,
     Burst,
     LocalWrites,
+    ApiWrites,
     BigState,
     ManyContexts,
 }
@@ -110,10 +115,10 @@ struct Options {
     burst_writes: usize,
 }
 
-const USAGE: &str = "usage: weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|big_state|many_contexts] \
+const USAGE: &str = "usage: weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts] \
                      [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]";
 const FIGURES: &str =
-    "propagation, propagation_loaded, catch_up, sustained, burst, local_writes, big_state, many_contexts";
+    "propagation, propagation_loaded, catch_up, sustained, burst, local_writes, api_writes, big_state, many_contexts";
 
 /// The number after `flag`, in `1..=max`.
 fn number<T>(flag: &str, value: Option<String>, max: T) -> Result<T, String>
@@ -143,6 +148,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
                     Some("sustained") => Only::Sustained,
                     Some("burst") => Only::Burst,
                     Some("local_writes") => Only::LocalWrites,
+                    Some("api_writes") => Only::ApiWrites,
                     Some("big_state") => Only::BigState,
                     Some("many_contexts") => Only::ManyContexts,
                     Some(other) => return Err(format!("--only: unknown figure {other:?} ({FIGURES})")),
@@ -191,6 +197,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     if runs(Only::LocalWrites) {
         local_writes::run(options.seconds).await?;
+    }
+    if runs(Only::ApiWrites) {
+        api_writes::run(options.seconds).await?;
     }
     if runs(Only::BigState) {
         big_state::run(options.entries).await?;

@@ -32,9 +32,9 @@ fn process_write_bytes() -> Option<u64> {
 }
 
 /// What one measurement found.
-struct Measured {
-    writes_per_s: f64,
-    acked: u64,
+pub struct Measured {
+    pub writes_per_s: f64,
+    pub acked: u64,
     /// Bytes written to storage during the writes, per acknowledged write.
     disk_written_per_write: Option<f64>,
     /// The database file's size after shutdown, per key.
@@ -46,7 +46,7 @@ struct Measured {
 }
 
 /// One measurement: acknowledged writes/s, and whether the store holds them all.
-async fn measure(call_group_max: usize, clients: usize, seconds: u64) -> anyhow::Result<Measured> {
+pub async fn measure(call_group_max: usize, clients: usize, seconds: u64) -> anyhow::Result<Measured> {
     let dir = TempDir::new().context("temporary data directory")?;
     let mut node_config = config(dir.path(), [1; 32]);
     node_config.call_group_max = call_group_max;
