@@ -35,6 +35,14 @@ const INVALID_MESSAGE_WEIGHT: f64 = -10.0;
 /// to 10% over this span).
 const INVALID_MESSAGE_MEMORY: Duration = Duration::from_secs(600);
 
+/// Topics one peer may be subscribed to as far as gossipsub keeps track
+/// (and subscriptions in one of its RPCs). gossipsub's default is 100, and a
+/// peer over it has *every* RPC ignored, messages included: two nodes that
+/// share more than 100 contexts stopped gossiping altogether. The bound
+/// stays, at twice the 10,000 contexts a node is built to hold, because
+/// each tracked subscription of a peer costs memory (a few hundred bytes).
+pub const GOSSIP_TOPICS_PER_PEER_MAX: usize = 20_000;
+
 /// Every libp2p protocol a Weft node runs.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -66,8 +74,16 @@ pub(crate) fn build_swarm(
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_behaviour(|key, relay_client| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
             let peer = key.public().to_peer_id();
-            let mut gossipsub =
-                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+            let topics = gossipsub::MaxCountSubscriptionFilter {
+                filter: gossipsub::AllowAllSubscriptionFilter {},
+                max_subscribed_topics: GOSSIP_TOPICS_PER_PEER_MAX,
+                max_subscriptions_per_request: GOSSIP_TOPICS_PER_PEER_MAX,
+            };
+            let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossip_config,
+                topics,
+            )?;
             gossipsub.with_peer_score(peer_score_params(), gossipsub::PeerScoreThresholds::default())?;
             let mdns = match config.mdns {
                 true => Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer)?),

@@ -253,3 +253,37 @@ async fn only_identical_payloads_are_one_message() {
     let again = a.net.publish(TOPIC, genuine.clone()).await.unwrap();
     assert_eq!(again, PublishOutcome::Duplicate(Hash::of(&genuine)));
 }
+
+/// Topics both nodes subscribe to in the many-topics test: over gossipsub's
+/// default per-peer limit of 100.
+const SHARED_TOPICS: usize = 150;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sharing_more_than_a_hundred_topics_still_gossip() {
+    let a = node(31, Transport::Tcp).await;
+    let mut b = node(32, Transport::Tcp).await;
+    let topics: Vec<String> = (0..SHARED_TOPICS).map(|n| format!("weft/context/many-{n}")).collect();
+    for topic in &topics {
+        assert!(a.net.subscribe(topic).await.unwrap());
+        assert!(b.net.subscribe(topic).await.unwrap());
+    }
+    a.net.dial(b.addr.clone()).await.unwrap();
+    let last = topics.last().unwrap();
+    // B must have accepted A's subscriptions (with the old limit it ignored
+    // every RPC of A's, this one included).
+    common::eventually("b sees a in the last topic", || async {
+        b.net.peers().await.unwrap().iter().any(|p| p.peer == a.peer() && p.topics.iter().any(|t| t == last))
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + LIVENESS;
+    loop {
+        let outcome = a.net.publish(last, b"many".to_vec()).await.expect("publish");
+        if outcome.was_sent() || tokio::time::Instant::now() > deadline {
+            assert!(outcome.was_sent(), "a never had a subscribed peer for {last}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (data, _, source, _) = b.next_message().await;
+    assert_eq!((data.as_slice(), source), (&b"many"[..], a.peer()));
+}
