@@ -77,8 +77,9 @@
 //! # Anti-entropy and reconciliation
 //!
 //! Every `sync_frequency_ms` (10 s) a replica opens a session with a random
-//! connected member (never the same peer twice within `sync_interval_ms`,
-//! 5 s; each session bounded by `sync_timeout_ms`, 30 s). The goal is bytes
+//! connected member (never twice within `sync_interval_ms`, 5 s, with a
+//! peer that answered; a refused or broken attempt is retried after 0.25 to
+//! 2.25 s; each session bounded by `sync_timeout_ms`, 30 s). The goal is bytes
 //! proportional to the difference between the two delta sets, not to the
 //! history, in as few round trips as possible.
 //!

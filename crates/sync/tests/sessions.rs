@@ -1,12 +1,13 @@
 //! Session rules: crossing sessions, one bulk inflow at a time, silent
-//! peers, bursts paced by `Continue`.
+//! peers, retries after a refusal, bursts paced by `Continue`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::{Cluster, index, peer};
-use weft_sync::protocol::{ErrorCode, SyncMessage};
+use weft_sync::protocol::{ErrorCode, SyncMessage, error_reply};
+use weft_sync::replica::{RETRY_BACKOFF_MIN_MS, RETRY_BACKOFF_SPREAD_MS};
 use weft_sync::sim::measure_catch_up;
 use weft_sync::{Config, Input, Output};
 
@@ -115,4 +116,27 @@ fn catch_up_after_a_restart_is_one_and_a_half_round_trips_and_one_copy() {
     assert_eq!(catch_up.missing, 300);
     assert!(catch_up.round_trips <= 3.0, "{catch_up:?}");
     assert!(catch_up.ratio() <= 1.2, "{catch_up:?}");
+}
+
+#[test]
+fn a_refused_session_with_the_only_peer_is_retried_after_the_backoff_not_the_interval() {
+    let mut cluster = Cluster::new(2, quiet());
+    cluster.write(1, b"b", b"1");
+    let opened = sends(&cluster.replicas[0].handle(Input::PeerUp { peer: peer(1) }, cluster.now));
+    assert_eq!(opened.len(), 1);
+    // The peer is busy (say, receiving from someone else) and refuses.
+    let refusal = error_reply(ErrorCode::Busy, "already syncing").encode();
+    let outputs = cluster.replicas[0]
+        .handle(Input::StreamMessage { from: peer(1), session: opened[0].1, bytes: refusal }, cluster.now);
+    assert!(outputs.iter().any(|o| matches!(o, Output::CloseSession { .. })), "the refusal arrived: {outputs:?}");
+    assert_eq!(cluster.replicas[0].session_count(), 0);
+    // The retry comes within the backoff, well before `sync_interval_ms`:
+    // an attempt the peer refused is not a sync with it.
+    let retry_by = cluster.now + RETRY_BACKOFF_MIN_MS + RETRY_BACKOFF_SPREAD_MS;
+    assert!(retry_by < cluster.now + Config::default().sync_interval_ms);
+    assert!(cluster.replicas[0].next_timer_ms() <= retry_by);
+    cluster.now = retry_by;
+    let retried = sends(&cluster.replicas[0].handle(Input::Tick, cluster.now));
+    assert_eq!(retried.len(), 1, "a new session opened within the backoff");
+    assert_eq!(index(&peer(1)), retried[0].0);
 }

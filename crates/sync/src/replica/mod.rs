@@ -199,7 +199,8 @@ pub struct Replica<S: ReplicaStore> {
     rng: SeededRng,
     /// Connected member nodes.
     peers: BTreeSet<PeerId>,
-    /// When we last started an anti-entropy session with each peer.
+    /// When each peer last answered an anti-entropy session we opened
+    /// (refused or broken attempts are not counted).
     last_sync_ms: BTreeMap<PeerId, u64>,
     sessions: BTreeMap<SessionId, Session>,
     next_session: u64,

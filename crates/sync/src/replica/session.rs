@@ -183,7 +183,6 @@ impl<S: ReplicaStore> Replica<S> {
     pub(super) fn start_sync(&mut self, peer: PeerId, now_ms: u64) {
         let session = self.new_session_id();
         self.stats.syncs_started += 1;
-        self.last_sync_ms.insert(peer, now_ms);
         let request = SyncMessage::SyncRequest(SyncRequest {
             version: PROTOCOL_VERSION,
             context: self.context,
@@ -239,6 +238,11 @@ impl<S: ReplicaStore> Replica<S> {
                     return;
                 }
                 *replied = true;
+                // The peer took the session: only now does it count against
+                // `sync_interval_ms`. A refused or broken attempt does not,
+                // so its retry waits for the backoff alone; with a single
+                // peer it would otherwise wait the whole interval.
+                self.last_sync_ms.insert(from, now_ms);
                 // Nothing to push when the responder holds our heads; else
                 // what it lacks, as far as its summary tells.
                 let state = if reply.has_your_heads { OutflowState::Finished } else { OutflowState::Ready };

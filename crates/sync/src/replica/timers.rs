@@ -4,8 +4,9 @@
 //!
 //! Anti-entropy starts every `sync_frequency_ms` with a random connected
 //! member, and sooner when asked (a peer connected, a restart, parent
-//! requests escalated); never twice with one peer within
-//! `sync_interval_ms`, never more than `outbound_syncs_max` at once.
+//! requests escalated); never twice within `sync_interval_ms` with a peer
+//! that answered (a refused or broken attempt is retried after a short
+//! random backoff instead), never more than `outbound_syncs_max` at once.
 
 use std::collections::BTreeSet;
 
