@@ -177,6 +177,12 @@ pub(crate) enum Internal {
         n: u64,
         reply: DirectoryReply,
     },
+    /// A directory request we made got no answer (the stream could not be
+    /// opened, or broke): it may be asked again soon.
+    DirectoryFailed {
+        peer: NetPeer,
+        context: Hash,
+    },
 }
 
 /// A challenged join, as the stream task that ran the exchange hands it to

@@ -642,6 +642,7 @@ impl Driver {
                 let _ = reply.send(self.answer_directory(peer, context, n, member, signature).await);
             }
             Internal::Directory { peer, context, n, reply } => self.on_directory(peer, context, n, reply).await,
+            Internal::DirectoryFailed { peer, context } => self.directory_ask_failed(peer, context),
         }
     }
 

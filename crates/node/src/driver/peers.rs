@@ -42,6 +42,9 @@ use crate::wire::{
 const REDIAL_CHECK_MS: u64 = 250;
 /// The shortest pause between two directory requests to one node for one context.
 pub(crate) const DIRECTORY_ASK_MIN_MS: u64 = 10_000;
+/// The pause after a directory request that got no answer (the stream
+/// failed to open or broke, as when two connections race at a restart).
+pub(crate) const DIRECTORY_RETRY_MS: u64 = 1_000;
 /// How often each context asks one connected member's node for its directory.
 pub(crate) const DIRECTORY_REFRESH_MS: u64 = 60_000;
 /// Directory requests remembered for rate limiting; the oldest are forgotten.
@@ -83,8 +86,12 @@ impl Driver {
         self.identified.remove(&peer);
         if let Some(node) = node_key(&peer) {
             self.redial.on_disconnected(node, now_ms(), random_u64());
-            // Proof holds for a connection: the next one proves again.
+            // Proof holds for a connection: the next one proves again, at
+            // once. The ask limit is per connection too: a node that comes
+            // back within DIRECTORY_ASK_MIN_MS of our last ask (a restart)
+            // would otherwise stay unproven, so no sync peer, until it ran out.
             self.proven.retain(|(proven, _)| *proven != node);
+            self.directory_asked.retain(|(asked, _), _| *asked != node);
         }
     }
 
@@ -292,6 +299,18 @@ impl Driver {
             self.internal_tx.clone(),
             self.counters.clone(),
         ));
+    }
+
+    /// A directory request to `peer` got no answer. Until this node is
+    /// proven it is no sync peer of the context, so waiting the whole
+    /// DIRECTORY_ASK_MIN_MS would stall the context's anti-entropy with it:
+    /// ask again after DIRECTORY_RETRY_MS instead (a peer that never answers
+    /// is asked once a second per context it subscribes to, at most).
+    pub(super) fn directory_ask_failed(&mut self, peer: NetPeer, context: Hash) {
+        let Some(node) = node_key(&peer) else { return };
+        if let Some(at) = self.directory_asked.get_mut(&(node, context)) {
+            *at = at.saturating_sub(DIRECTORY_ASK_MIN_MS.saturating_sub(DIRECTORY_RETRY_MS));
+        }
     }
 
     /// Answer a directory request: the context's member nodes we know and

@@ -228,27 +228,14 @@ pub(crate) async fn request_directory(
     internal: mpsc::Sender<Internal>,
     counters: Arc<Counters>,
 ) {
-    let mut stream = match net.open_stream(peer).await {
-        Ok(stream) => stream,
-        Err(error) => {
-            debug!(%peer, %error, "opening a directory stream failed");
-            return;
-        }
-    };
-    let hello = hello.encode();
-    if stream.send(&hello).await.is_err() {
-        return;
-    }
-    count_sent(&counters, hello.len());
-    let answer = match stream.recv().await {
+    let answer = match exchange_directory(&net, peer, hello, &counters).await {
         Ok(answer) => answer,
         Err(error) => {
             debug!(%peer, %error, "no directory answer");
+            let _ = internal.send(Internal::DirectoryFailed { peer, context }).await;
             return;
         }
     };
-    count_received(&counters, answer.len());
-    let _ = stream.close().await;
     match DirectoryReply::decode(&answer) {
         Ok(reply) => {
             Counters::bump(&counters.directories_received, 1);
@@ -256,6 +243,23 @@ pub(crate) async fn request_directory(
         }
         Err(error) => debug!(%peer, %error, "malformed directory answer"),
     }
+}
+
+/// Send a directory hello to `peer` and read its one answer.
+async fn exchange_directory(
+    net: &NetHandle,
+    peer: NetPeer,
+    hello: StreamHello,
+    counters: &Counters,
+) -> Result<Vec<u8>, String> {
+    let mut stream = net.open_stream(peer).await.map_err(|error| format!("opening the stream: {error}"))?;
+    let hello = hello.encode();
+    stream.send(&hello).await.map_err(|error| format!("sending the hello: {error}"))?;
+    count_sent(counters, hello.len());
+    let answer = stream.recv().await.map_err(|error| format!("reading the answer: {error}"))?;
+    count_received(counters, answer.len());
+    let _ = stream.close().await;
+    Ok(answer)
 }
 
 async fn serve_session(
