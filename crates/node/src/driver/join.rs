@@ -151,6 +151,81 @@ impl Driver {
     }
 }
 
+/// Attempts at the join exchange when its stream breaks before a reply.
+const JOIN_ATTEMPTS_MAX: u32 = 3;
+/// Pause before the second attempt (doubled before each next one).
+const JOIN_RETRY_MS: u64 = 200;
+
+/// [`ask_inviter`], again when the stream itself failed (a stream can be
+/// dropped by a busy inviter before it reads a byte). Presenting an
+/// invitation again is safe: it admits one identity, and the same one may
+/// present it again. Refusals and protocol errors are final.
+async fn ask_inviter_with_retries(
+    net: &NetHandle,
+    inviter: NetPeer,
+    invitation: &Invitation,
+    identity: &SigningKey,
+) -> Result<JoinAccepted, NodeError> {
+    let mut pause_ms = JOIN_RETRY_MS;
+    let mut attempt = 1;
+    loop {
+        match ask_inviter(net, inviter, invitation, identity).await {
+            Err(NodeError::Net(error)) if attempt < JOIN_ATTEMPTS_MAX && stream_broke(&error) => {
+                tracing::debug!(%inviter, %error, attempt, "join stream failed; asking again");
+                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                pause_ms = pause_ms.saturating_mul(2);
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Whether `error` is the stream failing rather than the inviter answering.
+fn stream_broke(error: &weft_net::NetError) -> bool {
+    use weft_net::NetError;
+    matches!(
+        error,
+        NetError::OpenStream { .. } | NetError::Io(_) | NetError::StreamClosed | NetError::TruncatedFrame { .. }
+    )
+}
+
+/// The join exchange on one stream: hello, challenge, proof, reply.
+async fn ask_inviter(
+    net: &NetHandle,
+    inviter: NetPeer,
+    invitation: &Invitation,
+    identity: &SigningKey,
+) -> Result<JoinAccepted, NodeError> {
+    let mut stream = net.open_stream(inviter).await?;
+    let hello = StreamHello::Join(Box::new(JoinHello { version: NODE_WIRE_VERSION, invitation: invitation.clone() }));
+    stream.send(&hello.encode()).await?;
+    let answer = stream.recv().await?;
+    let challenge = match JoinChallenge::decode(&answer) {
+        Ok(challenge) => challenge,
+        // A node refusing at once (an unknown wire version) answers with its reply.
+        Err(_) => match JoinReply::decode(&answer) {
+            Ok(JoinReply::Refused { reason }) => return Err(NodeError::JoinRefused(reason)),
+            _ => return Err(NodeError::Protocol("the inviter's node sent no join challenge".into())),
+        },
+    };
+    let binding = JoinBinding {
+        challenge: challenge.challenge,
+        joiner_node: weft_net::peer_public_key(&net.local_peer_id())
+            .ok_or_else(|| NodeError::Protocol("our node id is not an Ed25519 key".into()))?
+            .0,
+        inviter_node: invitation.inviter_node,
+    };
+    let proof = JoinProof::create(identity, invitation, &binding);
+    stream.send(&proof.encode()).await?;
+    let reply = JoinReply::decode(&stream.recv().await?).map_err(|e| NodeError::Protocol(e.to_string()))?;
+    let _ = stream.close().await;
+    match reply {
+        JoinReply::Accepted(accepted) => Ok(accepted),
+        JoinReply::Refused { reason } => Err(NodeError::JoinRefused(reason)),
+    }
+}
+
 /// The joiner's side, run on the caller's task: reach the inviter, ask,
 /// install, then wait until our own history shows us admitted.
 pub(crate) async fn join(
@@ -181,33 +256,7 @@ pub(crate) async fn join(
             return Err(error);
         }
     }
-    let mut stream = net.open_stream(inviter).await?;
-    let hello = StreamHello::Join(Box::new(JoinHello { version: NODE_WIRE_VERSION, invitation: invitation.clone() }));
-    stream.send(&hello.encode()).await?;
-    let answer = stream.recv().await?;
-    let challenge = match JoinChallenge::decode(&answer) {
-        Ok(challenge) => challenge,
-        // A node refusing at once (an unknown wire version) answers with its reply.
-        Err(_) => match JoinReply::decode(&answer) {
-            Ok(JoinReply::Refused { reason }) => return Err(NodeError::JoinRefused(reason)),
-            _ => return Err(NodeError::Protocol("the inviter's node sent no join challenge".into())),
-        },
-    };
-    let binding = JoinBinding {
-        challenge: challenge.challenge,
-        joiner_node: weft_net::peer_public_key(&net.local_peer_id())
-            .ok_or_else(|| NodeError::Protocol("our node id is not an Ed25519 key".into()))?
-            .0,
-        inviter_node: invitation.inviter_node,
-    };
-    let proof = JoinProof::create(identity, &invitation, &binding);
-    stream.send(&proof.encode()).await?;
-    let reply = JoinReply::decode(&stream.recv().await?).map_err(|e| NodeError::Protocol(e.to_string()))?;
-    let _ = stream.close().await;
-    let accepted = match reply {
-        JoinReply::Accepted(accepted) => accepted,
-        JoinReply::Refused { reason } => return Err(NodeError::JoinRefused(reason)),
-    };
+    let accepted = ask_inviter_with_retries(net, inviter, &invitation, identity).await?;
     let context = invitation.context;
     let (reply, answer) = oneshot::channel();
     commands
