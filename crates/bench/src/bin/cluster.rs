@@ -19,9 +19,12 @@
 //! - `big_state`: a node whose context holds `--entries` keys: memory
 //!   growth while writing them, start-up time and memory when reopened;
 //! - `many_contexts`: a node in `--contexts` small contexts: call latency
-//!   on one of them, memory, start-up time, against a node in 1 context.
+//!   on one of them, memory, start-up time, against a node in 1 context;
+//! - `many_contexts_sync`: two nodes sharing `--contexts` contexts, one
+//!   restarted after missing a write in each: when every context has
+//!   caught up through its own anti-entropy, against one shared context.
 //!
-//! Usage: `weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts]
+//! Usage: `weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts|many_contexts_sync]
 //! [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]`.
 //! (`--reopen DIR` is `big_state`'s own: it reopens a node in a fresh process.)
 //! Bad arguments: one line on stderr, exit code 2. A figure that fails
@@ -43,6 +46,8 @@ mod harness;
 mod local_writes;
 #[path = "cluster/many_contexts.rs"]
 mod many_contexts;
+#[path = "cluster/many_contexts_sync.rs"]
+mod many_contexts_sync;
 #[path = "cluster/propagation.rs"]
 mod propagation;
 #[path = "cluster/report.rs"]
@@ -100,6 +105,7 @@ enum Only {
     ApiWrites,
     BigState,
     ManyContexts,
+    ManyContextsSync,
 }
 
 /// The parsed command line.
@@ -115,10 +121,9 @@ struct Options {
     burst_writes: usize,
 }
 
-const USAGE: &str = "usage: weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts] \
+const USAGE: &str = "usage: weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts|many_contexts_sync] \
                      [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]";
-const FIGURES: &str =
-    "propagation, propagation_loaded, catch_up, sustained, burst, local_writes, api_writes, big_state, many_contexts";
+const FIGURES: &str = "propagation, propagation_loaded, catch_up, sustained, burst, local_writes, api_writes, big_state, many_contexts, many_contexts_sync";
 
 /// The number after `flag`, in `1..=max`.
 fn number<T>(flag: &str, value: Option<String>, max: T) -> Result<T, String>
@@ -151,6 +156,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
                     Some("api_writes") => Only::ApiWrites,
                     Some("big_state") => Only::BigState,
                     Some("many_contexts") => Only::ManyContexts,
+                    Some("many_contexts_sync") => Only::ManyContextsSync,
                     Some(other) => return Err(format!("--only: unknown figure {other:?} ({FIGURES})")),
                     None => return Err(format!("--only needs a figure ({FIGURES})")),
                 });
@@ -206,6 +212,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     if runs(Only::ManyContexts) {
         many_contexts::run(options.contexts).await?;
+    }
+    if runs(Only::ManyContextsSync) {
+        many_contexts_sync::run(options.contexts).await?;
     }
     Ok(())
 }
