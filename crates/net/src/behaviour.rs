@@ -43,6 +43,16 @@ const INVALID_MESSAGE_MEMORY: Duration = Duration::from_secs(600);
 /// each tracked subscription of a peer costs memory (a few hundred bytes).
 pub const GOSSIP_TOPICS_PER_PEER_MAX: usize = 20_000;
 
+/// Bytes of subscriptions and control messages gossipsub accepts in one
+/// RPC. A node sends every topic it subscribes to in one RPC when a peer
+/// connects, and gossipsub's default (16 KiB) holds about 200 of our
+/// context topics: the RPC of a node in more contexts was dropped whole,
+/// so its peer never learned any of its subscriptions, no context got a
+/// sync peer, and nothing was repaired. Sized for the most subscriptions
+/// a peer may hold, each a topic of the longest allowed name with its
+/// protobuf framing; a whole RPC is still bounded by `max_transmit_size`.
+pub const GOSSIP_CONTROL_BYTES_MAX: usize = GOSSIP_TOPICS_PER_PEER_MAX * (crate::TOPIC_BYTES_MAX + 8);
+
 /// Every libp2p protocol a Weft node runs.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -147,6 +157,7 @@ fn gossip_config(config: &NetConfig) -> Result<gossipsub::Config, NetError> {
         .heartbeat_initial_delay(g.heartbeat_interval)
         .flood_publish(g.flood_publish)
         .max_transmit_size(g.max_transmit_bytes)
+        .max_control_message_size(GOSSIP_CONTROL_BYTES_MAX)
         .history_length(g.history_length)
         .history_gossip(3)
         .duplicate_cache_time(g.duplicate_cache_time)

@@ -34,7 +34,8 @@ pub struct GossipParams {
     /// Send own messages to every subscribed peer, not only mesh peers: a
     /// small group's mesh may not have formed yet when a node publishes.
     pub flood_publish: bool,
-    /// The largest gossip RPC accepted or sent, envelope included.
+    /// The largest gossip RPC accepted or sent, envelope included; at
+    /// least [`GOSSIP_CONTROL_BYTES_MAX`](crate::GOSSIP_CONTROL_BYTES_MAX).
     pub max_transmit_bytes: usize,
     /// Heartbeats a received message stays in the cache: a message must be
     /// validated within `history_length × heartbeat_interval` to be forwarded.
@@ -170,9 +171,11 @@ impl NetConfig {
                 g.mesh_n_low, g.mesh_n, g.mesh_n_high
             )));
         }
-        if g.max_transmit_bytes < crate::GOSSIP_ENVELOPE_BYTES_MAX * 2 {
+        // One RPC carries every subscription of a node when a peer connects.
+        let least = (crate::GOSSIP_ENVELOPE_BYTES_MAX * 2).max(crate::GOSSIP_CONTROL_BYTES_MAX);
+        if g.max_transmit_bytes < least {
             return Err(NetError::BadConfig(format!(
-                "gossip max_transmit_bytes {} is too small",
+                "gossip max_transmit_bytes {} is too small: at least {least} (one RPC must hold every topic subscription)",
                 g.max_transmit_bytes
             )));
         }

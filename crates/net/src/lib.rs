@@ -58,7 +58,7 @@ use libp2p::StreamProtocol;
 use libp2p::futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-pub use behaviour::{GOSSIP_TOPICS_PER_PEER_MAX, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
+pub use behaviour::{GOSSIP_CONTROL_BYTES_MAX, GOSSIP_TOPICS_PER_PEER_MAX, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
 pub use config::{CheckedAddrs, GossipParams, NetConfig, SWARM_PORT_DEFAULT, peer_of_addr};
 pub use error::NetError;
 pub use handle::{IncomingStreams, NetEvent, NetHandle, NetStats, PeerInfo, PublishOutcome, Validation};

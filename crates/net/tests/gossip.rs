@@ -255,14 +255,19 @@ async fn only_identical_payloads_are_one_message() {
 }
 
 /// Topics both nodes subscribe to in the many-topics test: over gossipsub's
-/// default per-peer limit of 100.
+/// default per-peer limit of 100, and each of the longest allowed name, so
+/// the subscriptions sent on connecting (150 × 256 bytes) are far over
+/// gossipsub's default 16 KiB of control data per RPC too.
 const SHARED_TOPICS: usize = 150;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_sharing_more_than_a_hundred_topics_still_gossip() {
     let a = node(31, Transport::Tcp).await;
     let mut b = node(32, Transport::Tcp).await;
-    let topics: Vec<String> = (0..SHARED_TOPICS).map(|n| format!("weft/context/many-{n}")).collect();
+    let topics: Vec<String> = (0..SHARED_TOPICS)
+        .map(|n| format!("weft/context/{n:0>width$}", width = weft_net::TOPIC_BYTES_MAX - 13))
+        .collect();
+    assert!(topics.iter().all(|t| t.len() == weft_net::TOPIC_BYTES_MAX));
     for topic in &topics {
         assert!(a.net.subscribe(topic).await.unwrap());
         assert!(b.net.subscribe(topic).await.unwrap());
