@@ -122,7 +122,8 @@ struct Options {
 }
 
 const USAGE: &str = "usage: weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts|many_contexts_sync] \
-                     [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]";
+                     [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]\n\
+                     the nodes' logs go to stderr, filtered by RUST_LOG (errors only by default)";
 const FIGURES: &str = "propagation, propagation_loaded, catch_up, sustained, burst, local_writes, api_writes, big_state, many_contexts, many_contexts_sync";
 
 /// The number after `flag`, in `1..=max`.
@@ -220,6 +221,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // The nodes' logs, for a figure that stalls: RUST_LOG=weft_node=debug.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let mut raw = std::env::args().skip(1);
     let reopen = match (raw.next().as_deref(), raw.next()) {
         (Some("--reopen"), Some(dir)) => Some(std::path::PathBuf::from(dir)),
