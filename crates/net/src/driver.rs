@@ -48,6 +48,10 @@ pub(crate) struct Driver {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     backlog: VecDeque<NetEvent>,
+    /// Peers whose subscription events met a full backlog: each gets one
+    /// [`NetEvent::PeerTopics`] once there is room (bounded by the
+    /// connected peers).
+    stale_topics: HashSet<PeerId>,
     counters: Arc<Counters>,
     peers: HashMap<PeerId, PeerState>,
     listen_addrs: Vec<Multiaddr>,
@@ -71,6 +75,7 @@ impl Driver {
             commands,
             events,
             backlog: VecDeque::new(),
+            stale_topics: HashSet::new(),
             counters,
             peers: HashMap::new(),
             listen_addrs: Vec::new(),
@@ -136,9 +141,13 @@ impl Driver {
                             permit.send(event);
                         }
                         self.drain_backlog();
+                        self.queue_stale_topics();
                     }
                     // Nobody listens any more: nothing to keep.
-                    Err(_) => self.backlog.clear(),
+                    Err(_) => {
+                        self.backlog.clear();
+                        self.stale_topics.clear();
+                    }
                 },
             }
         }
@@ -156,7 +165,34 @@ impl Driver {
         }
     }
 
+    /// While the backlog has room, queue the current topics of each peer
+    /// whose subscription events were coalesced. Taken now, after every
+    /// event already queued, so applying it last leaves the consumer with
+    /// gossipsub's view of the peer.
+    fn queue_stale_topics(&mut self) {
+        while self.backlog.len() < EVENT_BACKLOG_MAX {
+            let Some(peer) = self.stale_topics.iter().next().copied() else { return };
+            self.stale_topics.remove(&peer);
+            let topics = self
+                .swarm
+                .behaviour()
+                .gossipsub
+                .all_peers()
+                .find(|(p, _)| **p == peer)
+                .map(|(_, topics)| topics.into_iter().map(|t| t.as_str().to_owned()).collect())
+                .unwrap_or_default();
+            self.backlog.push_back(NetEvent::PeerTopics { peer, topics });
+        }
+    }
+
     /// Queue `event` for the consumer; false if it had to be dropped.
+    ///
+    /// Over [`EVENT_BACKLOG_MAX`] queued, a gossip message is dropped (the
+    /// sender is not penalized; another route or anti-entropy brings it),
+    /// a subscription change is coalesced into a later
+    /// [`NetEvent::PeerTopics`] (a lost one would leave a context without
+    /// its sync peer for the whole connection), and a connection event is
+    /// queued anyway: those come at most a few per connection.
     fn emit(&mut self, event: NetEvent) -> bool {
         let event = match self.backlog.is_empty() {
             true => match self.events.try_send(event) {
@@ -167,12 +203,24 @@ impl Driver {
             },
             false => event,
         };
-        if self.backlog.len() < EVENT_BACKLOG_MAX {
-            self.backlog.push_back(event);
-            return true;
+        match event {
+            NetEvent::Subscribed { peer, .. } | NetEvent::Unsubscribed { peer, .. }
+                if self.backlog.len() >= EVENT_BACKLOG_MAX || self.stale_topics.contains(&peer) =>
+            {
+                // Once stale, later changes of the peer ride on the snapshot too.
+                self.stale_topics.insert(peer);
+                self.counters.subscription_events_coalesced.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            NetEvent::Message { .. } if self.backlog.len() >= EVENT_BACKLOG_MAX => {
+                self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            event => {
+                self.backlog.push_back(event);
+                true
+            }
         }
-        self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
-        false
     }
 
     fn on_command(&mut self, command: Command) -> Flow {

@@ -129,6 +129,17 @@ pub enum NetEvent {
     },
     /// The node listens on a new address.
     ListenAddr(Multiaddr),
+    /// Every topic a connected peer subscribes to now. Sent instead of
+    /// [`NetEvent::Subscribed`] / [`NetEvent::Unsubscribed`] events that
+    /// arrived while the event queue was full (a peer sharing thousands of
+    /// topics announces them all at once on connecting): it replaces what
+    /// the consumer knew of that peer's topics.
+    PeerTopics {
+        /// The peer.
+        peer: PeerId,
+        /// Its topics (empty if it disconnected meanwhile).
+        topics: Vec<String>,
+    },
 }
 
 /// A connected peer as the swarm sees it.
@@ -149,8 +160,12 @@ pub struct PeerInfo {
 /// Counters of what the network had to drop to stay bounded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetStats {
-    /// Events dropped because the event channel and its backlog were full.
+    /// Gossip messages dropped because the event channel and its backlog
+    /// were full (no other event is dropped).
     pub events_dropped: u64,
+    /// Subscription changes that met a full backlog and were folded into a
+    /// later [`NetEvent::PeerTopics`].
+    pub subscription_events_coalesced: u64,
     /// Inbound streams refused because the incoming-stream queue was full.
     pub incoming_streams_dropped: u64,
 }
@@ -158,6 +173,7 @@ pub struct NetStats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) events_dropped: AtomicU64,
+    pub(crate) subscription_events_coalesced: AtomicU64,
     pub(crate) incoming_streams_dropped: AtomicU64,
 }
 
@@ -343,6 +359,7 @@ impl NetHandle {
     pub fn stats(&self) -> NetStats {
         NetStats {
             events_dropped: self.counters.events_dropped.load(Ordering::Relaxed),
+            subscription_events_coalesced: self.counters.subscription_events_coalesced.load(Ordering::Relaxed),
             incoming_streams_dropped: self.counters.incoming_streams_dropped.load(Ordering::Relaxed),
         }
     }

@@ -76,7 +76,8 @@ pub const COMMANDS_MAX: usize = 256;
 /// Events waiting in the channel to the node.
 pub const EVENTS_MAX: usize = 1024;
 /// Events waiting inside the swarm task while the channel is full; beyond
-/// this, events are dropped and counted.
+/// this, gossip messages are dropped and counted, and subscription changes
+/// are folded into a [`NetEvent::PeerTopics`] (connection events are kept).
 pub const EVENT_BACKLOG_MAX: usize = 4096;
 /// Inbound streams waiting to be accepted; beyond this they are refused.
 pub const INCOMING_STREAMS_MAX: usize = 64;

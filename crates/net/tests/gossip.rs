@@ -4,10 +4,11 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{LIVENESS, Node, Transport, config, node, start};
-use weft_net::{PublishOutcome, Validation, message_id};
+use weft_net::{NetEvent, PublishOutcome, Validation, message_id};
 use weft_primitives::Hash;
 
 const TOPIC: &str = "weft/context/test";
@@ -291,4 +292,53 @@ async fn nodes_sharing_more_than_a_hundred_topics_still_gossip() {
     }
     let (data, _, source, _) = b.next_message().await;
     assert_eq!((data.as_slice(), source), (&b"many"[..], a.peer()));
+}
+
+/// Topics a peer announces at once in the overflow test: more than the
+/// event channel and the swarm's backlog hold together.
+const FLOOD_TOPICS: usize = weft_net::EVENTS_MAX + weft_net::EVENT_BACKLOG_MAX + 500;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_announcing_more_topics_than_the_event_queue_holds_is_known_in_all_of_them() {
+    let mut a = node(35, Transport::Tcp).await;
+    let b = node(36, Transport::Tcp).await;
+    let topics: BTreeSet<String> = (0..FLOOD_TOPICS).map(|n| format!("flood-{n}")).collect();
+    for topic in &topics {
+        assert!(b.net.subscribe(topic).await.unwrap());
+    }
+    // A reads no event until gossipsub holds all of B's subscriptions (they
+    // arrive in one RPC on connecting) and they overflowed A's event queue.
+    a.net.dial(b.addr.clone()).await.unwrap();
+    common::eventually("a's swarm knows every topic of b", || async {
+        a.net.peers().await.unwrap().iter().any(|p| p.peer == b.peer() && p.topics.len() == FLOOD_TOPICS)
+    })
+    .await;
+    common::eventually("a's event queue overflowed", || async { a.net.stats().subscription_events_coalesced > 0 })
+        .await;
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    let mut snapshots = 0;
+    let outcome = tokio::time::timeout(LIVENESS, async {
+        while known.len() < FLOOD_TOPICS || snapshots == 0 {
+            match a.events.recv().await.expect("event stream open") {
+                NetEvent::Subscribed { peer, topic } if peer == b.peer() => {
+                    known.insert(topic);
+                }
+                NetEvent::Unsubscribed { peer, topic } if peer == b.peer() => {
+                    known.remove(&topic);
+                }
+                NetEvent::PeerTopics { peer, topics } if peer == b.peer() => {
+                    snapshots += 1;
+                    known = topics.into_iter().collect();
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        outcome.is_ok(),
+        "a learned {} of b's {FLOOD_TOPICS} topics from its events ({snapshots} snapshots)",
+        known.len()
+    );
+    assert_eq!(known, topics);
 }

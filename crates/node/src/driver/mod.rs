@@ -652,29 +652,23 @@ impl Driver {
                 Counters::bump(&self.counters.gossip_received, 1);
                 self.on_gossip(&topic, &data, msg_id, propagation_source).await;
             }
-            NetEvent::Subscribed { peer, topic } => {
-                // Topics we do not serve are remembered (a context we join
-                // later finds its subscribers here), but only so many: a
-                // stranger may announce any number of topic names.
-                let served = self.topics.contains_key(&topic);
-                let unserved = self.topic_peers.keys().filter(|t| !self.topics.contains_key(*t)).count();
-                if !served && !self.topic_peers.contains_key(&topic) && unserved >= UNSERVED_TOPICS_MAX {
-                    return;
+            NetEvent::Subscribed { peer, topic } => self.on_subscribed(peer, topic).await,
+            NetEvent::Unsubscribed { peer, topic } => self.on_unsubscribed(peer, &topic).await,
+            NetEvent::PeerTopics { peer, topics } => {
+                let now: BTreeSet<String> = topics.into_iter().collect();
+                let known: Vec<String> = self
+                    .topic_peers
+                    .iter()
+                    .filter(|(topic, peers)| peers.contains(&peer) && !now.contains(*topic))
+                    .map(|(topic, _)| topic.clone())
+                    .collect();
+                for topic in known {
+                    self.on_unsubscribed(peer, &topic).await;
                 }
-                self.topic_peers.entry(topic.clone()).or_default().insert(peer);
-                if let Some(context) = self.topics.get(&topic).copied() {
-                    self.subscriber_seen(context, peer).await;
-                }
-            }
-            NetEvent::Unsubscribed { peer, topic } => {
-                if let Some(peers) = self.topic_peers.get_mut(&topic) {
-                    peers.remove(&peer);
-                    if peers.is_empty() {
-                        self.topic_peers.remove(&topic);
+                for topic in now {
+                    if !self.topic_peers.get(&topic).is_some_and(|peers| peers.contains(&peer)) {
+                        self.on_subscribed(peer, topic).await;
                     }
-                }
-                if let (Some(context), Some(peer)) = (self.topics.get(&topic).copied(), Self::sync_peer(&peer)) {
-                    self.feed(context, Input::PeerDown { peer }).await;
                 }
             }
             NetEvent::PeerDisconnected { peer } => {
@@ -749,6 +743,36 @@ impl Driver {
         Counters::bump(&self.counters.penalties, 1);
         debug!(%context, %source, "gossip that does not open under its key or lies about its id");
         let _ = self.net.report_validation(msg_id, source, Validation::Reject).await;
+    }
+
+    async fn on_subscribed(&mut self, peer: NetPeer, topic: String) {
+        // Topics we do not serve are remembered (a context we join later
+        // finds its subscribers here), but only so many: a stranger may
+        // announce any number of topic names. (Counted only for those: a
+        // peer announcing thousands of served topics at once must not cost
+        // a scan of every topic each.)
+        if !self.topics.contains_key(&topic) && !self.topic_peers.contains_key(&topic) {
+            let unserved = self.topic_peers.keys().filter(|t| !self.topics.contains_key(*t)).count();
+            if unserved >= UNSERVED_TOPICS_MAX {
+                return;
+            }
+        }
+        self.topic_peers.entry(topic.clone()).or_default().insert(peer);
+        if let Some(context) = self.topics.get(&topic).copied() {
+            self.subscriber_seen(context, peer).await;
+        }
+    }
+
+    async fn on_unsubscribed(&mut self, peer: NetPeer, topic: &str) {
+        if let Some(peers) = self.topic_peers.get_mut(topic) {
+            peers.remove(&peer);
+            if peers.is_empty() {
+                self.topic_peers.remove(topic);
+            }
+        }
+        if let (Some(context), Some(peer)) = (self.topics.get(topic).copied(), Self::sync_peer(&peer)) {
+            self.feed(context, Input::PeerDown { peer }).await;
+        }
     }
 
     /// Register an opened context's topic and tell its replica about the
