@@ -6,7 +6,8 @@
 //! it), gossipsub (signed, strict validation, caller-side acceptance, peer
 //! scoring so a rejected message costs its sender), identify, ping,
 //! Kademlia in server mode (optional), mDNS (opt-in), relay client, DCUtR,
-//! AutoNAT and the generic stream behaviour that carries `/weft/sync/1`.
+//! AutoNAT, and `/weft/sync/1`: the generic stream behaviour opens its
+//! streams, [`SyncInbound`] accepts them.
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use libp2p::{
 };
 
 use crate::config::CheckedAddrs;
+use crate::inbound::{StreamInbox, SyncInbound};
 use crate::{NetConfig, NetError};
 
 /// The Kademlia protocol of Weft's own DHT (not the public IPFS one).
@@ -65,7 +67,10 @@ pub(crate) struct Behaviour {
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) autonat: autonat::Behaviour,
+    /// Opens outbound `/weft/sync/1` streams (it accepts none).
     pub(crate) stream: libp2p_stream::Behaviour,
+    /// Accepts inbound `/weft/sync/1` streams into the node's queue.
+    pub(crate) sync_inbound: SyncInbound,
 }
 
 /// The swarm for `config`, not yet listening.
@@ -73,6 +78,7 @@ pub(crate) fn build_swarm(
     config: &NetConfig,
     keypair: identity::Keypair,
     addrs: &CheckedAddrs,
+    inbox: StreamInbox,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let gossip_config = gossip_config(config)?;
     let swarm = SwarmBuilder::with_existing_identity(keypair)
@@ -123,6 +129,7 @@ pub(crate) fn build_swarm(
                 dcutr: dcutr::Behaviour::new(peer),
                 autonat: autonat::Behaviour::new(peer, autonat::Config::default()),
                 stream: libp2p_stream::Behaviour::new(),
+                sync_inbound: SyncInbound::new(inbox),
             })
         })
         .map_err(|e| NetError::Transport(e.to_string()))?

@@ -48,15 +48,14 @@ mod driver;
 mod error;
 mod handle;
 mod identity;
+mod inbound;
 mod stream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libp2p::StreamProtocol;
-use libp2p::futures::StreamExt;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
 pub use behaviour::{GOSSIP_CONTROL_BYTES_MAX, GOSSIP_TOPICS_PER_PEER_MAX, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL};
 pub use config::{CheckedAddrs, GossipParams, NetConfig, SWARM_PORT_DEFAULT, peer_of_addr};
@@ -80,7 +79,9 @@ pub const EVENTS_MAX: usize = 1024;
 /// are folded into a [`NetEvent::PeerTopics`] (connection events are kept).
 pub const EVENT_BACKLOG_MAX: usize = 4096;
 /// Inbound streams waiting to be accepted; beyond this they are refused.
-pub const INCOMING_STREAMS_MAX: usize = 64;
+/// Holds the bursts of a few peers each opening
+/// [`STREAM_OPENS_IN_FLIGHT_MAX`] at once.
+pub const INCOMING_STREAMS_MAX: usize = 256;
 /// Outbound stream opens in flight at once (more wait for a slot).
 pub const STREAM_OPENS_IN_FLIGHT_MAX: usize = 64;
 /// Addresses taken from one peer's identify message or one mDNS
@@ -123,13 +124,18 @@ impl Network {
         let addrs = config.check()?;
         let keypair = identity::keypair_from_seed(&config.identity_seed)?;
         let local_peer = keypair.public().to_peer_id();
-        let mut swarm = behaviour::build_swarm(&config, keypair, &addrs)?;
-
-        let mut control = swarm.behaviour().stream.new_control();
-        // Registered before listening, so no early stream finds the protocol missing.
-        let inbound = control
-            .accept(StreamProtocol::new(SYNC_PROTOCOL))
-            .map_err(|e| NetError::Transport(format!("registering {SYNC_PROTOCOL}: {e}")))?;
+        let counters = Arc::new(Counters::default());
+        let timeouts = StreamTimeouts {
+            open: config.stream_open_timeout,
+            read: config.stream_read_timeout,
+            write: config.stream_write_timeout,
+        };
+        // The swarm's connections hold the only senders: the queue ends when
+        // the swarm stops.
+        let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_STREAMS_MAX);
+        let inbox = inbound::StreamInbox { queue: incoming_tx, counters: counters.clone(), timeouts };
+        let mut swarm = behaviour::build_swarm(&config, keypair, &addrs, inbox)?;
+        let control = swarm.behaviour().stream.new_control();
 
         let mut waiting = HashMap::new();
         for addr in &addrs.listen {
@@ -146,7 +152,6 @@ impl Network {
 
         let (commands_tx, commands_rx) = mpsc::channel(COMMANDS_MAX);
         let (events_tx, events_rx) = mpsc::channel(EVENTS_MAX);
-        let counters = Arc::new(Counters::default());
         for addr in &addrs.announce {
             swarm.add_external_address(addr.clone());
         }
@@ -171,19 +176,7 @@ impl Network {
             let _ = kad.bootstrap();
         }
 
-        let timeouts = StreamTimeouts {
-            open: config.stream_open_timeout,
-            read: config.stream_read_timeout,
-            write: config.stream_write_timeout,
-        };
-        let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_STREAMS_MAX);
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        tokio::spawn(forward_incoming(inbound, incoming_tx, stop_rx, counters.clone(), timeouts));
-        tokio::spawn(async move {
-            driver.run().await;
-            // Dropping the swarm closed every connection; stop accepting too.
-            drop(stop_tx);
-        });
+        tokio::spawn(async move { driver.run().await });
 
         let handle = NetHandle {
             commands: commands_tx,
@@ -218,34 +211,6 @@ fn ensure_tcp_port_free(addr: &Multiaddr) -> Result<(), NetError> {
         // Dropped at once: libp2p binds it next.
         Ok(_) => Ok(()),
         Err(e) => Err(NetError::Listen { addr: addr.to_string(), reason: e.to_string() }),
-    }
-}
-
-/// Move accepted streams from libp2p's unbuffered channel into the bounded
-/// queue the node reads, framing each. Ends when the swarm stops or the
-/// node drops its [`IncomingStreams`].
-async fn forward_incoming(
-    mut inbound: libp2p_stream::IncomingStreams,
-    queue: mpsc::Sender<FramedStream>,
-    mut stop: oneshot::Receiver<()>,
-    counters: Arc<Counters>,
-    timeouts: StreamTimeouts,
-) {
-    loop {
-        let next = tokio::select! {
-            next = inbound.next() => next,
-            _ = &mut stop => return,
-            _ = queue.closed() => return,
-        };
-        let Some((peer, stream)) = next else { return };
-        match queue.try_send(FramedStream::new(stream, peer, timeouts.read, timeouts.write)) {
-            Ok(()) => {}
-            // Dropping the stream resets it: the opener gets an error at once.
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                counters.incoming_streams_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
-        }
     }
 }
 

@@ -149,6 +149,52 @@ async fn a_full_incoming_queue_refuses_and_counts() {
     assert_eq!(waiting[0].recv().await.unwrap(), b"x");
 }
 
+/// A peer opening as many streams at once as it may (a reconnect that
+/// asks for many contexts' directories) has every one of them accepted:
+/// none is reset on arrival while the node has not yet taken the previous
+/// one out. Each stream carries one frame there and one back, and the node
+/// takes none out until every stream's frame was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_streams_opened_at_once_is_accepted_whole() {
+    let a = node(14, Transport::Tcp).await;
+    let b = node(15, Transport::Tcp).await;
+    a.net.dial(b.addr.clone()).await.unwrap();
+    let burst = weft_net::STREAM_OPENS_IN_FLIGHT_MAX;
+    let opens = (0..burst).map(|i| {
+        let net = a.net.clone();
+        let to = b.peer();
+        async move {
+            let mut stream = net.open_stream(to).await?;
+            stream.send(&[i as u8]).await?;
+            Ok::<_, NetError>(stream)
+        }
+    });
+    let opened: Vec<_> = libp2p::futures::future::join_all(opens).await;
+    let mut incoming = b.net.incoming_streams().unwrap();
+    let echo = tokio::spawn(async move {
+        let mut served = 0;
+        while served < burst {
+            let Some(mut stream) = incoming.next().await else { break };
+            let Ok(frame) = stream.recv().await else { continue };
+            if stream.send(&frame).await.is_ok() {
+                served += 1;
+            }
+        }
+        served
+    });
+    let mut answered = 0;
+    for (i, stream) in opened.into_iter().enumerate() {
+        let Ok(mut stream) = stream else { continue };
+        if let Ok(Ok(frame)) = tokio::time::timeout(Duration::from_secs(10), stream.recv()).await {
+            assert_eq!(frame, [i as u8], "each stream answers its own frame");
+            answered += 1;
+        }
+    }
+    assert_eq!(b.net.stats().incoming_streams_dropped, 0);
+    assert_eq!(answered, burst, "streams answered out of a burst of {burst}");
+    assert_eq!(echo.await.unwrap(), burst);
+}
+
 /// Receive frames on `reader` until the peer closes its side; anything but
 /// a clean close between frames fails the test.
 async fn receive_until_closed(mut reader: weft_net::FramedReader) -> Vec<Vec<u8>> {

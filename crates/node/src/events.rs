@@ -120,7 +120,6 @@ pub struct Counters {
     pub(crate) divergences: AtomicU64,
     pub(crate) redials: AtomicU64,
     pub(crate) directories_received: AtomicU64,
-    pub(crate) streams_refused: AtomicU64,
     pub(crate) handler_jobs_dead: AtomicU64,
 }
 
@@ -176,8 +175,6 @@ pub struct NodeStats {
     pub redials: u64,
     /// Peer directories received from members' nodes.
     pub directories_received: u64,
-    /// Inbound streams closed unread because too many were being served.
-    pub streams_refused: u64,
     /// Handler jobs moved to the dead letters since start.
     pub handler_jobs_dead: u64,
     /// Write transactions committed to the node's database. A turn applies
@@ -185,6 +182,15 @@ pub struct NodeStats {
     pub store_transactions: u64,
     /// Connected peers.
     pub peers: u64,
+    /// Gossip messages the network layer dropped because the node fell
+    /// behind reading its events (repaired later by anti-entropy).
+    pub net_gossip_dropped: u64,
+    /// Subscription changes the network layer folded into a peer's topic
+    /// snapshot because the node fell behind (nothing is lost).
+    pub net_subscriptions_coalesced: u64,
+    /// Inbound streams the network layer reset because its accept queue
+    /// was full (the opener retries).
+    pub net_streams_dropped: u64,
 }
 
 impl Counters {
@@ -216,7 +222,6 @@ impl Counters {
             divergences: get(&self.divergences),
             redials: get(&self.redials),
             directories_received: get(&self.directories_received),
-            streams_refused: get(&self.streams_refused),
             handler_jobs_dead: get(&self.handler_jobs_dead),
             ..NodeStats::default()
         }

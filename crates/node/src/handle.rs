@@ -243,6 +243,10 @@ impl NodeHandle {
         stats.handler_jobs_owed = contexts.iter().map(|c| c.handler_jobs).sum();
         stats.store_transactions = self.store_transactions.load(std::sync::atomic::Ordering::Relaxed);
         stats.peers = self.net.peers().await.map_or(0, |p| p.len() as u64);
+        let net = self.net.stats();
+        stats.net_gossip_dropped = net.events_dropped;
+        stats.net_subscriptions_coalesced = net.subscription_events_coalesced;
+        stats.net_streams_dropped = net.incoming_streams_dropped;
         Ok(stats)
     }
 

@@ -148,14 +148,12 @@ fn encode_node(out: &mut String, s: &NodeStats) {
     let gossip = [("sent", s.gossip_published), ("received", s.gossip_received)];
     labelled(out, "weft_gossip_messages_total", "Gossip messages.", "direction", gossip);
     sample(out, "weft_penalties_total", "counter", "Times a peer was penalized.", s.penalties);
-    sample(
-        out,
-        "weft_streams_refused_total",
-        "counter",
-        "Inbound streams closed unread: too many served at once.",
-        s.streams_refused,
-    );
     sample(out, "weft_divergences_total", "counter", "Divergences detected.", s.divergences);
+    let dropped = [("gossip", s.net_gossip_dropped), ("stream", s.net_streams_dropped)];
+    let help = "Gossip messages and inbound streams the network layer dropped while the node fell behind.";
+    labelled(out, "weft_net_dropped_total", help, "what", dropped);
+    let help = "Subscription changes folded into a peer's topic snapshot while the node fell behind.";
+    sample(out, "weft_net_subscriptions_coalesced_total", "counter", help, s.net_subscriptions_coalesced);
     let help = "Write transactions committed to the node's database.";
     sample(out, "weft_store_transactions_total", "counter", help, s.store_transactions);
     sample(out, "weft_peers", "gauge", "Connected peers.", s.peers);

@@ -44,6 +44,9 @@ async fn metrics_count_requests_by_route_template_and_status_and_time_them() {
         "# TYPE weft_api_request_duration_seconds histogram",
         "weft_sync_bytes_total{direction=\"sent\"}",
         "weft_gossip_messages_total{direction=\"received\"}",
+        "weft_net_dropped_total{what=\"gossip\"} 0",
+        "weft_net_dropped_total{what=\"stream\"} 0",
+        "weft_net_subscriptions_coalesced_total 0",
     ];
     for line in expect {
         assert!(text.contains(line), "missing {line:?} in\n{text}");

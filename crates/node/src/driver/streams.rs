@@ -97,7 +97,10 @@ pub(crate) async fn open_session(
 }
 
 /// Accept inbound streams until the network stops, serving at most
-/// [`INBOUND_STREAMS_MAX`] at once: a stream beyond that is closed unread.
+/// [`INBOUND_STREAMS_MAX`] at once. Beyond that, streams wait in the
+/// network's queue for a slot (and only a full queue resets them): a
+/// reconnect's burst of sessions is served late rather than refused and
+/// retried after a back-off.
 pub(crate) async fn accept_streams(
     mut incoming: IncomingStreams,
     internal: mpsc::Sender<Internal>,
@@ -105,11 +108,7 @@ pub(crate) async fn accept_streams(
 ) {
     let slots = Arc::new(Semaphore::new(INBOUND_STREAMS_MAX));
     while let Some(stream) = incoming.next().await {
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            Counters::bump(&counters.streams_refused, 1);
-            debug!(peer = %stream.peer(), "too many inbound streams: one closed unread");
-            continue;
-        };
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let internal = internal.clone();
         let counters = counters.clone();
         tokio::spawn(async move {

@@ -41,6 +41,8 @@ struct Measured {
     setup: Duration,
     /// B's sync sessions opened and accepted during the catch-up.
     sessions: u64,
+    /// Inbound streams either node's network layer reset (accept queue full).
+    streams_dropped: u64,
 }
 
 async fn measure(contexts: usize) -> anyhow::Result<Measured> {
@@ -90,12 +92,14 @@ async fn measure(contexts: usize) -> anyhow::Result<Measured> {
     }
     let all = t0.elapsed();
     let stats = cluster.node(B).stats().await?;
+    let a_stats = cluster.node(A).stats().await?;
     cluster.shutdown().await?;
     Ok(Measured {
         caught_up: Percentiles::new(samples),
         all,
         setup,
         sessions: stats.sync_sessions_opened + stats.sync_sessions_accepted,
+        streams_dropped: stats.net_streams_dropped + a_stats.net_streams_dropped,
     })
 }
 
@@ -111,6 +115,7 @@ pub async fn run(contexts: usize) -> anyhow::Result<()> {
             "contexts": contexts,
             "p50_ms": many.caught_up.ms(0.5), "p99_ms": many.caught_up.ms(0.99),
             "b_sync_sessions": many.sessions,
+            "streams_dropped": many.streams_dropped,
             "setup_s": round3(many.setup.as_secs_f64()),
             "baseline_ms": ms(one.all), "baseline": "the same with 1 shared context, in the same run",
             "ratio_to_baseline": round3(ms(many.all) / ms(one.all).max(f64::MIN_POSITIVE)),
