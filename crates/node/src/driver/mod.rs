@@ -27,6 +27,7 @@ mod keys;
 pub(crate) use keys::GroupKeys;
 mod peers;
 pub(crate) mod streams;
+mod topics;
 mod wakeups;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -48,6 +49,8 @@ use crate::peers::PeerBook;
 use crate::peers::redial::RedialSchedule;
 use crate::records::ContextRecord;
 use crate::replica_store::{DiskReplicaStore, JobInbox};
+use topics::{Subscription, TopicDirectory};
+
 pub(crate) use handlers::JobQueue;
 
 /// The longest the driver sleeps without looking at its timers.
@@ -105,9 +108,8 @@ pub(crate) struct Driver {
     pub(crate) local_peer: SyncPeer,
     pub(crate) identity: SigningKey,
     pub(crate) contexts: BTreeMap<Hash, ContextSlot>,
-    topics: HashMap<String, Hash>,
-    /// Who subscribes to which topic, for contexts we open later.
-    pub(crate) topic_peers: HashMap<String, BTreeSet<NetPeer>>,
+    /// Who subscribes to which topic; the topics we serve.
+    pub(crate) topics: TopicDirectory,
     net_peers: HashMap<SyncPeer, NetPeer>,
     gossip_waiting: HashMap<u64, (Hash, NetPeer)>,
     next_message: u64,
@@ -194,8 +196,7 @@ impl Driver {
             local_peer,
             identity,
             contexts: BTreeMap::new(),
-            topics: HashMap::new(),
-            topic_peers: HashMap::new(),
+            topics: TopicDirectory::new(UNSERVED_TOPICS_MAX),
             net_peers: HashMap::new(),
             gossip_waiting: HashMap::new(),
             next_message: 0,
@@ -656,27 +657,20 @@ impl Driver {
             NetEvent::Unsubscribed { peer, topic } => self.on_unsubscribed(peer, &topic).await,
             NetEvent::PeerTopics { peer, topics } => {
                 let now: BTreeSet<String> = topics.into_iter().collect();
-                let known: Vec<String> = self
-                    .topic_peers
-                    .iter()
-                    .filter(|(topic, peers)| peers.contains(&peer) && !now.contains(*topic))
-                    .map(|(topic, _)| topic.clone())
-                    .collect();
-                for topic in known {
-                    self.on_unsubscribed(peer, &topic).await;
+                for topic in self.topics.topics_of(&peer) {
+                    if !now.contains(&topic) {
+                        self.on_unsubscribed(peer, &topic).await;
+                    }
                 }
                 for topic in now {
-                    if !self.topic_peers.get(&topic).is_some_and(|peers| peers.contains(&peer)) {
+                    if !self.topics.subscribes(&topic, &peer) {
                         self.on_subscribed(peer, topic).await;
                     }
                 }
             }
             NetEvent::PeerDisconnected { peer } => {
                 self.on_peer_lost(peer);
-                for peers in self.topic_peers.values_mut() {
-                    peers.remove(&peer);
-                }
-                self.topic_peers.retain(|_, peers| !peers.is_empty());
+                self.topics.forget_peer(&peer);
                 if let Some(sync_peer) = Self::sync_peer(&peer) {
                     let contexts: Vec<Hash> = self.contexts.keys().copied().collect();
                     for context in contexts {
@@ -691,7 +685,7 @@ impl Driver {
     }
 
     async fn on_gossip(&mut self, topic: &str, data: &[u8], msg_id: Hash, source: NetPeer) {
-        let Some(context) = self.topics.get(topic).copied() else {
+        let Some(context) = self.topics.context_of(topic) else {
             let _ = self.net.report_validation(msg_id, source, Validation::Ignore).await;
             return;
         };
@@ -746,31 +740,13 @@ impl Driver {
     }
 
     async fn on_subscribed(&mut self, peer: NetPeer, topic: String) {
-        // Topics we do not serve are remembered (a context we join later
-        // finds its subscribers here), but only so many: a stranger may
-        // announce any number of topic names. (Counted only for those: a
-        // peer announcing thousands of served topics at once must not cost
-        // a scan of every topic each.)
-        if !self.topics.contains_key(&topic) && !self.topic_peers.contains_key(&topic) {
-            let unserved = self.topic_peers.keys().filter(|t| !self.topics.contains_key(*t)).count();
-            if unserved >= UNSERVED_TOPICS_MAX {
-                return;
-            }
-        }
-        self.topic_peers.entry(topic.clone()).or_default().insert(peer);
-        if let Some(context) = self.topics.get(&topic).copied() {
+        if let Subscription::Served(context) = self.topics.subscribe(peer, topic) {
             self.subscriber_seen(context, peer).await;
         }
     }
 
     async fn on_unsubscribed(&mut self, peer: NetPeer, topic: &str) {
-        if let Some(peers) = self.topic_peers.get_mut(topic) {
-            peers.remove(&peer);
-            if peers.is_empty() {
-                self.topic_peers.remove(topic);
-            }
-        }
-        if let (Some(context), Some(peer)) = (self.topics.get(topic).copied(), Self::sync_peer(&peer)) {
+        if let (Some(context), Some(peer)) = (self.topics.unsubscribe(peer, topic), Self::sync_peer(&peer)) {
             self.feed(context, Input::PeerDown { peer }).await;
         }
     }
@@ -779,20 +755,18 @@ impl Driver {
     /// member nodes already subscribed (proven ones at once, the others
     /// once they prove it).
     pub(crate) async fn attach_topic(&mut self, context: Hash, topic: String) {
-        self.topics.insert(topic.clone(), context);
-        let peers: Vec<NetPeer> = self.topic_peers.get(&topic).map(|p| p.iter().copied().collect()).unwrap_or_default();
-        for peer in peers {
+        for peer in self.topics.serve(topic, context) {
             self.subscriber_seen(context, peer).await;
         }
     }
 
     /// Whether `peer` is subscribed to `context`'s topic.
     pub(crate) fn subscribed(&self, context: &Hash, peer: &NetPeer) -> bool {
-        self.contexts.get(context).and_then(|slot| self.topic_peers.get(&slot.topic)).is_some_and(|p| p.contains(peer))
+        self.contexts.get(context).is_some_and(|slot| self.topics.subscribes(&slot.topic, peer))
     }
 
     pub(crate) fn detach_topic(&mut self, topic: &str) {
-        self.topics.remove(topic);
+        self.topics.stop_serving(topic);
     }
 
     async fn on_command(&mut self, command: Command) {

@@ -232,8 +232,7 @@ impl Driver {
     fn ask_unproven_subscribers(&mut self) {
         let mut asks = Vec::new();
         for (context, slot) in &self.contexts {
-            let Some(peers) = self.topic_peers.get(&slot.topic) else { continue };
-            for peer in peers {
+            for peer in self.topics.subscribers(&slot.topic) {
                 if let Some(node) = node_key(peer)
                     && !self.proven.contains(&(node, *context))
                 {
