@@ -73,6 +73,9 @@ pub const INTERNAL_MAX: usize = 1024;
 /// Network events (gossip above all) the driver handles in one turn, whose
 /// commits share one fsync.
 pub const NET_EVENTS_PER_TURN_MAX: usize = 256;
+/// Reports of sync sessions (pages of deltas, openings, closings, of any
+/// contexts) the driver handles in one turn, whose commits share one fsync.
+pub const SYNC_REPORTS_PER_TURN_MAX: usize = 256;
 
 /// The name of the database file in the data directory.
 pub const DATABASE_FILE: &str = "weft.redb";

@@ -268,7 +268,7 @@ impl Driver {
                         }
                     }
                 }
-                Some(message) = internal.recv() => self.on_internal(message).await,
+                Some(message) = internal.recv() => self.on_internal_burst(message, &mut internal).await,
                 event = net_events.recv(), if net_alive => match event {
                     Some(event) => {
                         // A burst of gossip (and the pending deltas it
@@ -592,6 +592,55 @@ impl Driver {
         ));
     }
 
+    /// Handle `first` and the reports already waiting behind it. Sync
+    /// frames, session openings and closings, of whatever sessions and
+    /// contexts (a reconnect catching up many contexts at once), share one
+    /// turn and one fsync, up to [`crate::SYNC_REPORTS_PER_TURN_MAX`]; any
+    /// other report (a join, a directory) ends the turn and is handled
+    /// alone, in arrival order.
+    async fn on_internal_burst(&mut self, first: Internal, internal: &mut mpsc::Receiver<Internal>) {
+        if !Self::turn_safe(&first) {
+            return self.on_internal(first).await;
+        }
+        self.begin_unflushed();
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(message) = next.take() {
+            if !Self::turn_safe(&message) {
+                let _ = self.end_unflushed().await;
+                return self.on_internal(message).await;
+            }
+            match message {
+                Internal::Frame { peer, session, bytes } => self.on_frame(peer, session, bytes).await,
+                other => self.on_internal(other).await,
+            }
+            handled += 1;
+            if handled < crate::SYNC_REPORTS_PER_TURN_MAX {
+                next = internal.try_recv().ok();
+            }
+        }
+        let _ = self.end_unflushed().await;
+    }
+
+    /// Reports about sync sessions: they feed replicas and answer nothing
+    /// that must wait for the disk, so they may share an unflushed turn.
+    fn turn_safe(message: &Internal) -> bool {
+        matches!(
+            message,
+            Internal::Frame { .. }
+                | Internal::SessionAccept { .. }
+                | Internal::Closed { .. }
+                | Internal::InboundSession { .. }
+        )
+    }
+
+    /// One frame of a sync session, inside an unflushed turn.
+    async fn on_frame(&mut self, peer: NetPeer, session: SessionId, bytes: Vec<u8>) {
+        let Some(context) = self.sessions.get(&session).map(|link| link.context) else { return };
+        let Some(from) = Self::sync_peer(&peer) else { return };
+        self.feed(context, Input::StreamMessage { from, session, bytes }).await;
+    }
+
     async fn on_internal(&mut self, message: Internal) {
         match message {
             Internal::InboundSession { context, peer, session, member, signature, outbox, verdict } => {
@@ -623,11 +672,9 @@ impl Driver {
             }
             Internal::SessionAccept { peer, session, bytes } => self.on_session_accept(peer, session, &bytes).await,
             Internal::Frame { peer, session, bytes } => {
-                let Some(context) = self.sessions.get(&session).map(|link| link.context) else { return };
-                let Some(from) = Self::sync_peer(&peer) else { return };
                 // A page of deltas (and the pending ones it releases): one fsync.
                 self.begin_unflushed();
-                self.feed(context, Input::StreamMessage { from, session, bytes }).await;
+                self.on_frame(peer, session, bytes).await;
                 let _ = self.end_unflushed().await;
             }
             Internal::Closed { peer, session } => {
