@@ -6,6 +6,9 @@ use weft_primitives::HlcClock;
 
 /// Default [`Config::sync_frequency_ms`]: anti-entropy every 10 s.
 pub const SYNC_FREQUENCY_MS_DEFAULT: u64 = 10_000;
+/// Default [`Config::sync_idle_max_ms`]: an idle context's anti-entropy
+/// period grows from 10 s to at most 160 s (four doublings).
+pub const SYNC_IDLE_MAX_MS_DEFAULT: u64 = 160_000;
 /// Default [`Config::sync_interval_ms`]: at most one session per peer per 5 s.
 pub const SYNC_INTERVAL_MS_DEFAULT: u64 = 5_000;
 /// Default [`Config::sync_timeout_ms`]: a session ends after 30 s.
@@ -42,6 +45,12 @@ pub struct Config {
     /// Start an anti-entropy session with a random connected member this
     /// often.
     pub sync_frequency_ms: u64,
+    /// The longest anti-entropy period of an idle replica: while every
+    /// connected peer has matched our heads and root hash since we last
+    /// applied anything, each period is twice the last, up to this (never
+    /// below `sync_frequency_ms`). Anything applied, here or by a peer that
+    /// then syncs with us, brings the period back to `sync_frequency_ms`.
+    pub sync_idle_max_ms: u64,
     /// Never start two sessions with one peer closer together than this.
     pub sync_interval_ms: u64,
     /// A session (anti-entropy or parent request answer stream) still open
@@ -88,6 +97,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             sync_frequency_ms: SYNC_FREQUENCY_MS_DEFAULT,
+            sync_idle_max_ms: SYNC_IDLE_MAX_MS_DEFAULT,
             sync_interval_ms: SYNC_INTERVAL_MS_DEFAULT,
             sync_timeout_ms: SYNC_TIMEOUT_MS_DEFAULT,
             session_idle_ms: SESSION_IDLE_MS_DEFAULT,

@@ -79,7 +79,10 @@
 //! Every `sync_frequency_ms` (10 s) a replica opens a session with a random
 //! connected member (never twice within `sync_interval_ms`, 5 s, with a
 //! peer that answered; a refused or broken attempt is retried after 0.25 to
-//! 2.25 s; each session bounded by `sync_timeout_ms`, 30 s). The goal is bytes
+//! 2.25 s; each session bounded by `sync_timeout_ms`, 30 s). An idle
+//! replica — every connected peer matched its heads and root since it last
+//! applied anything — doubles its period up to `sync_idle_max_ms`, 160 s
+//! (`replica/timers.rs` says why repair is not delayed). The goal is bytes
 //! proportional to the difference between the two delta sets, not to the
 //! history, in as few round trips as possible.
 //!

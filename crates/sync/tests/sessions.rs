@@ -140,3 +140,72 @@ fn a_refused_session_with_the_only_peer_is_retried_after_the_backoff_not_the_int
     assert_eq!(retried.len(), 1, "a new session opened within the backoff");
     assert_eq!(index(&peer(1)), retried[0].0);
 }
+
+/// Anti-entropy every 10 s, growing to 80 s while idle.
+fn idling() -> Config {
+    Config { sync_frequency_ms: 10_000, sync_idle_max_ms: 80_000, ..Config::default() }
+}
+
+/// Advance `cluster` by `ms` in steps of one second.
+fn run_for(cluster: &mut Cluster, ms: u64) {
+    for _ in 0..ms / 1_000 {
+        cluster.advance(1_000);
+    }
+}
+
+/// Advance in steps of one second until `a` and `b` match; the time taken.
+fn ms_until_same(cluster: &mut Cluster, a: usize, b: usize, limit_ms: u64) -> Option<u64> {
+    let mut waited = 0;
+    while !cluster.same(a, b) {
+        if waited >= limit_ms {
+            return None;
+        }
+        cluster.advance(1_000);
+        waited += 1_000;
+    }
+    Some(waited)
+}
+
+#[test]
+fn an_idle_pair_syncs_at_the_idle_period_and_a_write_brings_the_base_period_back() {
+    let mut cluster = Cluster::connected(2, idling());
+    assert!(cluster.same(0, 1));
+    // Settle: every session finds the two replicas matched.
+    run_for(&mut cluster, 600_000);
+    let before = cluster.replicas[0].stats().syncs_started + cluster.replicas[1].stats().syncs_started;
+    run_for(&mut cluster, 800_000);
+    let idle = cluster.replicas[0].stats().syncs_started + cluster.replicas[1].stats().syncs_started - before;
+    // Two replicas at the base period would open 160 sessions in 800 s; at
+    // 80 s, about 20.
+    assert!(idle > 0, "idle replicas still sync now and then");
+    assert!(idle <= 24, "{idle} sessions in 800 s of idling");
+
+    // A write whose gossip is lost still reaches the peer within a few
+    // base periods, in either direction.
+    cluster.write(0, b"lost", b"1");
+    assert!(!cluster.same(0, 1), "the write arrived");
+    let waited = ms_until_same(&mut cluster, 0, 1, 200_000).expect("the lost write is repaired");
+    assert!(waited <= 20_000, "repaired after {waited} ms");
+    run_for(&mut cluster, 600_000);
+    cluster.write(1, b"lost-too", b"2");
+    assert!(!cluster.same(0, 1), "the write arrived");
+    let waited = ms_until_same(&mut cluster, 0, 1, 200_000).expect("the lost write is repaired");
+    assert!(waited <= 20_000, "repaired after {waited} ms");
+}
+
+/// Whatever the moment of the write within the idle replicas' periods.
+#[test]
+fn an_idle_replica_gets_what_it_missed_from_a_peer_that_applied_it() {
+    let mut slowest = 0;
+    for offset_s in [0, 7, 19, 31, 43, 59, 67, 73] {
+        let mut cluster = Cluster::connected(3, idling());
+        run_for(&mut cluster, 600_000 + offset_s * 1_000);
+        // 2 writes; only 1 gets the gossip; 0 has idled for ten minutes.
+        let (_, bytes) = cluster.write(2, b"k", b"v");
+        cluster.gossip(2, 1, &bytes);
+        assert!(cluster.same(1, 2) && !cluster.same(0, 2), "the gossip reached 1 only");
+        let waited = ms_until_same(&mut cluster, 0, 2, 200_000).expect("0 catches up");
+        slowest = slowest.max(waited);
+    }
+    assert!(slowest <= 30_000, "0 caught up after {slowest} ms at worst");
+}

@@ -84,6 +84,9 @@ allowed_origins = []
 [sync]
 # Per context, start anti-entropy with a random member peer this often.
 frequency_ms = 10000
+# While every member peer matches a context and nothing new was applied,
+# its period doubles up to this (anything new brings it back).
+idle_max_ms = 160000
 # Never start two sync sessions with one peer closer together than this.
 interval_ms = 5000
 # A sync session still open after this long is dropped.
@@ -261,6 +264,8 @@ impl Default for ApiSection {
 pub struct SyncSection {
     /// Anti-entropy frequency.
     pub frequency_ms: u64,
+    /// The longest anti-entropy period of an idle context.
+    pub idle_max_ms: u64,
     /// Minimum interval between sessions with one peer.
     pub interval_ms: u64,
     /// Session timeout.
@@ -278,6 +283,7 @@ impl Default for SyncSection {
         let sync = NodeConfig::loopback("", [0; 32]).sync;
         SyncSection {
             frequency_ms: sync.sync_frequency_ms,
+            idle_max_ms: sync.sync_idle_max_ms,
             interval_ms: sync.sync_interval_ms,
             timeout_ms: sync.sync_timeout_ms,
             pending_max: sync.dag_limits.pending_max,
@@ -391,6 +397,7 @@ impl ConfigFile {
         }
         let sync = &mut config.sync;
         sync.sync_frequency_ms = self.sync.frequency_ms;
+        sync.sync_idle_max_ms = self.sync.idle_max_ms;
         sync.sync_interval_ms = self.sync.interval_ms;
         sync.sync_timeout_ms = self.sync.timeout_ms;
         sync.dag_limits.pending_max = self.sync.pending_max;
@@ -398,6 +405,7 @@ impl ConfigFile {
         sync.history_kept_max = self.sync.history_kept;
         let positive = [
             ("frequency_ms", self.sync.frequency_ms),
+            ("idle_max_ms", self.sync.idle_max_ms),
             ("interval_ms", self.sync.interval_ms),
             ("timeout_ms", self.sync.timeout_ms),
             ("pending_max", self.sync.pending_max as u64),
@@ -557,6 +565,7 @@ mod tests {
             "kademlia",
             "max_connections",
             "frequency_ms",
+            "idle_max_ms",
             "interval_ms",
             "timeout_ms",
             "pending_max",

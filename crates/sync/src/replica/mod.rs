@@ -206,6 +206,8 @@ pub struct Replica<S: ReplicaStore> {
     next_session: u64,
     wants: Wants,
     next_sync_ms: u64,
+    /// Which peers matched us lately: how far the anti-entropy period grew.
+    idle: timers::IdleSync,
     sync_soon: Option<SyncSoon>,
     next_sweep_ms: u64,
     pruned_below: usize,
@@ -266,6 +268,7 @@ impl<S: ReplicaStore> Replica<S> {
             next_session: first_session,
             wants: Wants::default(),
             next_sync_ms: first_sync_ms,
+            idle: timers::IdleSync::default(),
             sync_soon: Some(SyncSoon { preferred: None, not_before_ms: now_ms }),
             next_sweep_ms: now_ms.saturating_add(config.pending_sweep_ms),
             pruned_below: 0,
@@ -545,6 +548,7 @@ impl<S: ReplicaStore> Replica<S> {
 
     fn on_peer_down(&mut self, peer: PeerId) {
         self.peers.remove(&peer);
+        self.idle.forget(&peer);
         let gone: Vec<SessionId> =
             self.sessions.iter().filter(|(_, session)| session.peer == peer).map(|(id, _)| *id).collect();
         for id in gone {

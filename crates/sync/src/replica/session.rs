@@ -455,13 +455,16 @@ impl<S: ReplicaStore> Replica<S> {
         their_heads.sort_unstable();
         let heads = self.dag.heads();
         if heads != their_heads {
+            self.idle.differed(&peer);
             return;
         }
         let ours = self.core.root_hash;
         if ours == theirs.root_hash {
+            self.idle.matched(peer, self.core.applied_len);
             self.out.push(Output::InSync { peer, root_hash: ours });
             return;
         }
+        self.idle.differed(&peer);
         self.stats.divergences += 1;
         let ours_recomputed = weft_state::recompute_root_hash(self.core.store.state()).ok();
         self.out.push(Output::Diverged { peer, heads, ours, ours_recomputed, theirs: theirs.root_hash });
