@@ -22,9 +22,12 @@
 //!   on one of them, memory, start-up time, against a node in 1 context;
 //! - `many_contexts_sync`: two nodes sharing `--contexts` contexts, one
 //!   restarted after missing a write in each: when every context has
-//!   caught up through its own anti-entropy, against one shared context.
+//!   caught up through its own anti-entropy, against one shared context;
+//! - `idle_contexts`: two nodes sharing `--contexts` quiet contexts: sync
+//!   sessions and CPU per second once the idle back-off settled (about
+//!   8 minutes plus twice the setup), against the back-off off.
 //!
-//! Usage: `weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts|many_contexts_sync]
+//! Usage: `weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts|many_contexts_sync|idle_contexts]
 //! [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]`.
 //! (`--reopen DIR` is `big_state`'s own: it reopens a node in a fresh process.)
 //! Bad arguments: one line on stderr, exit code 2. A figure that fails
@@ -42,6 +45,8 @@ mod burst;
 mod catch_up;
 #[path = "cluster/harness.rs"]
 mod harness;
+#[path = "cluster/idle_contexts.rs"]
+mod idle_contexts;
 #[path = "cluster/local_writes.rs"]
 mod local_writes;
 #[path = "cluster/many_contexts.rs"]
@@ -106,6 +111,7 @@ enum Only {
     BigState,
     ManyContexts,
     ManyContextsSync,
+    IdleContexts,
 }
 
 /// The parsed command line.
@@ -121,10 +127,10 @@ struct Options {
     burst_writes: usize,
 }
 
-const USAGE: &str = "usage: weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts|many_contexts_sync] \
+const USAGE: &str = "usage: weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts|many_contexts_sync|idle_contexts] \
                      [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]\n\
                      the nodes' logs go to stderr, filtered by RUST_LOG (errors only by default)";
-const FIGURES: &str = "propagation, propagation_loaded, catch_up, sustained, burst, local_writes, api_writes, big_state, many_contexts, many_contexts_sync";
+const FIGURES: &str = "propagation, propagation_loaded, catch_up, sustained, burst, local_writes, api_writes, big_state, many_contexts, many_contexts_sync, idle_contexts";
 
 /// The number after `flag`, in `1..=max`.
 fn number<T>(flag: &str, value: Option<String>, max: T) -> Result<T, String>
@@ -158,6 +164,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
                     Some("big_state") => Only::BigState,
                     Some("many_contexts") => Only::ManyContexts,
                     Some("many_contexts_sync") => Only::ManyContextsSync,
+                    Some("idle_contexts") => Only::IdleContexts,
                     Some(other) => return Err(format!("--only: unknown figure {other:?} ({FIGURES})")),
                     None => return Err(format!("--only needs a figure ({FIGURES})")),
                 });
@@ -216,6 +223,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     if runs(Only::ManyContextsSync) {
         many_contexts_sync::run(options.contexts).await?;
+    }
+    if runs(Only::IdleContexts) {
+        idle_contexts::run(options.contexts).await?;
     }
     Ok(())
 }

@@ -37,12 +37,19 @@ pub fn config(dir: &Path, seed: [u8; 32]) -> NodeConfig {
 impl Cluster {
     /// `n` nodes (seeds 1..=n), connected in a full mesh.
     pub async fn start(n: usize) -> anyhow::Result<Cluster> {
+        Cluster::start_with(n, |_| {}).await
+    }
+
+    /// As [`Cluster::start`], each node's configuration changed by `tweak`.
+    pub async fn start_with(n: usize, tweak: impl Fn(&mut NodeConfig)) -> anyhow::Result<Cluster> {
         let mut nodes = Vec::with_capacity(n);
         let mut dirs = Vec::with_capacity(n);
         for i in 0..n {
             let dir = tempfile::tempdir().context("temporary data directory")?;
             let seed = [u8::try_from(i + 1).context("too many nodes")?; 32];
-            let handle = Node::start(config(dir.path(), seed)).await.with_context(|| format!("starting node {i}"))?;
+            let mut node_config = config(dir.path(), seed);
+            tweak(&mut node_config);
+            let handle = Node::start(node_config).await.with_context(|| format!("starting node {i}"))?;
             nodes.push(BenchNode { handle, dir: dir.path().to_path_buf(), seed });
             dirs.push(dir);
         }
@@ -65,6 +72,22 @@ impl Cluster {
         let addr = addrs.first().cloned().with_context(|| format!("node {to} listens nowhere"))?;
         self.node(from).dial(addr).await.with_context(|| format!("node {from} dialing node {to}"))?;
         Ok(())
+    }
+
+    /// `count` kv-store contexts created by `owner`, each with `joiner`
+    /// invited and joined.
+    pub async fn share_contexts(&self, owner: usize, joiner: usize, count: usize) -> anyhow::Result<Vec<Hash>> {
+        let app = self.node(owner).install_application(weft_apps::KV_STORE.to_vec()).await?.id;
+        self.node(joiner).install_application(weft_apps::KV_STORE.to_vec()).await?;
+        let mut shared = Vec::with_capacity(count);
+        for _ in 0..count {
+            let context = self.node(owner).create_context(app, b"{}".to_vec()).await?.id;
+            let invitation = self.node(owner).invite(context, Some(self.node(joiner).identity()), None).await?;
+            let joined = self.node(joiner).join(&invitation).await.context("joining a shared context")?;
+            anyhow::ensure!(joined.id == context, "joined {} instead of {context}", joined.id);
+            shared.push(context);
+        }
+        Ok(shared)
     }
 
     /// Install `kv-store` everywhere, create a context on node 0, invite

@@ -53,18 +53,7 @@ struct Measured {
 async fn measure(contexts: usize) -> anyhow::Result<Measured> {
     let mut cluster = Cluster::start(2).await?;
     let setup_started = Instant::now();
-    let app = cluster.node(A).install_application(weft_apps::KV_STORE.to_vec()).await?.id;
-    cluster.node(B).install_application(weft_apps::KV_STORE.to_vec()).await?;
-    let mut shared = Vec::with_capacity(contexts);
-    for _ in 0..contexts {
-        let context = cluster.node(A).create_context(app, b"{}".to_vec()).await?.id;
-        let invitation = cluster.node(A).invite(context, Some(cluster.node(B).identity()), None).await?;
-        let joined = cluster.node(B).join(&invitation).await.context("B joining")?;
-        if joined.id != context {
-            bail!("B joined {} instead of {context}", joined.id);
-        }
-        shared.push(context);
-    }
+    let shared = cluster.share_contexts(A, B, contexts).await?;
     let setup = setup_started.elapsed();
     cluster.node(B).shutdown().await.context("stopping B")?;
     let mut targets: BTreeMap<Hash, ContextInfo> = BTreeMap::new();
