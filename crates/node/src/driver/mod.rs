@@ -6,26 +6,31 @@
 //! or handler retry of any context (from an index, not a walk over them).
 //! Each is turned into replica [`Input`]s; the replica's [`Output`]s are
 //! carried out right away (publish, send a frame, report a gossip verdict,
-//! acknowledge a write, enqueue handler jobs, tell subscribers). Because one task does all of it, a local write is prepared
-//! and committed in the same turn and can never be stale, and no replica
-//! needs a lock.
+//! acknowledge a write, enqueue handler jobs, tell subscribers). Because one
+//! task does all of it, a local write is prepared and committed in the same
+//! turn and can never be stale, and no replica needs a lock.
 //!
-//! Submodules: `contexts` (create, open, leave, describe), `calls` (WASM
-//! calls and local writes), `handlers` (event handler jobs), `join` (the
+//! Submodules: `commands` (requests from handles), `contexts` (create,
+//! open, leave, describe), `calls` (WASM calls and local writes),
+//! `handlers` (event handler jobs), `gossip` (network events, publishing),
+//! `reports` (sync stream reports, opening our streams), `join` (the
 //! inviter's side of admission), `peers` (the address book, redials and
-//! directory exchange), `streams` (sync stream tasks), `durable` (one fsync
-//! per turn), `keys` (group keys), `wakeups` (when each context next needs
-//! the driver).
+//! directory exchange), `streams` (sync stream tasks), `topics` (who
+//! subscribes to what), `durable` (one fsync per turn), `keys` (group
+//! keys), `wakeups` (when each context next needs the driver).
 
 mod calls;
+mod commands;
 mod contexts;
 mod durable;
+mod gossip;
 mod handlers;
 pub(crate) mod join;
 mod keys;
 
 pub(crate) use keys::GroupKeys;
 mod peers;
+mod reports;
 pub(crate) mod streams;
 mod topics;
 mod wakeups;
@@ -49,7 +54,7 @@ use crate::peers::PeerBook;
 use crate::peers::redial::RedialSchedule;
 use crate::records::ContextRecord;
 use crate::replica_store::{DiskReplicaStore, JobInbox};
-use topics::{Subscription, TopicDirectory};
+use topics::TopicDirectory;
 
 pub(crate) use handlers::JobQueue;
 
@@ -497,31 +502,6 @@ impl Driver {
         }
     }
 
-    pub(crate) async fn publish(&mut self, context: Hash, id: Hash, bytes: &[u8]) {
-        if self.unpublished == Some(context) {
-            return;
-        }
-        let Some(slot) = self.contexts.get(&context) else { return };
-        let Some((_, key)) = slot.keys.newest() else {
-            error!(%context, "no group key held; anti-entropy will carry the delta");
-            return;
-        };
-        let sealed = match weft_membership::seal_gossip(key, &context, &id, bytes) {
-            Ok(sealed) => sealed,
-            Err(error) => {
-                error!(%context, %error, "sealing a delta for gossip failed; anti-entropy will carry it");
-                return;
-            }
-        };
-        let topic = slot.topic.clone();
-        Counters::bump(&self.counters.gossip_published, 1);
-        // Whatever the outcome (no mesh peers, queues full), the repair path
-        // carries the delta: gossip is only the fast path.
-        if let Err(error) = self.net.publish(&topic, sealed).await {
-            debug!(%context, %error, "publish failed");
-        }
-    }
-
     async fn penalize(&mut self, context: Hash, peer: SyncPeer, offense: Offense) {
         Counters::bump(&self.counters.penalties, 1);
         if let Offense::BadDelta(rejection) = &offense {
@@ -547,384 +527,5 @@ impl Driver {
 
     fn sync_peer(peer: &NetPeer) -> Option<SyncPeer> {
         weft_net::peer_public_key(peer).map(|key| SyncPeer(key.0))
-    }
-
-    fn send_frame(&mut self, context: Hash, to: SyncPeer, session: SessionId, bytes: Vec<u8>) {
-        if let Some(link) = self.sessions.get(&session) {
-            if link.outbox.try_send(Outbound::Frame(bytes)).is_err() {
-                // The writer fell behind its bound or is gone: end the
-                // session; the replica retries with backoff.
-                self.sessions.remove(&session);
-                self.deferred.push((context, Input::StreamClosed { peer: to, session }));
-            }
-            return;
-        }
-        if session.opener != self.local_peer {
-            return; // a session the peer opened and that ended
-        }
-        let Some(net_peer) = self.net_peer(to) else {
-            self.deferred.push((context, Input::StreamClosed { peer: to, session }));
-            return;
-        };
-        let Some(slot) = self.contexts.get(&context) else { return };
-        let digest = crate::wire::sync_hello_digest(&context, session.n, &self.local_peer.0, &to.0);
-        let hello = crate::wire::StreamHello::Sync {
-            version: crate::wire::NODE_WIRE_VERSION,
-            context,
-            n: session.n,
-            member: slot.identity.public_key(),
-            signature: slot.identity.sign(digest.as_bytes()),
-        };
-        let (outbox, frames) = mpsc::channel(streams::SESSION_OUTBOX_MAX);
-        let _ = outbox.try_send(Outbound::Frame(bytes));
-        let (proven, proof) = tokio::sync::oneshot::channel();
-        self.sessions.insert(session, SessionLink { context, outbox, proven: Some(proven) });
-        Counters::bump(&self.counters.sync_sessions_opened, 1);
-        tokio::spawn(streams::open_session(
-            self.net.clone(),
-            net_peer,
-            session,
-            hello,
-            frames,
-            proof,
-            self.internal_tx.clone(),
-            self.counters.clone(),
-        ));
-    }
-
-    /// Handle `first` and the reports already waiting behind it. Sync
-    /// frames, session openings and closings, of whatever sessions and
-    /// contexts (a reconnect catching up many contexts at once), share one
-    /// turn and one fsync, up to [`crate::SYNC_REPORTS_PER_TURN_MAX`]; any
-    /// other report (a join, a directory) ends the turn and is handled
-    /// alone, in arrival order.
-    async fn on_internal_burst(&mut self, first: Internal, internal: &mut mpsc::Receiver<Internal>) {
-        if !Self::turn_safe(&first) {
-            return self.on_internal(first).await;
-        }
-        self.begin_unflushed();
-        let mut next = Some(first);
-        let mut handled = 0;
-        while let Some(message) = next.take() {
-            if !Self::turn_safe(&message) {
-                let _ = self.end_unflushed().await;
-                return self.on_internal(message).await;
-            }
-            match message {
-                Internal::Frame { peer, session, bytes } => self.on_frame(peer, session, bytes).await,
-                other => self.on_internal(other).await,
-            }
-            handled += 1;
-            if handled < crate::SYNC_REPORTS_PER_TURN_MAX {
-                next = internal.try_recv().ok();
-            }
-        }
-        let _ = self.end_unflushed().await;
-    }
-
-    /// Reports about sync sessions: they feed replicas and answer nothing
-    /// that must wait for the disk, so they may share an unflushed turn.
-    fn turn_safe(message: &Internal) -> bool {
-        matches!(
-            message,
-            Internal::Frame { .. }
-                | Internal::SessionAccept { .. }
-                | Internal::Closed { .. }
-                | Internal::InboundSession { .. }
-        )
-    }
-
-    /// One frame of a sync session, inside an unflushed turn.
-    async fn on_frame(&mut self, peer: NetPeer, session: SessionId, bytes: Vec<u8>) {
-        let Some(context) = self.sessions.get(&session).map(|link| link.context) else { return };
-        let Some(from) = Self::sync_peer(&peer) else { return };
-        self.feed(context, Input::StreamMessage { from, session, bytes }).await;
-    }
-
-    async fn on_internal(&mut self, message: Internal) {
-        match message {
-            Internal::InboundSession { context, peer, session, member, signature, outbox, verdict } => {
-                let Some(slot) = self.contexts.get(&context) else {
-                    debug!(%context, %peer, "sync stream for a context we are not in: closed");
-                    let _ = verdict.send(false);
-                    return;
-                };
-                // Only a member's node is served the context's history.
-                let digest = crate::wire::sync_hello_digest(&context, session.n, &session.opener.0, &self.local_peer.0);
-                if !slot.replica.is_member(&member) || member.verify(digest.as_bytes(), &signature).is_err() {
-                    debug!(%context, %peer, "sync stream from a node that does not speak for a member: closed");
-                    let _ = verdict.send(false);
-                    return;
-                }
-                // Our proof first: the opener sends nothing until it has it.
-                let accept_digest =
-                    crate::wire::sync_accept_digest(&context, session.n, &session.opener.0, &self.local_peer.0);
-                let accept = crate::wire::SyncAccept {
-                    member: slot.identity.public_key(),
-                    signature: slot.identity.sign(accept_digest.as_bytes()),
-                };
-                if outbox.try_send(Outbound::Frame(accept.encode())).is_err() || verdict.send(true).is_err() {
-                    return;
-                }
-                Counters::bump(&self.counters.sync_sessions_accepted, 1);
-                self.sessions.insert(session, SessionLink { context, outbox, proven: None });
-                self.member_node_proven(context, peer).await;
-            }
-            Internal::SessionAccept { peer, session, bytes } => self.on_session_accept(peer, session, &bytes).await,
-            Internal::Frame { peer, session, bytes } => {
-                // A page of deltas (and the pending ones it releases): one fsync.
-                self.begin_unflushed();
-                self.on_frame(peer, session, bytes).await;
-                let _ = self.end_unflushed().await;
-            }
-            Internal::Closed { peer, session } => {
-                let Some(link) = self.sessions.remove(&session) else { return };
-                let Some(from) = Self::sync_peer(&peer) else { return };
-                self.feed(link.context, Input::StreamClosed { peer: from, session }).await;
-            }
-            Internal::JoinRequest { peer, request, reply } => {
-                let answer = self.admit(peer, *request).await;
-                let _ = reply.send(answer);
-            }
-            Internal::DirectoryRequest { peer, context, n, member, signature, reply } => {
-                let _ = reply.send(self.answer_directory(peer, context, n, member, signature).await);
-            }
-            Internal::Directory { peer, context, n, reply } => self.on_directory(peer, context, n, reply).await,
-            Internal::DirectoryFailed { peer, context } => self.directory_ask_failed(peer, context),
-        }
-    }
-
-    async fn on_net_event(&mut self, event: NetEvent) {
-        match event {
-            NetEvent::Message { topic, data, msg_id, propagation_source, .. } => {
-                Counters::bump(&self.counters.gossip_received, 1);
-                self.on_gossip(&topic, &data, msg_id, propagation_source).await;
-            }
-            NetEvent::Subscribed { peer, topic } => self.on_subscribed(peer, topic).await,
-            NetEvent::Unsubscribed { peer, topic } => self.on_unsubscribed(peer, &topic).await,
-            NetEvent::PeerTopics { peer, topics } => {
-                let now: BTreeSet<String> = topics.into_iter().collect();
-                for topic in self.topics.topics_of(&peer) {
-                    if !now.contains(&topic) {
-                        self.on_unsubscribed(peer, &topic).await;
-                    }
-                }
-                for topic in now {
-                    if !self.topics.subscribes(&topic, &peer) {
-                        self.on_subscribed(peer, topic).await;
-                    }
-                }
-            }
-            NetEvent::PeerDisconnected { peer } => {
-                self.on_peer_lost(peer);
-                self.topics.forget_peer(&peer);
-                if let Some(sync_peer) = Self::sync_peer(&peer) {
-                    let contexts: Vec<Hash> = self.contexts.keys().copied().collect();
-                    for context in contexts {
-                        self.feed(context, Input::PeerDown { peer: sync_peer }).await;
-                    }
-                }
-            }
-            NetEvent::PeerConnected { peer, addr, outbound } => self.on_peer_connected(peer, &addr, outbound),
-            NetEvent::PeerIdentified { peer, listen_addrs } => self.on_peer_identified(peer, listen_addrs),
-            NetEvent::ListenAddr(_) => {}
-        }
-    }
-
-    async fn on_gossip(&mut self, topic: &str, data: &[u8], msg_id: Hash, source: NetPeer) {
-        let Some(context) = self.topics.context_of(topic) else {
-            let _ = self.net.report_validation(msg_id, source, Validation::Ignore).await;
-            return;
-        };
-        let (Some(slot), Some(from)) = (self.contexts.get(&context), Self::sync_peer(&source)) else { return };
-        // The key tag names the epoch's key; one we do not hold is a newer
-        // epoch we have not learnt yet (sync brings the delta) or noise.
-        let Some((_, key)) = weft_membership::gossip_key_tag(data).and_then(|tag| slot.keys.by_tag(&tag)) else {
-            Counters::bump(&self.counters.gossip_unknown_key, 1);
-            debug!(%context, %source, "gossip sealed under a key we do not hold");
-            let _ = self.net.report_validation(msg_id, source, Validation::Ignore).await;
-            return;
-        };
-        let opened = weft_membership::open_gossip(key, &context, data);
-        let (plain, author) = match opened {
-            // The message id is the claimed delta id: it must be the real one.
-            Ok((claimed, plain)) => match weft_sync::SignedDelta::decode(&plain) {
-                Ok(delta) if delta.id == claimed => (plain, delta.author),
-                _ => {
-                    self.reject_gossip(context, msg_id, source).await;
-                    return;
-                }
-            },
-            Err(_) => {
-                self.reject_gossip(context, msg_id, source).await;
-                return;
-            }
-        };
-        // A member that left or was removed reaches us through members
-        // only (its deltas on an old causal point stay valid, see
-        // `weft_sync::membership`); its own gossip is dropped.
-        if slot.replica.member_set().has_departed(&author) {
-            debug!(%context, %source, ?author, "gossip by a departed member dropped");
-            let _ = self.net.report_validation(msg_id, source, Validation::Ignore).await;
-            return;
-        }
-        self.next_message += 1;
-        let message = self.next_message;
-        self.gossip_waiting.insert(message, (msg_id, source));
-        self.feed(context, Input::GossipReceived { from, message, bytes: plain }).await;
-        // The replica always answers in the same turn; never leak a slot.
-        if self.gossip_waiting.remove(&message).is_some() {
-            let _ = self.net.report_validation(msg_id, source, Validation::Ignore).await;
-        }
-    }
-
-    async fn reject_gossip(&mut self, context: Hash, msg_id: Hash, source: NetPeer) {
-        Counters::bump(&self.counters.deltas_rejected, 1);
-        Counters::bump(&self.counters.deltas_rejected_by[crate::events::UNOPENED_GOSSIP], 1);
-        Counters::bump(&self.counters.penalties, 1);
-        debug!(%context, %source, "gossip that does not open under its key or lies about its id");
-        let _ = self.net.report_validation(msg_id, source, Validation::Reject).await;
-    }
-
-    async fn on_subscribed(&mut self, peer: NetPeer, topic: String) {
-        if let Subscription::Served(context) = self.topics.subscribe(peer, topic) {
-            self.subscriber_seen(context, peer).await;
-        }
-    }
-
-    async fn on_unsubscribed(&mut self, peer: NetPeer, topic: &str) {
-        if let (Some(context), Some(peer)) = (self.topics.unsubscribe(peer, topic), Self::sync_peer(&peer)) {
-            self.feed(context, Input::PeerDown { peer }).await;
-        }
-    }
-
-    /// Register an opened context's topic and tell its replica about the
-    /// member nodes already subscribed (proven ones at once, the others
-    /// once they prove it).
-    pub(crate) async fn attach_topic(&mut self, context: Hash, topic: String) {
-        for peer in self.topics.serve(topic, context) {
-            self.subscriber_seen(context, peer).await;
-        }
-    }
-
-    /// Whether `peer` is subscribed to `context`'s topic.
-    pub(crate) fn subscribed(&self, context: &Hash, peer: &NetPeer) -> bool {
-        self.contexts.get(context).is_some_and(|slot| self.topics.subscribes(&slot.topic, peer))
-    }
-
-    pub(crate) fn detach_topic(&mut self, topic: &str) {
-        self.topics.stop_serving(topic);
-    }
-
-    async fn on_command(&mut self, command: Command) {
-        match command {
-            Command::InstallApp { module, reply } => {
-                let _ = reply.send(self.install_app(&module));
-            }
-            Command::Apps { reply } => {
-                let _ = reply.send(self.list_apps());
-            }
-            Command::RemoveApp { application, reply } => {
-                let _ = reply.send(self.remove_app(application));
-            }
-            Command::CreateContext { application, init_args, reply } => {
-                let _ = reply.send(self.create_context(application, init_args).await);
-            }
-            Command::Invite { context, invitee, valid_for_ms, reply } => {
-                let _ = reply.send(self.invite(context, invitee, valid_for_ms).await);
-            }
-            Command::Joined { invitation, inviter, accepted, reply } => {
-                let _ = reply.send(self.install_joined(*invitation, inviter, *accepted).await);
-            }
-            Command::Leave { context, reply } => {
-                let _ = reply.send(self.leave(context).await);
-            }
-            Command::RevokeInvitation { context, invitation, reply } => {
-                let _ = reply.send(self.revoke_invitation(context, invitation).await);
-            }
-            Command::RemoveMember { context, member, reply } => {
-                let _ = reply.send(self.remove_member(context, member).await);
-            }
-            Command::KeyEpochs { context, reply } => {
-                let _ = reply.send(self.key_epochs(context));
-            }
-            Command::Call { context, method, args, reply } => {
-                Counters::bump(&self.counters.calls, 1);
-                let _ = reply.send(self.call(context, &method, &args).await);
-            }
-            Command::Contexts { reply } => {
-                let infos = self.contexts.keys().copied().collect::<Vec<_>>();
-                let _ = reply.send(infos.into_iter().map(|id| self.context_info(id)).collect());
-            }
-            Command::Context { context, reply } => {
-                let _ = reply.send(self.context_info(context));
-            }
-            Command::SyncNow { context, reply } => {
-                let targets: Vec<Hash> = match context {
-                    Some(id) if !self.contexts.contains_key(&id) => {
-                        let _ = reply.send(Err(crate::NodeError::UnknownContext(id)));
-                        return;
-                    }
-                    Some(id) => vec![id],
-                    None => self.contexts.keys().copied().collect(),
-                };
-                let mut outcomes = Vec::with_capacity(targets.len());
-                for id in targets {
-                    let before = self.contexts.get(&id).map_or(0, |slot| slot.replica.stats().syncs_started);
-                    self.feed(id, Input::SyncNow { peer: None }).await;
-                    let Some(slot) = self.contexts.get(&id) else { continue };
-                    outcomes.push(crate::SyncNowOutcome {
-                        context: id,
-                        started: slot.replica.stats().syncs_started > before,
-                        peers: slot.replica.peers().count(),
-                        member_nodes_known: self.book.count_serving(&id),
-                    });
-                }
-                let _ = reply.send(Ok(outcomes));
-            }
-            Command::DeadJobs { context, reply } => {
-                let answer = match self.contexts.get(&context) {
-                    Some(slot) => slot.replica.store().dead_jobs(DEAD_JOBS_LISTED_MAX).map_err(crate::NodeError::from),
-                    None => Err(crate::NodeError::UnknownContext(context)),
-                };
-                let _ = reply.send(answer);
-            }
-            Command::Delta { context, id, reply } => {
-                let answer = self
-                    .contexts
-                    .get(&context)
-                    .ok_or(crate::NodeError::UnknownContext(context))
-                    .map(|slot| slot.replica.applied_delta_bytes(&id));
-                let _ = reply.send(answer);
-            }
-            Command::PublishRaw { context, id, bytes, reply } => {
-                if !self.contexts.contains_key(&context) {
-                    let _ = reply.send(Err(crate::NodeError::UnknownContext(context)));
-                    return;
-                }
-                self.publish(context, id, &bytes).await;
-                let _ = reply.send(Ok(()));
-            }
-            Command::Hold { release, reply } => {
-                let _ = reply.send(Ok(()));
-                // Fired or dropped: either way the hold ends.
-                let _ = release.await;
-            }
-            Command::DeliverRaw { context, from, bytes, reply } => {
-                let (Some(_), Some(from)) = (self.contexts.get(&context), Self::sync_peer(&from)) else {
-                    let _ = reply.send(Err(crate::NodeError::UnknownContext(context)));
-                    return;
-                };
-                // No gossip message to validate: the verdict is dropped.
-                self.next_message += 1;
-                let message = self.next_message;
-                self.feed(context, Input::GossipReceived { from, message, bytes }).await;
-                let _ = reply.send(Ok(()));
-            }
-            Command::Shutdown { reply } => {
-                // Handled in `run`; kept for exhaustiveness.
-                let _ = reply.send(Ok(()));
-            }
-        }
     }
 }
