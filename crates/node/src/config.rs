@@ -71,6 +71,12 @@ pub struct NodeConfig {
     pub redial_base_ms: u64,
     /// The longest pause between dials of an unreachable member's node.
     pub redial_max_ms: u64,
+    /// How often a context asks a member's node for its directory at
+    /// first, and again after an answer that taught it something.
+    pub directory_refresh_ms: u64,
+    /// The longest pause between two directory refreshes of a context
+    /// whose answers teach it nothing (the period doubles up to it).
+    pub directory_refresh_max_ms: u64,
     /// The seed of the member identity to use when the database has none
     /// yet (importing a key); `None` generates one. Ignored once stored.
     pub identity_seed: Option<[u8; 32]>,
@@ -109,6 +115,8 @@ impl NodeConfig {
             join_timeout_ms: JOIN_TIMEOUT_MS_DEFAULT,
             redial_base_ms: crate::peers::redial::REDIAL_BASE_MS_DEFAULT,
             redial_max_ms: crate::peers::redial::REDIAL_MAX_MS_DEFAULT,
+            directory_refresh_ms: crate::peers::refresh::DIRECTORY_REFRESH_MS_DEFAULT,
+            directory_refresh_max_ms: crate::peers::refresh::DIRECTORY_REFRESH_MAX_MS_DEFAULT,
             identity_seed: None,
         }
     }
@@ -142,6 +150,12 @@ impl NodeConfig {
         }
         if self.redial_max_ms < self.redial_base_ms {
             return bad("redial_max_ms", "must be at least redial_base_ms");
+        }
+        if self.directory_refresh_ms == 0 {
+            return bad("directory_refresh_ms", "must be positive");
+        }
+        if self.directory_refresh_max_ms < self.directory_refresh_ms {
+            return bad("directory_refresh_max_ms", "must be at least directory_refresh_ms");
         }
         if self.join_timeout_ms == 0 {
             return bad("join_timeout_ms", "must be positive");

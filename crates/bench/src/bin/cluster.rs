@@ -24,8 +24,9 @@
 //!   restarted after missing a write in each: when every context has
 //!   caught up through its own anti-entropy, against one shared context;
 //! - `idle_contexts`: two nodes sharing `--contexts` quiet contexts: sync
-//!   sessions and CPU per second once the idle back-off settled (about
-//!   8 minutes plus twice the setup), against the back-off off.
+//!   sessions, directory answers and CPU per second once the idle sync
+//!   back-off settled (about 8 minutes plus twice the setup), against both
+//!   back-offs off.
 //!
 //! Usage: `weft-cluster-bench [--only propagation|propagation_loaded|catch_up|sustained|burst|local_writes|api_writes|big_state|many_contexts|many_contexts_sync|idle_contexts]
 //! [--writes N] [--missed N] [--seconds N] [--clients N] [--entries N] [--contexts N] [--quick]`.

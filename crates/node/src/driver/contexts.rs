@@ -106,6 +106,7 @@ impl Driver {
         };
         self.contexts.insert(id, slot);
         self.reschedule(id);
+        self.directory_refresh.track(id, now_ms(), random_u64());
         self.views.insert(id, view);
         // Rotations applied before a restart may still owe us a key.
         self.keys_dirty.insert(id);
@@ -180,6 +181,7 @@ impl Driver {
     async fn close_context(&mut self, context: Hash) {
         self.views.remove(&context);
         self.wakeups_forget(context);
+        self.directory_refresh.forget(&context);
         if let Some(mut slot) = self.contexts.remove(&context) {
             // Commits staged in the open turn land now: the turn's end
             // no longer finds the context.

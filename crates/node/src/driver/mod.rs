@@ -52,6 +52,7 @@ use crate::config::NodeConfig;
 use crate::events::{AppliedInfo, Counters, NodeEvent};
 use crate::peers::PeerBook;
 use crate::peers::redial::RedialSchedule;
+use crate::peers::refresh::DirectoryRefresh;
 use crate::records::ContextRecord;
 use crate::replica_store::{DiskReplicaStore, JobInbox};
 use topics::TopicDirectory;
@@ -140,7 +141,8 @@ pub(crate) struct Driver {
     /// in this run, trusted as a member until our history knows it.
     pub(crate) joined_through: HashMap<Hash, ([u8; 32], PublicKey)>,
     next_redial_check_ms: u64,
-    next_directory_round_ms: u64,
+    /// When each context next asks for its directory.
+    directory_refresh: DirectoryRefresh,
     /// The store's reopen count the replicas were loaded at.
     store_reopens: u64,
     /// Contexts still to rebuild from the store after it reopened or a
@@ -193,6 +195,7 @@ impl Driver {
     ) -> Driver {
         let redial = RedialSchedule::new(config.redial_base_ms, config.redial_max_ms);
         let state_cache = crate::StateCache::new(config.state_cache_bytes);
+        let directory_refresh = DirectoryRefresh::new(config.directory_refresh_ms, config.directory_refresh_max_ms);
         Driver {
             config,
             store,
@@ -218,7 +221,7 @@ impl Driver {
             proven: std::collections::HashSet::new(),
             joined_through: HashMap::new(),
             next_redial_check_ms: 0,
-            next_directory_round_ms: now_ms() + peers::DIRECTORY_REFRESH_MS,
+            directory_refresh,
             store_reopens: 0,
             reload_waiting: BTreeSet::new(),
             next_reload_ms: 0,
@@ -484,6 +487,8 @@ impl Driver {
         Counters::bump(&self.counters.deltas_applied, deltas.len() as u64);
         if deltas.iter().any(|d| d.events.iter().any(weft_sync::Event::is_membership)) {
             self.keys_dirty.insert(context);
+            // A new member's node is most likely in a directory.
+            self.directory_refresh.hurry(&context, now_ms());
         }
         let Some(slot) = self.contexts.get(&context) else { return };
         let root_hash = slot.replica.root_hash();

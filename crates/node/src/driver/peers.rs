@@ -8,10 +8,11 @@
 //! - Evidence that a node serves a member (a join, an admission, a hello
 //!   signed by a member, a member's directory) puts it in the book.
 //! - After every driver turn, due nodes are dialed ([`Driver::redial_due`]).
-//! - When a member's node connects, and every [`DIRECTORY_REFRESH_MS`] with
-//!   one connected member's node per context, we ask it for the context's
-//!   directory, so members that joined through someone else, or moved, are
-//!   found too.
+//! - When a member's node connects we ask it for the directory of each
+//!   context it serves, and each context asks one connected member's node
+//!   again on its own schedule ([`crate::peers::refresh`]: every minute,
+//!   doubling up to 16 minutes while answers teach nothing), so members
+//!   that joined through someone else, or moved, are found too.
 //! - **Proof.** A node becomes one of a context's sync peers (`PeerUp`)
 //!   only once it proved, on this connection, that it speaks for a member:
 //!   a sync hello or a sync accept, or a granted directory, each signed by a
@@ -45,8 +46,6 @@ pub(crate) const DIRECTORY_ASK_MIN_MS: u64 = 10_000;
 /// The pause after a directory request that got no answer (the stream
 /// failed to open or broke, as when two connections race at a restart).
 pub(crate) const DIRECTORY_RETRY_MS: u64 = 1_000;
-/// How often each context asks one connected member's node for its directory.
-pub(crate) const DIRECTORY_REFRESH_MS: u64 = 60_000;
 /// Directory requests remembered for rate limiting; the oldest are forgotten.
 const DIRECTORY_ASKS_KEPT_MAX: usize = 4096;
 
@@ -220,10 +219,7 @@ impl Driver {
                 Err(error) => debug!(%peer, %error, "redial not started"),
             }
         }
-        if now >= self.next_directory_round_ms {
-            self.next_directory_round_ms = now + DIRECTORY_REFRESH_MS;
-            self.refresh_directories();
-        }
+        self.refresh_directories(now);
         self.ask_unproven_subscribers();
     }
 
@@ -245,22 +241,27 @@ impl Driver {
         }
     }
 
-    /// Ask one connected member's node per context for its directory.
-    fn refresh_directories(&mut self) {
+    /// Ask one connected member's node for the directory of each context
+    /// due for a refresh (see [`crate::peers::refresh`]).
+    fn refresh_directories(&mut self, now: u64) {
         let mut asks = Vec::new();
-        for (context, slot) in &self.contexts {
+        for context in self.directory_refresh.take_due(now) {
+            let Some(slot) = self.contexts.get(&context) else {
+                self.directory_refresh.forget(&context);
+                continue;
+            };
             let connected: Vec<NodeKey> = slot
                 .replica
                 .peers()
                 .map(|p| p.0)
-                .filter(|node| self.redial.is_connected(node) && self.book.serves(node, context))
+                .filter(|node| self.redial.is_connected(node) && self.book.serves(node, &context))
                 .collect();
             if connected.is_empty() {
                 continue;
             }
             let pick = connected[(random_u64() % connected.len() as u64) as usize];
             if let Ok(peer) = weft_net::peer_id_of(&PublicKey(pick)) {
-                asks.push((peer, *context));
+                asks.push((peer, context));
             }
         }
         for (peer, context) in asks {
@@ -351,10 +352,12 @@ impl Driver {
             return;
         }
         self.member_node_proven(context, peer).await;
-        let fresh = self.book.merge_directory(context, &entries, &self.local_peer.0);
-        if !fresh.is_empty() {
-            debug!(%context, %peer, new = fresh.len(), "learned member nodes from a directory");
+        let merged = self.book.merge_directory(context, &entries, &self.local_peer.0);
+        if !merged.fresh.is_empty() {
+            debug!(%context, %peer, new = merged.fresh.len(), "learned member nodes from a directory");
         }
+        let news = !merged.fresh.is_empty() || merged.addrs_learned;
+        self.directory_refresh.answered(&context, news, now_ms());
         self.flush_book();
     }
 }

@@ -23,9 +23,11 @@
 //!
 //! The book is plain data (no I/O); [`PeerBook::load`] and
 //! [`PeerBook::flush`] move it to and from the store's `PEERS` table.
-//! [`redial::RedialSchedule`] decides when to dial whom.
+//! [`redial::RedialSchedule`] decides when to dial whom, and
+//! [`refresh::DirectoryRefresh`] when to ask for each context's directory.
 
 pub mod redial;
+pub mod refresh;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -243,19 +245,18 @@ impl PeerBook {
 
     /// Take in a directory a member's node gave for `context`: each entry
     /// becomes a node serving it, its addresses hearsay. `me` is skipped.
-    /// Returns the nodes that were new to the context.
-    pub fn merge_directory(&mut self, context: Hash, entries: &[DirectoryEntry], me: &NodeKey) -> Vec<NodeKey> {
-        let mut fresh = Vec::new();
+    pub fn merge_directory(&mut self, context: Hash, entries: &[DirectoryEntry], me: &NodeKey) -> MergedDirectory {
+        let mut merged = MergedDirectory::default();
         for entry in entries.iter().take(DIRECTORY_ENTRIES_MAX) {
             if entry.node == *me || entry.addrs.iter().all(|a| dialable(a).is_none()) {
                 continue;
             }
             if self.add_member_node(entry.node, context) {
-                fresh.push(entry.node);
+                merged.fresh.push(entry.node);
             }
-            self.learn_addrs(&entry.node, entry.addrs.iter().take(PEER_ADDRS_KEPT_MAX), false);
+            merged.addrs_learned |= self.learn_addrs(&entry.node, entry.addrs.iter().take(PEER_ADDRS_KEPT_MAX), false);
         }
-        fresh
+        merged
     }
 
     /// Keep the book within [`PEERS_KEPT_MAX`]: drop the least recently
@@ -273,6 +274,15 @@ impl PeerBook {
             self.dirty.insert(victim);
         }
     }
+}
+
+/// What [`PeerBook::merge_directory`] learned from one directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MergedDirectory {
+    /// The nodes that were new to the context.
+    pub fresh: Vec<NodeKey>,
+    /// Whether a node already known got an address it did not have.
+    pub addrs_learned: bool,
 }
 
 /// The form of `text` worth keeping and dialing, if any: a parseable
@@ -369,10 +379,18 @@ mod tests {
             DirectoryEntry { node: ME, addrs: vec!["/ip4/10.0.0.9/tcp/1".into()] },
             DirectoryEntry { node: B, addrs: vec!["/ip4/0.0.0.0/tcp/1".into()] },
         ];
-        assert_eq!(other.merge_directory(context(1), &given, &ME), vec![A]);
+        assert_eq!(other.merge_directory(context(1), &given, &ME).fresh, vec![A]);
         assert!(other.get(&ME).is_none(), "never an entry for ourselves");
         assert!(other.get(&B).is_none(), "an entry with nothing to dial is dropped");
         assert!(other.serves(&A, &context(1)));
+
+        // The same answer again teaches nothing; a new address for A does.
+        assert_eq!(other.merge_directory(context(1), &given, &ME), MergedDirectory::default());
+        let moved = vec![DirectoryEntry { node: A, addrs: vec!["/ip4/10.0.0.7/tcp/1".into()] }];
+        assert_eq!(
+            other.merge_directory(context(1), &moved, &ME),
+            MergedDirectory { fresh: vec![], addrs_learned: true }
+        );
     }
 
     #[test]
