@@ -115,18 +115,9 @@ impl DirectoryRefresh {
     }
 
     /// The current period of `context`, if it is tracked.
-    pub fn period_ms(&self, context: &Hash) -> Option<u64> {
+    #[cfg(test)]
+    fn period_ms(&self, context: &Hash) -> Option<u64> {
         self.entries.get(context).map(|entry| entry.period_ms)
-    }
-
-    /// How many contexts are tracked.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no context is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     fn set(&mut self, context: Hash, entry: Entry) {
