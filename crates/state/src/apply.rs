@@ -253,7 +253,7 @@ pub(crate) fn finalize<K: KvRead + ?Sized>(ov: &mut Overlay<'_, K>) -> Result<Ha
         let tree_hash = tree::rehash(ov, &id)?;
         let kind = ov.index(&id)?.ok_or(StateError::UnknownTarget(id))?.kind;
         let entry_hash = match ov.entry_is_dirty(&id) {
-            true => Some(entry_hash(ov.entry(&id, kind)?)),
+            true => Some(entry_hash(ov.entry_mut(&id, kind)?)),
             false => None,
         };
         if let Some(entry_hash) = entry_hash {
@@ -283,7 +283,7 @@ pub(crate) fn finalize<K: KvRead + ?Sized>(ov: &mut Overlay<'_, K>) -> Result<Ha
     Ok(ov.index(&root_id())?.map_or_else(|| Index::empty_root().full_hash, |i| i.full_hash))
 }
 
-fn entry_hash(entry: &Entry) -> Hash {
+fn entry_hash(entry: &mut Entry) -> Hash {
     match entry {
         Entry::Register(register) => rows::entry_bytes_hash(&encoding::encode(register)),
         Entry::Counter(counter) => rows::entry_bytes_hash(&encoding::encode(counter)),

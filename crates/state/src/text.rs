@@ -2,10 +2,12 @@
 //!
 //! Persistence is the simplest that is correct: the whole canonical encoding
 //! of the document is the entry row, so a commit that touches a text costs
-//! O(document) to encode and hash (once per transaction, however many text
+//! O(document) to decode and encode (once per transaction, however many text
 //! ops it holds: the decoded document stays in the transaction's overlay).
-//! The entity's own hash covers the document's `content_hash`, which is equal
-//! on every replica that applied the same text ops.
+//! The entity's own hash covers the document's `content_hash`, a Merkle
+//! digest over content-defined chunks that is equal on every replica that
+//! applied the same text ops; a document kept decoded rehashes only the
+//! chunks an edit touched.
 
 use weft_primitives::Hash;
 use weft_text::{TextDoc, TextError, TextOp};
@@ -15,24 +17,27 @@ use crate::model::Stamp;
 
 /// A decoded text document.
 pub(crate) struct TextEntry {
-    pub(crate) doc: TextDoc,
+    // Boxed: a document is large, and the other entries are small.
+    pub(crate) doc: Box<TextDoc>,
 }
 
 impl TextEntry {
     pub(crate) fn new() -> TextEntry {
-        TextEntry { doc: TextDoc::new() }
+        TextEntry { doc: Box::new(TextDoc::new()) }
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<TextEntry, TextError> {
-        Ok(TextEntry { doc: TextDoc::decode(bytes)? })
+        Ok(TextEntry { doc: Box::new(TextDoc::decode(bytes)?) })
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
         self.doc.encode()
     }
 
-    pub(crate) fn content_hash(&self) -> Hash {
-        self.doc.content_hash()
+    /// The document's content hash, brought up to date incrementally (the
+    /// first call on a freshly decoded document costs O(items)).
+    pub(crate) fn content_hash(&mut self) -> Hash {
+        self.doc.update_content_hash()
     }
 
     /// Apply a (local or remote) op; idempotent.

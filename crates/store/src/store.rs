@@ -18,11 +18,14 @@ use crate::txn::{ReadTxn, WriteTxn};
 /// is added or renamed or a key or value encoding changes.
 /// Version 5: delta ids and owners' action signatures hash the context id
 /// in, so the deltas a version 3 or 4 store holds no longer verify.
-pub const SCHEMA_VERSION: u32 = 5;
+/// Version 6: a text's content hash is a Merkle digest over content-defined
+/// chunks (`weft_text`), so the state hashes a version 5 store holds for
+/// its texts no longer match the ones its peers compute.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Older schema versions this build opens by creating the tables added
-/// since (a step that only added tables). None at version 5: every older
-/// store holds deltas under the old id scheme and is refused.
+/// since (a step that only added tables). None at version 6: every older
+/// store holds state hashes of another text digest and is refused.
 pub const SCHEMA_VERSIONS_UPGRADABLE: [u32; 0] = [];
 
 /// The node's database. Cheap to clone: clones share one redb database.

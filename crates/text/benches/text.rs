@@ -43,9 +43,24 @@ fn main() {
         figure(&format!("{name}.replay_local"), local_ms, "ms");
         figure(&format!("{name}.replay_local_per_edit"), local_ms * 1e6 / edits as f64, "ns");
 
+        // What a replica that commits every edit pays: the content hash
+        // brought up to date after each op (the state layer's path).
+        let (hashed_ms, hashed) = best_ms(|| {
+            let mut doc = TextDoc::new();
+            for op in &ops {
+                doc.apply(op).expect("replayed op applies");
+                doc.update_content_hash();
+            }
+            doc
+        });
+        assert_eq!(hashed.content_hash(), doc.content_hash(), "incremental hash diverged");
+        figure(&format!("{name}.apply_remote_hash_each"), hashed_ms, "ms");
+        figure(&format!("{name}.apply_remote_hash_each_per_op"), hashed_ms * 1e6 / ops.len() as f64, "ns");
+
         let (remote_ms, remote) = best_ms(|| apply_remote(&ops));
         assert!(remote.to_string() == trace.end_content, "remote replay diverged");
         figure(&format!("{name}.apply_remote"), remote_ms, "ms");
+        figure(&format!("{name}.hash_each_vs_apply_remote"), hashed_ms / remote_ms, "ratio");
 
         // A clone taken before any hash was computed has a cold cache.
         let (hash_ms, hash) = best_ms(|| doc.clone().content_hash());

@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
 
 use weft_primitives::{Hash, PublicKey};
 
+use crate::digest::Digest;
 use crate::error::TextError;
 use crate::integrate::{find_slot, item_id};
 use crate::run::{Iid, Run};
@@ -77,12 +77,9 @@ fn lane_end(id: ItemId, chars: usize) -> Result<u64, TextError> {
 pub struct TextDoc {
     pub(crate) authors: Authors,
     pub(crate) seq: RunSequence,
-    /// `content_hash` of the current state, computed on demand; reset by every change.
-    hash: OnceLock<Hash>,
+    /// The chunked content hash, updated by [`TextDoc::update_content_hash`].
+    digest: Digest,
 }
-
-/// Domain separation for [`TextDoc::content_hash`].
-const CONTENT_HASH_CONTEXT: &str = "weft-text 2025 content hash v1";
 
 impl TextDoc {
     /// An empty document.
@@ -91,7 +88,7 @@ impl TextDoc {
     }
 
     pub(crate) fn from_parts(authors: Authors, seq: RunSequence) -> TextDoc {
-        TextDoc { authors, seq, hash: OnceLock::new() }
+        TextDoc { authors, seq, digest: Digest::default() }
     }
 
     /// Insert `text` at char position `pos` as `author` in lane 0; returns
@@ -135,7 +132,7 @@ impl TextDoc {
         let text_at = self.seq.push_chars(text);
         self.seq.insert(slot, Run::new(Iid { author: index, seq: first }, chars as u32, text_at, left, right, false));
         self.authors.next_seq[index as usize] = end;
-        self.hash = OnceLock::new();
+        self.digest.note(index, first, chars as u64, true);
         Ok(TextOp::Insert { id, origin_left, origin_right, text: text.to_owned() })
     }
 
@@ -163,8 +160,8 @@ impl TextDoc {
         }
         for &(start, count) in &ranges {
             self.seq.delete_ids(start.author, start.seq, count);
+            self.digest.note(start.author, start.seq, count, false);
         }
-        self.hash = OnceLock::new();
         Ok(TextOp::Delete { ranges: public })
     }
 
@@ -208,7 +205,7 @@ impl TextDoc {
         let text_at = self.seq.push_chars(text);
         self.seq.insert(slot, Run::new(Iid { author: index, seq: id.seq }, chars as u32, text_at, left, right, false));
         self.authors.next_seq[index as usize] = end;
-        self.hash = OnceLock::new();
+        self.digest.note(index, id.seq, chars as u64, true);
         Ok(())
     }
 
@@ -262,12 +259,10 @@ impl TextDoc {
             }
             resolved.push((author, start.seq, count));
         }
-        let mut removed = 0;
         for (author, seq, count) in resolved {
-            removed += self.seq.delete_ids(author, seq, count);
-        }
-        if removed > 0 {
-            self.hash = OnceLock::new();
+            if self.seq.delete_ids(author, seq, count) > 0 {
+                self.digest.note(author, seq, count, false);
+            }
         }
         Ok(())
     }
@@ -323,11 +318,21 @@ impl TextDoc {
         Ok(out)
     }
 
-    /// The hash of the canonical encoding: equal on every replica that applied
+    /// The content hash: a Merkle digest over the document's content-defined
+    /// chunks (see the `digest` module), equal on every replica that applied
     /// the same set of ops, whatever the order and however runs were split.
-    /// Computed in O(runs) on first use after a change, then cached.
+    ///
+    /// Free when [`TextDoc::update_content_hash`] ran since the last change;
+    /// otherwise computed from scratch in O(items), leaving the document alone.
     pub fn content_hash(&self) -> Hash {
-        *self.hash.get_or_init(|| Hash::derive(CONTENT_HASH_CONTEXT, &[&self.encode()]))
+        self.digest.current().unwrap_or_else(|| Digest::compute(&self.authors, &self.seq))
+    }
+
+    /// [`TextDoc::content_hash`], kept up to date incrementally: the first
+    /// call costs O(items), each later one rehashes only the chunks and groups
+    /// the edits since the previous call touched.
+    pub fn update_content_hash(&mut self) -> Hash {
+        self.digest.refresh(&self.authors, &self.seq)
     }
 
     /// The canonical encoding of the full state, tombstones included.

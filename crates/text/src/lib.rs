@@ -22,9 +22,14 @@
 //!   rejected with its own [`TextError`] variant and changes nothing.
 //! - **Canonical state.** [`TextDoc::encode`] writes maximal runs and a sorted author
 //!   table, so it does not depend on how this replica happened to split its runs or
-//!   in which order it met the authors; [`TextDoc::content_hash`] is the hash of that
-//!   encoding. [`TextDoc::decode`] accepts exactly the canonical encodings of
-//!   well-formed states and returns an error (never panics) on anything else.
+//!   in which order it met the authors. [`TextDoc::decode`] accepts exactly the
+//!   canonical encodings of well-formed states and returns an error (never
+//!   panics) on anything else.
+//! - **Content hash.** [`TextDoc::content_hash`] is a Merkle digest over
+//!   content-defined chunks of the items (whether an item starts a chunk depends
+//!   on its id alone), so it too depends only on the state; kept up to date by
+//!   [`TextDoc::update_content_hash`], an edit rehashes one chunk, one group of
+//!   chunk hashes and the list of group hashes, not the document.
 //!
 //! # Integration rule (YjsMod / FugueMax)
 //!
@@ -71,6 +76,7 @@
 //! ordered map from run start to block finds an id. Authors are interned as `u32`.
 
 mod codec;
+mod digest;
 mod doc;
 mod error;
 mod integrate;

@@ -87,6 +87,18 @@ impl Run {
         if self.deleted { 0 } else { u64::from(self.len) }
     }
 
+    /// Items `offset .. offset + len` as a run of their own (same meaning).
+    pub(crate) fn slice(&self, offset: u32, len: u32) -> Run {
+        Run::new(
+            self.id_at(offset),
+            len,
+            self.text_at + offset,
+            self.origin_left_at(offset),
+            self.origin_right(),
+            self.deleted,
+        )
+    }
+
     /// Cut the run before `offset` (0 < offset < len): `self` keeps the items
     /// before, the returned run holds the rest.
     pub(crate) fn split_off(&mut self, offset: u32) -> Run {

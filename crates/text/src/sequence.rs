@@ -118,6 +118,23 @@ impl RunSequence {
         }
     }
 
+    /// The item before the item at `loc`, or `None` at the start.
+    pub(crate) fn prev_item(&self, loc: Loc) -> Option<Loc> {
+        if loc.off > 0 { Some(Loc { off: loc.off - 1, ..loc }) } else { self.prev_run_end(loc) }
+    }
+
+    /// The last item of the run before the one at `loc`, or `None` at the start.
+    pub(crate) fn prev_run_end(&self, loc: Loc) -> Option<Loc> {
+        let (block, run) = if loc.run > 0 {
+            (loc.block, loc.run - 1)
+        } else {
+            let block = (0..loc.block).rev().find(|&b| !self.blocks[b].runs.is_empty())?;
+            (block, self.blocks[block].runs.len() - 1)
+        };
+        let len = self.blocks.get(block)?.runs.get(run)?.len;
+        Some(Loc { block, run, off: len.saturating_sub(1) })
+    }
+
     /// The id of the item at `loc`, if `loc` is not the end.
     pub(crate) fn id_at(&self, loc: Loc) -> Option<Iid> {
         self.run(loc).map(|r| r.id_at(loc.off))

@@ -25,6 +25,8 @@ enum Step {
     Deliver { replica: usize, pick: usize },
     /// Replica receives again an op it already applied.
     Redeliver { replica: usize, pick: usize },
+    /// Replica brings its content hash up to date incrementally.
+    Hash { replica: usize },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -35,6 +37,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0..REPLICAS, 0..6usize, 1..4usize).prop_map(|(replica, pos, len)| Step::Delete { replica, pos, len }),
         4 => (0..REPLICAS, any::<usize>()).prop_map(|(replica, pick)| Step::Deliver { replica, pick }),
         1 => (0..REPLICAS, any::<usize>()).prop_map(|(replica, pick)| Step::Redeliver { replica, pick }),
+        2 => (0..REPLICAS).prop_map(|replica| Step::Hash { replica }),
     ]
 }
 
@@ -115,6 +118,7 @@ fn run_history(steps: &[Step]) -> (Vec<Replica>, Vec<Logged>) {
                     assert_eq!((r.doc.to_string(), r.doc.content_hash()), before, "duplicate changed the state");
                 }
             }
+            Step::Hash { replica } => check_incremental_hash(&mut replicas[*replica].doc),
         }
     }
     (replicas, log)
@@ -132,8 +136,19 @@ fn deliver_rest(replica: &mut Replica, log: &[Logged], rng: &mut SmallRng) {
         if rng.random_bool(0.2) {
             replica.receive(log, op);
         }
+        if rng.random_bool(0.3) {
+            check_incremental_hash(&mut replica.doc);
+        }
     }
     assert!(replica.applied.iter().filter(|a| **a).count() == log.len(), "not every op was delivered");
+}
+
+/// The incrementally kept content hash equals the one computed from scratch.
+fn check_incremental_hash(doc: &mut TextDoc) {
+    let incremental = doc.update_content_hash();
+    let scratch = crate::digest::Digest::compute(&doc.authors, &doc.seq);
+    assert_eq!(incremental, scratch, "the incremental content hash drifted from the full one");
+    assert_eq!(doc.content_hash(), scratch);
 }
 
 fn assert_identical(docs: &[&TextDoc]) -> Result<(), TestCaseError> {
@@ -160,6 +175,9 @@ proptest! {
         let mut rng = SmallRng::seed_from_u64(seed);
         for replica in &mut replicas {
             deliver_rest(replica, &log, &mut rng);
+        }
+        for replica in &mut replicas {
+            check_incremental_hash(&mut replica.doc);
         }
         let docs: Vec<&TextDoc> = replicas.iter().map(|r| &r.doc).collect();
         assert_identical(&docs)?;

@@ -1,0 +1,122 @@
+//! The automerge-paper editing trace through the state layer, one
+//! transaction (one delta's worth of work) per edit.
+//!
+//! Each edit of the trace is a `StateTxn` over an in-memory key-value store
+//! that deletes and inserts through `text_delete`/`text_insert`, commits, and
+//! applies its writes: what a node does for each keystroke of the
+//! collab-text app, without the signing and the disk. The baseline, in the
+//! same run, is the text crate replaying the same edits on a bare
+//! `TextDoc`. Both replays must end with the trace's final text.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, ensure};
+use serde::Deserialize;
+use weft_primitives::kv::{MemoryKv, WriteSet};
+use weft_primitives::{Hash, Hlc, PublicKey, SigningKey};
+use weft_state::{CrdtKind, EntityId, StateTxn, StorageKind, root_id};
+use weft_text::TextDoc;
+
+use crate::figure::{emit, per_second};
+
+/// `{ startContent, endContent, txns: [{ patches: [[pos, del, ins]] }] }`.
+#[derive(Deserialize)]
+struct Trace {
+    #[serde(rename = "startContent")]
+    start_content: String,
+    #[serde(rename = "endContent")]
+    end_content: String,
+    txns: Vec<TraceTxn>,
+}
+
+#[derive(Deserialize)]
+struct TraceTxn {
+    patches: Vec<(usize, usize, String)>,
+}
+
+fn trace_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../text/tests/data/editing-traces/automerge-paper.json.gz")
+}
+
+fn load_trace() -> anyhow::Result<Trace> {
+    let path = trace_path();
+    let file = std::fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(file).read_to_string(&mut json).context("trace is not gzip'd UTF-8")?;
+    serde_json::from_str(&json).context("trace JSON")
+}
+
+fn text_id() -> EntityId {
+    weft_state::child_id(&root_id(), b"doc", CrdtKind::Text, &StorageKind::Public)
+}
+
+/// Replay the first `edits` edits (all when `None`) both ways and print the figures.
+pub fn run(edits: Option<usize>) -> anyhow::Result<()> {
+    let trace = load_trace()?;
+    ensure!(trace.start_content.is_empty(), "the trace starts from an empty document");
+    let patches: Vec<&(usize, usize, String)> = trace.txns.iter().flat_map(|t| t.patches.iter()).collect();
+    let count = edits.unwrap_or(patches.len()).min(patches.len());
+    let patches = &patches[..count];
+    emit("text_trace_edits", count as f64, "edits");
+
+    let started = Instant::now();
+    let bare = bare_replay(patches)?;
+    let bare_rate = per_second(count, started.elapsed());
+    emit("text_trace_bare_doc", bare_rate, "edits/s");
+
+    let started = Instant::now();
+    let through_state = state_replay(patches)?;
+    let elapsed = started.elapsed();
+    let state_rate = per_second(count, elapsed);
+    ensure!(through_state == bare, "the state layer's text differs from the bare replay");
+    if count == trace.txns.iter().map(|t| t.patches.len()).sum::<usize>() {
+        ensure!(through_state == trace.end_content, "the replay does not end with the trace's text");
+    }
+    emit("text_trace_state_txn_per_edit", state_rate, "edits/s");
+    emit("text_trace_state_txn_total", elapsed.as_secs_f64(), "s");
+    emit("text_trace_state_vs_bare_doc", state_rate / bare_rate, "ratio");
+    Ok(())
+}
+
+fn bare_replay(patches: &[&(usize, usize, String)]) -> anyhow::Result<String> {
+    let author = PublicKey([7; 32]);
+    let mut doc = TextDoc::new();
+    for (pos, del, ins) in patches.iter().map(|p| (p.0, p.1, &p.2)) {
+        if del > 0 {
+            doc.delete(author, pos, del)?;
+        }
+        if !ins.is_empty() {
+            doc.insert(author, pos, ins)?;
+        }
+    }
+    Ok(doc.to_string())
+}
+
+fn state_replay(patches: &[&(usize, usize, String)]) -> anyhow::Result<String> {
+    let signer = SigningKey::from_seed([1; 32]);
+    let text = text_id();
+    let mut kv = MemoryKv::new();
+    let create = {
+        let mut txn = StateTxn::new(&kv, Hash::default(), &signer, Hlc::new(1_000, 0));
+        txn.create(root_id(), b"doc", CrdtKind::Text, StorageKind::Public)?;
+        txn.commit()?.writes
+    };
+    kv.apply(create);
+    for (i, (pos, del, ins)) in patches.iter().map(|p| (p.0 as u64, p.1 as u64, &p.2)).enumerate() {
+        let writes: WriteSet = {
+            let mut txn = StateTxn::new(&kv, Hash::default(), &signer, Hlc::new(2_000 + i as u64, 0));
+            if del > 0 {
+                txn.text_delete(text, pos, del)?;
+            }
+            if !ins.is_empty() {
+                txn.text_insert(text, pos, ins)?;
+            }
+            txn.commit()?.writes
+        };
+        kv.apply(writes);
+    }
+    let mut txn = StateTxn::read_only(&kv);
+    Ok(txn.text_read(text)?)
+}

@@ -1,0 +1,410 @@
+//! The content hash of a document: a Merkle digest over content-defined
+//! chunks, kept up to date edit by edit.
+//!
+//! # Chunks and groups
+//!
+//! Whether an item *starts a chunk* depends on its id alone: a mix of the
+//! author key and the seq, true for one item in [`CHUNK_ITEMS_MEAN`] on
+//! average. A chunk holds its start item and the items after it up to the
+//! next start item; the *head* chunk holds the items before the first start
+//! item (possibly none). Chunk starts that also pass a second test on the
+//! same mix (one in [`GROUP_CHUNKS_MEAN`]) start a *group* of chunks; the
+//! head starts the first group.
+//!
+//! Since items are never removed and a start is a property of the item, an
+//! edit changes only the chunk it lands in, plus the new chunks that its own
+//! start items open (splitting the chunk they land in). Chunks never merge.
+//!
+//! # Hashes
+//!
+//! - chunk hash: `H(chunk encoding)`, where the encoding is the canonical
+//!   form of the chunk's items alone (see [`encode_chunk`]);
+//! - group hash: `H(its chunks' hashes, in order)`;
+//! - content hash: `H(the groups' hashes, in order)`.
+//!
+//! All of it depends only on the document's items and their order, so
+//! replicas holding the same state agree on it whatever the edit history.
+//! An edit rehashes one chunk (about [`CHUNK_ITEMS_MEAN`] items), one group
+//! (about [`GROUP_CHUNKS_MEAN`] hashes) and the list of group hashes.
+//!
+//! The mix is not a cryptographic hash: a member choosing its key can only
+//! bias how its own items are cut into chunks, which changes how much is
+//! rehashed per edit, never what the hash commits to.
+
+use std::collections::{BTreeSet, HashMap};
+
+use borsh::BorshSerialize;
+use weft_primitives::{Hash, PublicKey, encoding};
+
+use crate::doc::Authors;
+
+use crate::run::{Iid, Run};
+use crate::sequence::{Loc, RunSequence};
+
+/// The mean number of items per chunk. Unit tests use tiny chunks and groups
+/// so that every property test cuts many of them.
+pub(crate) const CHUNK_ITEMS_MEAN: u64 = if cfg!(test) { 4 } else { 128 };
+
+/// The mean number of chunks per group.
+pub(crate) const GROUP_CHUNKS_MEAN: u64 = if cfg!(test) { 3 } else { 32 };
+
+/// Changes noted since the last refresh beyond which the next refresh
+/// rebuilds the digest from scratch instead (bounds the memory a document
+/// edited many times without asking its hash holds).
+const PENDING_MAX: usize = 4_096;
+
+const CHUNK_CONTEXT: &str = "weft-text 2026 chunk v1";
+const GROUP_CONTEXT: &str = "weft-text 2026 chunk group v1";
+const ROOT_CONTEXT: &str = "weft-text 2026 content root v1";
+
+/// A chunk's name: `None` for the head, else its start item.
+type ChunkKey = Option<Iid>;
+
+#[derive(Clone, Debug)]
+struct Slot {
+    key: ChunkKey,
+    hash: Hash,
+    group_start: bool,
+    /// The group's hash, on a slot that starts a group.
+    group_hash: Hash,
+}
+
+/// Items changed since the last refresh.
+#[derive(Clone, Copy, Debug)]
+struct Change {
+    author: u32,
+    seq: u64,
+    len: u64,
+    /// New items (which may start new chunks), not tombstoned ones.
+    inserted: bool,
+}
+
+/// The chunked digest of one document. Empty ("not built") until the first
+/// refresh; edits note what they touched and the next refresh rehashes that.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Digest {
+    built: bool,
+    /// Chunks in document order; the head first.
+    slots: Vec<Slot>,
+    position: HashMap<ChunkKey, usize>,
+    pending: Vec<Change>,
+    /// The content hash, while nothing is pending.
+    root: Option<Hash>,
+}
+
+/// The mixed id of an item: chunk and group starts are read from it.
+fn mix(key: &PublicKey, seq: u64) -> u64 {
+    let mut salt = [0u8; 8];
+    salt.copy_from_slice(&key.0[..8]);
+    // The splitmix64 finaliser: a bijection that spreads every input bit.
+    let mut z = u64::from_le_bytes(salt) ^ seq;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Whether the item starts a chunk.
+fn starts_chunk(keys: &[PublicKey], id: Iid) -> bool {
+    keys.get(id.author as usize).is_some_and(|key| mix(key, id.seq).is_multiple_of(CHUNK_ITEMS_MEAN))
+}
+
+/// Whether the chunk named `key` starts a group.
+fn starts_group(keys: &[PublicKey], key: ChunkKey) -> bool {
+    match key {
+        None => true,
+        Some(id) => keys
+            .get(id.author as usize)
+            .is_some_and(|k| (mix(k, id.seq) / CHUNK_ITEMS_MEAN).is_multiple_of(GROUP_CHUNKS_MEAN)),
+    }
+}
+
+impl Digest {
+    /// Note that items `seq .. seq + len` of `author` were inserted
+    /// (`inserted`) or tombstoned.
+    pub(crate) fn note(&mut self, author: u32, seq: u64, len: u64, inserted: bool) {
+        self.root = None;
+        if !self.built {
+            return;
+        }
+        if self.pending.len() >= PENDING_MAX {
+            *self = Digest::default();
+            return;
+        }
+        self.pending.push(Change { author, seq, len, inserted });
+    }
+
+    /// The content hash if nothing changed since the last refresh.
+    pub(crate) fn current(&self) -> Option<Hash> {
+        self.root
+    }
+
+    /// Bring the digest up to date with `seq` and return the content hash.
+    pub(crate) fn refresh(&mut self, authors: &Authors, seq: &RunSequence) -> Hash {
+        if let Some(root) = self.root {
+            return root;
+        }
+        if !self.built {
+            self.rebuild(authors, seq);
+        } else {
+            self.apply_pending(authors, seq);
+        }
+        let root = root_of(&self.slots);
+        self.root = Some(root);
+        root
+    }
+
+    /// The content hash computed from scratch, leaving `self` alone.
+    pub(crate) fn compute(authors: &Authors, seq: &RunSequence) -> Hash {
+        let mut digest = Digest::default();
+        digest.refresh(authors, seq)
+    }
+
+    fn rebuild(&mut self, authors: &Authors, seq: &RunSequence) {
+        let keys = &authors.keys;
+        let mut chunks: Vec<ChunkKey> = vec![None];
+        for run in seq.iter() {
+            for off in 0..run.len {
+                let id = run.id_at(off);
+                if starts_chunk(keys, id) {
+                    chunks.push(Some(id));
+                }
+            }
+        }
+        self.slots = chunks
+            .into_iter()
+            .map(|key| Slot {
+                key,
+                hash: chunk_hash(authors, seq, key),
+                group_start: starts_group(keys, key),
+                group_hash: Hash::ZERO,
+            })
+            .collect();
+        self.position = self.slots.iter().enumerate().map(|(i, slot)| (slot.key, i)).collect();
+        let starts: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].group_start).collect();
+        for start in starts {
+            self.rehash_group(start);
+        }
+        self.pending.clear();
+        self.built = true;
+    }
+
+    fn apply_pending(&mut self, authors: &Authors, seq: &RunSequence) {
+        let keys = &authors.keys;
+        let pending = std::mem::take(&mut self.pending);
+        let mut dirty: BTreeSet<usize> = BTreeSet::new();
+        let mut dirty_keys: Vec<ChunkKey> = Vec::new();
+        // New start items open chunks first, so that every start item is in
+        // `position` before chunks are looked up.
+        for change in pending.iter().filter(|c| c.inserted) {
+            for s in change.seq..change.seq.saturating_add(change.len) {
+                let id = Iid { author: change.author, seq: s };
+                if starts_chunk(keys, id) && !self.position.contains_key(&Some(id)) {
+                    self.open_chunk(keys, seq, id, &mut dirty_keys);
+                }
+            }
+        }
+        for change in &pending {
+            // A range of ids may lie in several places of the document: walk
+            // it run by run; each piece changes the chunk it starts in and
+            // every chunk a start item inside it opens.
+            let end = change.seq.saturating_add(change.len);
+            let mut next = change.seq;
+            while next < end {
+                let Some(loc) = seq.locate_id(Iid { author: change.author, seq: next }) else { break };
+                let Some(run) = seq.run(loc) else { break };
+                dirty_keys.push(chunk_of(keys, seq, loc));
+                let take = (run.end_seq() - next).min(end - next);
+                for s in next + 1..next + take {
+                    let id = Iid { author: change.author, seq: s };
+                    if starts_chunk(keys, id) {
+                        dirty_keys.push(Some(id));
+                    }
+                }
+                next += take;
+            }
+        }
+        for key in dirty_keys {
+            let Some(&at) = self.position.get(&key) else { continue };
+            if dirty.insert(at) {
+                self.slots[at].hash = chunk_hash(authors, seq, key);
+            }
+        }
+        let mut groups: BTreeSet<usize> = BTreeSet::new();
+        for at in dirty {
+            groups.insert(self.group_of(at));
+        }
+        for start in groups {
+            self.rehash_group(start);
+        }
+    }
+
+    /// Add the chunk started by the new item `id` after the chunk before it
+    /// (opening that one first if it is new too); both are dirty.
+    fn open_chunk(&mut self, keys: &[PublicKey], seq: &RunSequence, id: Iid, dirty: &mut Vec<ChunkKey>) {
+        let mut waiting = vec![id];
+        while let Some(&next) = waiting.last() {
+            let Some(loc) = seq.locate_id(next) else {
+                waiting.pop();
+                continue;
+            };
+            let before = seq.prev_item(loc).and_then(|prev| chunk_of(keys, seq, prev));
+            match self.position.get(&before) {
+                Some(&at) => {
+                    waiting.pop();
+                    let key = Some(next);
+                    self.slots.insert(
+                        at + 1,
+                        Slot { key, hash: Hash::ZERO, group_start: starts_group(keys, key), group_hash: Hash::ZERO },
+                    );
+                    for (i, slot) in self.slots.iter().enumerate().skip(at + 1) {
+                        self.position.insert(slot.key, i);
+                    }
+                    dirty.push(before);
+                    dirty.push(key);
+                }
+                // The chunk before is new as well: open it first.
+                None => match before {
+                    Some(prev) if !waiting.contains(&prev) => waiting.push(prev),
+                    _ => {
+                        // Cannot happen: the head is always present. Rebuild rather than guess.
+                        *self = Digest::default();
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// The slot that starts the group holding slot `at`.
+    fn group_of(&self, at: usize) -> usize {
+        (0..=at).rev().find(|&i| self.slots[i].group_start).unwrap_or(0)
+    }
+
+    fn rehash_group(&mut self, start: usize) {
+        let end = (start + 1..self.slots.len()).find(|&i| self.slots[i].group_start).unwrap_or(self.slots.len());
+        let hashes: Vec<&[u8]> = self.slots[start..end].iter().map(|slot| slot.hash.as_bytes().as_slice()).collect();
+        let hash = Hash::derive(GROUP_CONTEXT, &hashes);
+        self.slots[start].group_hash = hash;
+    }
+}
+
+fn root_of(slots: &[Slot]) -> Hash {
+    let groups: Vec<&[u8]> =
+        slots.iter().filter(|slot| slot.group_start).map(|slot| slot.group_hash.as_bytes().as_slice()).collect();
+    Hash::derive(ROOT_CONTEXT, &groups)
+}
+
+/// The chunk holding the item at `loc`: the nearest start item at or before it.
+fn chunk_of(keys: &[PublicKey], seq: &RunSequence, loc: Loc) -> ChunkKey {
+    let mut at = Some(loc);
+    while let Some(loc) = at {
+        let run = seq.run(loc)?;
+        for off in (0..=loc.off).rev() {
+            let id = run.id_at(off);
+            if starts_chunk(keys, id) {
+                return Some(id);
+            }
+        }
+        at = seq.prev_run_end(loc);
+    }
+    None
+}
+
+fn chunk_hash(authors: &Authors, seq: &RunSequence, key: ChunkKey) -> Hash {
+    Hash::derive(CHUNK_CONTEXT, &[&encode_chunk(authors, seq, key)])
+}
+
+/// One run of a chunk's encoding; authors are indices into the chunk's own table.
+#[derive(BorshSerialize)]
+struct EncodedRun {
+    author: u32,
+    seq: u64,
+    origin_left: Option<(u32, u64)>,
+    origin_right: Option<(u32, u64)>,
+    deleted: bool,
+    text: String,
+}
+
+/// The canonical encoding of one chunk (borsh).
+#[derive(BorshSerialize)]
+struct EncodedChunk {
+    /// `(key, lane)` of every author lane its items and origins name, sorted ascending.
+    authors: Vec<(PublicKey, u32)>,
+    /// Its items as maximal runs in document order.
+    runs: Vec<EncodedRun>,
+}
+
+/// The canonical encoding of chunk `key`: it depends only on the chunk's
+/// items, not on how this replica split its runs or numbered its authors.
+fn encode_chunk(authors: &Authors, seq: &RunSequence, key: ChunkKey) -> Vec<u8> {
+    let pieces = chunk_pieces(&authors.keys, seq, key);
+    let mut named: Vec<u32> = Vec::new();
+    for (piece, _) in &pieces {
+        named.push(piece.author);
+        named.extend(piece.origin_left().map(|id| id.author));
+        named.extend(piece.origin_right().map(|id| id.author));
+    }
+    named.sort_unstable();
+    named.dedup();
+    let entry = |author: u32| {
+        let key = authors.keys.get(author as usize).copied().unwrap_or(PublicKey([0; 32]));
+        (key, authors.lanes.get(author as usize).copied().unwrap_or(0))
+    };
+    let mut table: Vec<((PublicKey, u32), u32)> = named.iter().map(|&author| (entry(author), author)).collect();
+    table.sort_unstable();
+    let local: HashMap<u32, u32> = table.iter().enumerate().map(|(i, (_, author))| (*author, i as u32)).collect();
+    let local_of = |author: u32| local.get(&author).copied().unwrap_or(0);
+    let map = |id: Option<Iid>| id.map(|id| (local_of(id.author), id.seq));
+    let runs = pieces
+        .into_iter()
+        .map(|(piece, text)| EncodedRun {
+            author: local_of(piece.author),
+            seq: piece.seq,
+            origin_left: map(piece.origin_left()),
+            origin_right: map(piece.origin_right()),
+            deleted: piece.deleted,
+            text,
+        })
+        .collect();
+    encoding::encode(&EncodedChunk { authors: table.into_iter().map(|(entry, _)| entry).collect(), runs })
+}
+
+/// The chunk's items as maximal runs, each with its text.
+fn chunk_pieces(keys: &[PublicKey], seq: &RunSequence, key: ChunkKey) -> Vec<(Run, String)> {
+    let mut pieces: Vec<(Run, String)> = Vec::new();
+    let mut loc = match key {
+        None => seq.start(),
+        Some(id) => match seq.locate_id(id) {
+            Some(loc) => loc,
+            None => return pieces,
+        },
+    };
+    // The chunk's own start item is a start item too: do not stop at it.
+    let mut at_own_start = key.is_some();
+    while let Some(run) = seq.run(loc) {
+        let mut end = loc.off;
+        while end < run.len {
+            if !at_own_start && starts_chunk(keys, run.id_at(end)) {
+                break;
+            }
+            at_own_start = false;
+            end += 1;
+        }
+        if end > loc.off {
+            let piece = run.slice(loc.off, end - loc.off);
+            let text = seq.text_of(&piece, 0, piece.len);
+            match pieces.last_mut() {
+                Some((last, last_text)) if last.continues_into(&piece) => {
+                    last.len += piece.len;
+                    last_text.extend(text);
+                }
+                _ => pieces.push((piece, text.iter().collect())),
+            }
+        }
+        if end < run.len {
+            break;
+        }
+        loc = seq.next_run(loc);
+    }
+    pieces
+}
