@@ -64,6 +64,7 @@ mod overlay;
 mod reference;
 mod rows;
 mod text;
+mod text_cache;
 mod tree;
 mod txn;
 
@@ -76,8 +77,9 @@ pub use node::{Link, TreeNode};
 pub use reference::{Materialized, materialize, recompute_root_hash};
 pub use rows::{
     Index, ParentLink, child_key, child_prefix, entry_key, index_key, node_key, node_prefix, state_prefix,
-    tree_node_key, tree_prefix,
+    text_chunk_key, text_group_key, tree_node_key, tree_prefix,
 };
+pub use text_cache::{TEXT_CACHE_ITEMS_MAX, forget_cached_texts};
 pub use txn::{Commit, StateTxn};
 pub use weft_text::device_lane;
 

@@ -3,7 +3,8 @@
 //!
 //! Guarantees: nothing reaches storage except through [`Overlay::into_writes`];
 //! reads see the overlay first, then the store; a dropped overlay leaves no
-//! trace (there is no cache that outlives it). Each row is fetched and
+//! trace but the text documents it only read, handed back to the text cache
+//! (a memo keyed by content hash: see `text_cache`). Each row is fetched and
 //! decoded at most once per overlay, and encoded at most once.
 
 use std::cmp::Reverse;
@@ -139,7 +140,7 @@ pub(crate) struct Overlay<'k, K: KvRead + ?Sized> {
     /// Boxed: an index is a few hundred bytes, and a table of them would
     /// be a large allocation.
     indexes: RowMap<EntityId, Box<CachedIndex>>,
-    entries: RowMap<EntityId, CachedEntry>,
+    entries: Entries,
     /// Decoded child slots by row key.
     slots: RowArena<CachedSlot>,
     /// Row keys of the slots created here (absent from the store), in
@@ -161,7 +162,7 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
         Overlay {
             kv,
             indexes: row_map(0),
-            entries: row_map(0),
+            entries: Entries(row_map(0)),
             slots: RowArena::with_capacity(SLOTS_CAPACITY_HINT),
             created_slots: BTreeSet::new(),
             nodes: RowArena::with_capacity(NODES_CAPACITY_HINT),
@@ -246,7 +247,12 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
 
     /// The entry of `id` (of kind `kind`) for reading or changing.
     fn load_entry(&mut self, id: &EntityId, kind: CrdtKind) -> Result<&mut CachedEntry, StateError> {
-        if !self.entries.contains_key(id) {
+        if kind == CrdtKind::Text && !self.entries.0.contains_key(id) {
+            let expected = self.index(id)?.ok_or(StateError::UnknownTarget(*id))?.entry_hash;
+            let entry = Entry::Text(TextEntry::load(self.kv, id, &expected)?);
+            self.entries.0.insert(*id, CachedEntry { entry, dirty: false });
+        }
+        if !self.entries.0.contains_key(id) {
             let bytes = self.kv.get(&rows::entry_key(id))?;
             let what = || format!("entry {id:?}");
             let entry = match (kind, bytes) {
@@ -258,15 +264,13 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
                     Entry::Counter(encoding::decode(&b).map_err(|e| StateError::corrupt(what(), e))?)
                 }
                 (CrdtKind::GCounter | CrdtKind::PnCounter, None) => Entry::Counter(CounterEntry::new()),
-                (CrdtKind::Text, Some(b)) => {
-                    Entry::Text(TextEntry::decode(&b).map_err(|e| StateError::corrupt(what(), e))?)
-                }
-                (CrdtKind::Text, None) => Entry::Text(TextEntry::new()),
+                // Loaded above, from the cache or its own rows.
+                (CrdtKind::Text, _) => Entry::Text(TextEntry::new()),
                 (CrdtKind::Map | CrdtKind::Set | CrdtKind::Vector, _) => Entry::Nothing,
             };
-            self.entries.insert(*id, CachedEntry { entry, dirty: false });
+            self.entries.0.insert(*id, CachedEntry { entry, dirty: false });
         }
-        self.entries.get_mut(id).ok_or_else(|| StateError::corrupt(format!("entry {id:?}"), "cache miss"))
+        self.entries.0.get_mut(id).ok_or_else(|| StateError::corrupt(format!("entry {id:?}"), "cache miss"))
     }
 
     /// The entry of `id` for reading.
@@ -283,7 +287,7 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
 
     /// True when `id`'s entry was changed in this overlay.
     pub(crate) fn entry_is_dirty(&self, id: &EntityId) -> bool {
-        self.entries.get(id).is_some_and(|c| c.dirty)
+        self.entries.0.get(id).is_some_and(|c| c.dirty)
     }
 
     /// The cache id of the slot of child `key` of `entity`, loading it;
@@ -510,16 +514,20 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
                 writes.put(rows::index_key(&id), encode_sized(&cached.index, size));
             }
         }
-        for (id, cached) in self.entries {
-            if cached.dirty {
-                let bytes = match &cached.entry {
-                    Entry::Register(r) => encoding::encode(r),
-                    Entry::Counter(c) => encoding::encode(c),
-                    Entry::Text(t) => t.encode(),
-                    Entry::Nothing => continue,
-                };
-                writes.put(rows::entry_key(&id), bytes);
-            }
+        for (id, cached) in std::mem::take(&mut self.entries.0) {
+            let bytes = match (cached.dirty, cached.entry) {
+                (true, Entry::Register(r)) => encoding::encode(&r),
+                (true, Entry::Counter(c)) => encoding::encode(&c),
+                (dirty, Entry::Text(mut text)) => {
+                    if dirty {
+                        text.write_rows(&id, &mut writes);
+                    }
+                    text.keep(&id);
+                    continue;
+                }
+                _ => continue,
+            };
+            writes.put(rows::entry_key(&id), bytes);
         }
         for (row, cached) in self.slots.into_rows() {
             if cached.dirty {
@@ -535,6 +543,21 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
             }
         }
         writes
+    }
+}
+
+/// The entries an overlay loaded. Dropped without being encoded (a read-only
+/// or failed transaction), it hands the texts it did not change back to the
+/// text cache; changed ones are dropped with it.
+struct Entries(RowMap<EntityId, CachedEntry>);
+
+impl Drop for Entries {
+    fn drop(&mut self) {
+        for (id, cached) in self.0.drain() {
+            if let (false, Entry::Text(text)) = (cached.dirty, cached.entry) {
+                text.keep(&id);
+            }
+        }
     }
 }
 

@@ -25,7 +25,6 @@ use crate::model::{CrdtKind, EntityId, root_id};
 use crate::node::{Link, TreeNode, key_level};
 use crate::overlay::{Entry, Overlay, SCAN_PAGE_ROWS};
 use crate::rows::{self, Index, Slot, SlotValue};
-use crate::text::TextEntry;
 
 /// The root hash recomputed from scratch from every row of the state.
 pub fn recompute_root_hash<K: KvRead + ?Sized>(kv: &K) -> Result<Hash, StateError> {
@@ -68,9 +67,11 @@ fn recompute_entity<K: KvRead + ?Sized>(
     }
     let entry = kv.get(&rows::entry_key(id))?;
     let entry_hash = match (index.kind, entry) {
-        (CrdtKind::Text, Some(bytes)) => {
-            TextEntry::decode(&bytes).map_err(|e| StateError::corrupt(format!("entry {id:?}"), e))?.content_hash()
-        }
+        // Read from its rows, never the cache, and hashed from scratch.
+        (CrdtKind::Text, Some(_)) => match crate::text::load_rows(kv, id)? {
+            Some(doc) => doc.content_hash(),
+            None => crate::text::empty_text_hash(),
+        },
         (CrdtKind::Map | CrdtKind::Set | CrdtKind::Vector, Some(_)) => {
             return Err(StateError::corrupt(format!("entry {id:?}"), "collections have no entry"));
         }

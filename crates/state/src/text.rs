@@ -1,19 +1,28 @@
-//! Text entities: a [`TextDoc`] kept as the entity's entry.
+//! Text entities: a [`TextDoc`] kept as rows of content-defined chunks.
 //!
-//! Persistence is the simplest that is correct: the whole canonical encoding
-//! of the document is the entry row, so a commit that touches a text costs
-//! O(document) to decode and encode (once per transaction, however many text
-//! ops it holds: the decoded document stays in the transaction's overlay).
-//! The entity's own hash covers the document's `content_hash`, a Merkle
-//! digest over content-defined chunks that is equal on every replica that
-//! applied the same text ops; a document kept decoded rehashes only the
-//! chunks an edit touched.
+//! A text is stored as the list of its chunk groups' hashes (the entity's
+//! entry row), a row per group (its chunks' hashes) and a row per chunk (the
+//! canonical encoding of its items), each named by its hash (see
+//! `weft_text::TextRows`). An edit rewrites the chunk it touched, that
+//! chunk's group and the group list, deleting the rows they replace, so a
+//! commit writes and hashes O(chunk + groups) bytes, not the document. The
+//! rows depend only on the text's content, so replicas holding the same text
+//! hold byte-identical rows.
+//!
+//! The entity's own hash covers the document's content hash (the hash of
+//! the group list), equal on every replica that applied the same text ops.
+//! A document loaded from its rows is checked to hash to what its index row
+//! names, and decoded documents are kept between transactions by the
+//! `text_cache` module.
 
-use weft_primitives::Hash;
+use weft_primitives::kv::{KvRead, WriteSet};
+use weft_primitives::{Hash, encoding};
 use weft_text::{TextDoc, TextError, TextOp};
 
 use crate::error::StateError;
-use crate::model::Stamp;
+use crate::model::{EntityId, Stamp};
+use crate::rows;
+use crate::text_cache;
 
 /// A decoded text document.
 pub(crate) struct TextEntry {
@@ -22,20 +31,60 @@ pub(crate) struct TextEntry {
 }
 
 impl TextEntry {
+    /// An empty text, whose rows are all written at its first commit.
     pub(crate) fn new() -> TextEntry {
-        TextEntry { doc: Box::new(TextDoc::new()) }
+        let mut doc = Box::new(TextDoc::new());
+        doc.track_rows();
+        TextEntry { doc }
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<TextEntry, TextError> {
-        Ok(TextEntry { doc: Box::new(TextDoc::decode(bytes)?) })
+    /// The text `id` whose content hash the index names as `expected`: from
+    /// the cache, or else from its rows (an empty text if it has none yet).
+    pub(crate) fn load<K: KvRead + ?Sized>(kv: &K, id: &EntityId, expected: &Hash) -> Result<TextEntry, StateError> {
+        // An empty text may have no rows at all, so a cached empty document
+        // (whose rows another store wrote) would not match this store's.
+        if *expected != empty_text_hash()
+            && let Some(doc) = text_cache::take(id, expected)
+        {
+            return Ok(TextEntry { doc });
+        }
+        let mut doc = match load_rows(kv, id)? {
+            Some(doc) => doc,
+            None => return Ok(TextEntry::new()),
+        };
+        if doc.update_content_hash() != *expected {
+            return Err(StateError::corrupt(format!("text {id:?}"), "its rows do not hash to what its index names"));
+        }
+        Ok(TextEntry { doc: Box::new(doc) })
     }
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        self.doc.encode()
+    /// Add the rows changed since the last write to `writes`.
+    pub(crate) fn write_rows(&mut self, id: &EntityId, writes: &mut WriteSet) {
+        let rows = self.doc.take_rows();
+        writes.put(rows::entry_key(id), encoding::encode(&rows.groups));
+        for (hash, row) in rows.group_rows {
+            match row {
+                Some(chunks) => writes.put(rows::text_group_key(id, &hash), encoding::encode(&chunks)),
+                None => writes.delete(rows::text_group_key(id, &hash)),
+            }
+        }
+        for (hash, row) in rows.chunk_rows {
+            match row {
+                Some(bytes) => writes.put(rows::text_chunk_key(id, &hash), bytes),
+                None => writes.delete(rows::text_chunk_key(id, &hash)),
+            }
+        }
     }
 
-    /// The document's content hash, brought up to date incrementally (the
-    /// first call on a freshly decoded document costs O(items)).
+    /// Hand the document to the cache for the next transaction.
+    pub(crate) fn keep(mut self, id: &EntityId) {
+        let hash = self.doc.update_content_hash();
+        if hash != empty_text_hash() {
+            text_cache::put(id, hash, self.doc);
+        }
+    }
+
+    /// The document's content hash, brought up to date incrementally.
     pub(crate) fn content_hash(&mut self) -> Hash {
         self.doc.update_content_hash()
     }
@@ -46,9 +95,35 @@ impl TextEntry {
     }
 }
 
+/// Text `id` read from its rows, not from the cache (`None` if it has no
+/// entry row: a text never written is empty). The rows must be exactly the
+/// chunks of the document they hold.
+pub(crate) fn load_rows<K: KvRead + ?Sized>(kv: &K, id: &EntityId) -> Result<Option<TextDoc>, StateError> {
+    let what = || format!("text {id:?}");
+    let Some(list) = kv.get(&rows::entry_key(id))? else { return Ok(None) };
+    let groups: Vec<Hash> = encoding::decode(&list).map_err(|e| StateError::corrupt(what(), e))?;
+    let mut group_chunks: Vec<Vec<Hash>> = Vec::with_capacity(groups.len());
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    for group in &groups {
+        let row = kv
+            .get(&rows::text_group_key(id, group))?
+            .ok_or_else(|| StateError::corrupt(what(), "a group row is missing"))?;
+        let list: Vec<Hash> = encoding::decode(&row).map_err(|e| StateError::corrupt(what(), e))?;
+        for chunk in &list {
+            let bytes = kv
+                .get(&rows::text_chunk_key(id, chunk))?
+                .ok_or_else(|| StateError::corrupt(what(), "a chunk row is missing"))?;
+            chunks.push(bytes);
+        }
+        group_chunks.push(list);
+    }
+    TextDoc::from_rows(&groups, &group_chunks, &chunks).map(Some).map_err(|e| StateError::corrupt(what(), e))
+}
+
 /// The entry hash of an empty text.
 pub(crate) fn empty_text_hash() -> Hash {
-    TextDoc::new().content_hash()
+    static EMPTY: std::sync::LazyLock<Hash> = std::sync::LazyLock::new(|| TextDoc::new().content_hash());
+    *EMPTY
 }
 
 /// An insert may only name items of the action's author: otherwise one

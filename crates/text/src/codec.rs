@@ -42,14 +42,15 @@ struct EncodedDoc<A> {
     runs: Vec<EncodedRun>,
 }
 
+/// One run of an encoding: authors are indices into the encoding's table.
 #[derive(BorshSerialize, BorshDeserialize)]
-struct EncodedRun {
-    author: u32,
-    seq: u64,
-    origin_left: Option<(u32, u64)>,
-    origin_right: Option<(u32, u64)>,
-    deleted: bool,
-    text: String,
+pub(crate) struct EncodedRun {
+    pub(crate) author: u32,
+    pub(crate) seq: u64,
+    pub(crate) origin_left: Option<(u32, u64)>,
+    pub(crate) origin_right: Option<(u32, u64)>,
+    pub(crate) deleted: bool,
+    pub(crate) text: String,
 }
 
 /// The canonical bytes of `doc`.
@@ -80,15 +81,18 @@ pub(crate) fn encode(doc: &TextDoc) -> Vec<u8> {
         }
         prev = Some(run);
     }
-    match lanes.iter().all(|&lane| lane == 0) {
+    encode_parts(order.iter().map(|&i| (keys[i as usize], lanes[i as usize])).collect(), runs)
+}
+
+/// The bytes of a document with author table `authors` (sorted) and `runs`
+/// (maximal, in document order), in the version its lanes call for.
+pub(crate) fn encode_parts(authors: Vec<(PublicKey, u32)>, runs: Vec<EncodedRun>) -> Vec<u8> {
+    match authors.iter().all(|&(_, lane)| lane == 0) {
         true => {
-            let authors = order.iter().map(|&i| keys[i as usize]).collect();
+            let authors = authors.into_iter().map(|(key, _)| key).collect();
             encoding::encode(&EncodedDoc::<PublicKey> { version: VERSION_SINGLE_LANE, authors, runs })
         }
-        false => {
-            let authors = order.iter().map(|&i| (keys[i as usize], lanes[i as usize])).collect();
-            encoding::encode(&EncodedDoc::<(PublicKey, u32)> { version: VERSION_LANES, authors, runs })
-        }
+        false => encoding::encode(&EncodedDoc::<(PublicKey, u32)> { version: VERSION_LANES, authors, runs }),
     }
 }
 

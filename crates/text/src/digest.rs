@@ -33,12 +33,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use borsh::BorshSerialize;
-use weft_primitives::{Hash, PublicKey, encoding};
+use weft_primitives::{Hash, PublicKey};
 
+use crate::chunk::encode_chunk;
 use crate::doc::Authors;
-
-use crate::run::{Iid, Run};
+use crate::run::Iid;
 use crate::sequence::{Loc, RunSequence};
 
 /// The mean number of items per chunk. Unit tests use tiny chunks and groups
@@ -58,7 +57,7 @@ const GROUP_CONTEXT: &str = "weft-text 2026 chunk group v1";
 const ROOT_CONTEXT: &str = "weft-text 2026 content root v1";
 
 /// A chunk's name: `None` for the head, else its start item.
-type ChunkKey = Option<Iid>;
+pub(crate) type ChunkKey = Option<Iid>;
 
 #[derive(Clone, Debug)]
 struct Slot {
@@ -79,6 +78,15 @@ struct Change {
     inserted: bool,
 }
 
+/// Rows changed since they were last taken, by hash: `Some` to write,
+/// `None` to delete. The last change of a hash wins: a row deleted and then
+/// written again (unchanged by a rebuild) is written.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RowLog {
+    pub(crate) chunks: HashMap<Hash, Option<Vec<u8>>>,
+    pub(crate) groups: HashMap<Hash, Option<Vec<Hash>>>,
+}
+
 /// The chunked digest of one document. Empty ("not built") until the first
 /// refresh; edits note what they touched and the next refresh rehashes that.
 #[derive(Clone, Debug, Default)]
@@ -90,6 +98,9 @@ pub(crate) struct Digest {
     pending: Vec<Change>,
     /// The content hash, while nothing is pending.
     root: Option<Hash>,
+    /// Whether changed rows are logged (for a document kept as rows).
+    tracking: bool,
+    rows: RowLog,
 }
 
 /// The mixed id of an item: chunk and group starts are read from it.
@@ -104,7 +115,7 @@ fn mix(key: &PublicKey, seq: u64) -> u64 {
 }
 
 /// Whether the item starts a chunk.
-fn starts_chunk(keys: &[PublicKey], id: Iid) -> bool {
+pub(crate) fn starts_chunk(keys: &[PublicKey], id: Iid) -> bool {
     keys.get(id.author as usize).is_some_and(|key| mix(key, id.seq).is_multiple_of(CHUNK_ITEMS_MEAN))
 }
 
@@ -127,7 +138,7 @@ impl Digest {
             return;
         }
         if self.pending.len() >= PENDING_MAX {
-            *self = Digest::default();
+            self.reset();
             return;
         }
         self.pending.push(Change { author, seq, len, inserted });
@@ -143,14 +154,52 @@ impl Digest {
         if let Some(root) = self.root {
             return root;
         }
+        if self.built && !self.apply_pending(authors, seq) {
+            self.reset();
+        }
         if !self.built {
             self.rebuild(authors, seq);
-        } else {
-            self.apply_pending(authors, seq);
         }
         let root = root_of(&self.slots);
         self.root = Some(root);
         root
+    }
+
+    /// Log changed rows from now on.
+    pub(crate) fn track_rows(&mut self) {
+        self.tracking = true;
+    }
+
+    /// The rows changed since the last call (the digest must be fresh).
+    pub(crate) fn take_rows(&mut self) -> RowLog {
+        std::mem::take(&mut self.rows)
+    }
+
+    /// The groups' hashes in order, and each group's chunk hashes.
+    pub(crate) fn groups(&self) -> Vec<(Hash, Vec<Hash>)> {
+        let mut groups: Vec<(Hash, Vec<Hash>)> = Vec::new();
+        for slot in &self.slots {
+            match groups.last_mut() {
+                Some((_, chunks)) if !slot.group_start => chunks.push(slot.hash),
+                _ => groups.push((slot.group_hash, vec![slot.hash])),
+            }
+        }
+        groups
+    }
+
+    /// Forget the structure (it is rebuilt at the next refresh), logging its
+    /// rows as deleted: the rebuild writes back those that still hold.
+    fn reset(&mut self) {
+        if self.tracking {
+            for slot in std::mem::take(&mut self.slots) {
+                self.rows.chunks.insert(slot.hash, None);
+                if slot.group_start {
+                    self.rows.groups.insert(slot.group_hash, None);
+                }
+            }
+        }
+        let (tracking, rows) = (self.tracking, std::mem::take(&mut self.rows));
+        *self = Digest { tracking, rows, ..Digest::default() };
     }
 
     /// The content hash computed from scratch, leaving `self` alone.
@@ -172,13 +221,11 @@ impl Digest {
         }
         self.slots = chunks
             .into_iter()
-            .map(|key| Slot {
-                key,
-                hash: chunk_hash(authors, seq, key),
-                group_start: starts_group(keys, key),
-                group_hash: Hash::ZERO,
-            })
+            .map(|key| Slot { key, hash: Hash::ZERO, group_start: starts_group(keys, key), group_hash: Hash::ZERO })
             .collect();
+        for at in 0..self.slots.len() {
+            self.rehash_chunk(authors, seq, at);
+        }
         self.position = self.slots.iter().enumerate().map(|(i, slot)| (slot.key, i)).collect();
         let starts: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].group_start).collect();
         for start in starts {
@@ -188,7 +235,9 @@ impl Digest {
         self.built = true;
     }
 
-    fn apply_pending(&mut self, authors: &Authors, seq: &RunSequence) {
+    /// Rehash what the pending changes touched; false if the structure has
+    /// to be rebuilt instead.
+    fn apply_pending(&mut self, authors: &Authors, seq: &RunSequence) -> bool {
         let keys = &authors.keys;
         let pending = std::mem::take(&mut self.pending);
         let mut dirty: BTreeSet<usize> = BTreeSet::new();
@@ -198,8 +247,11 @@ impl Digest {
         for change in pending.iter().filter(|c| c.inserted) {
             for s in change.seq..change.seq.saturating_add(change.len) {
                 let id = Iid { author: change.author, seq: s };
-                if starts_chunk(keys, id) && !self.position.contains_key(&Some(id)) {
-                    self.open_chunk(keys, seq, id, &mut dirty_keys);
+                if starts_chunk(keys, id)
+                    && !self.position.contains_key(&Some(id))
+                    && !self.open_chunk(keys, seq, id, &mut dirty_keys)
+                {
+                    return false;
                 }
             }
         }
@@ -226,7 +278,7 @@ impl Digest {
         for key in dirty_keys {
             let Some(&at) = self.position.get(&key) else { continue };
             if dirty.insert(at) {
-                self.slots[at].hash = chunk_hash(authors, seq, key);
+                self.rehash_chunk(authors, seq, at);
             }
         }
         let mut groups: BTreeSet<usize> = BTreeSet::new();
@@ -236,11 +288,25 @@ impl Digest {
         for start in groups {
             self.rehash_group(start);
         }
+        true
+    }
+
+    fn rehash_chunk(&mut self, authors: &Authors, seq: &RunSequence, at: usize) {
+        let bytes = encode_chunk(authors, seq, self.slots[at].key);
+        let hash = Hash::derive(CHUNK_CONTEXT, &[&bytes]);
+        let old = std::mem::replace(&mut self.slots[at].hash, hash);
+        if self.tracking && old != hash {
+            if old != Hash::ZERO {
+                self.rows.chunks.insert(old, None);
+            }
+            self.rows.chunks.insert(hash, Some(bytes));
+        }
     }
 
     /// Add the chunk started by the new item `id` after the chunk before it
-    /// (opening that one first if it is new too); both are dirty.
-    fn open_chunk(&mut self, keys: &[PublicKey], seq: &RunSequence, id: Iid, dirty: &mut Vec<ChunkKey>) {
+    /// (opening that one first if it is new too); both are dirty. False if
+    /// the structure does not hold the chunk before.
+    fn open_chunk(&mut self, keys: &[PublicKey], seq: &RunSequence, id: Iid, dirty: &mut Vec<ChunkKey>) -> bool {
         let mut waiting = vec![id];
         while let Some(&next) = waiting.last() {
             let Some(loc) = seq.locate_id(next) else {
@@ -265,14 +331,12 @@ impl Digest {
                 // The chunk before is new as well: open it first.
                 None => match before {
                     Some(prev) if !waiting.contains(&prev) => waiting.push(prev),
-                    _ => {
-                        // Cannot happen: the head is always present. Rebuild rather than guess.
-                        *self = Digest::default();
-                        return;
-                    }
+                    // Cannot happen (the head is always there): rebuild rather than guess.
+                    _ => return false,
                 },
             }
         }
+        true
     }
 
     /// The slot that starts the group holding slot `at`.
@@ -284,7 +348,13 @@ impl Digest {
         let end = (start + 1..self.slots.len()).find(|&i| self.slots[i].group_start).unwrap_or(self.slots.len());
         let hashes: Vec<&[u8]> = self.slots[start..end].iter().map(|slot| slot.hash.as_bytes().as_slice()).collect();
         let hash = Hash::derive(GROUP_CONTEXT, &hashes);
-        self.slots[start].group_hash = hash;
+        let old = std::mem::replace(&mut self.slots[start].group_hash, hash);
+        if self.tracking && old != hash {
+            if old != Hash::ZERO {
+                self.rows.groups.insert(old, None);
+            }
+            self.rows.groups.insert(hash, Some(self.slots[start..end].iter().map(|slot| slot.hash).collect()));
+        }
     }
 }
 
@@ -308,103 +378,4 @@ fn chunk_of(keys: &[PublicKey], seq: &RunSequence, loc: Loc) -> ChunkKey {
         at = seq.prev_run_end(loc);
     }
     None
-}
-
-fn chunk_hash(authors: &Authors, seq: &RunSequence, key: ChunkKey) -> Hash {
-    Hash::derive(CHUNK_CONTEXT, &[&encode_chunk(authors, seq, key)])
-}
-
-/// One run of a chunk's encoding; authors are indices into the chunk's own table.
-#[derive(BorshSerialize)]
-struct EncodedRun {
-    author: u32,
-    seq: u64,
-    origin_left: Option<(u32, u64)>,
-    origin_right: Option<(u32, u64)>,
-    deleted: bool,
-    text: String,
-}
-
-/// The canonical encoding of one chunk (borsh).
-#[derive(BorshSerialize)]
-struct EncodedChunk {
-    /// `(key, lane)` of every author lane its items and origins name, sorted ascending.
-    authors: Vec<(PublicKey, u32)>,
-    /// Its items as maximal runs in document order.
-    runs: Vec<EncodedRun>,
-}
-
-/// The canonical encoding of chunk `key`: it depends only on the chunk's
-/// items, not on how this replica split its runs or numbered its authors.
-fn encode_chunk(authors: &Authors, seq: &RunSequence, key: ChunkKey) -> Vec<u8> {
-    let pieces = chunk_pieces(&authors.keys, seq, key);
-    let mut named: Vec<u32> = Vec::new();
-    for (piece, _) in &pieces {
-        named.push(piece.author);
-        named.extend(piece.origin_left().map(|id| id.author));
-        named.extend(piece.origin_right().map(|id| id.author));
-    }
-    named.sort_unstable();
-    named.dedup();
-    let entry = |author: u32| {
-        let key = authors.keys.get(author as usize).copied().unwrap_or(PublicKey([0; 32]));
-        (key, authors.lanes.get(author as usize).copied().unwrap_or(0))
-    };
-    let mut table: Vec<((PublicKey, u32), u32)> = named.iter().map(|&author| (entry(author), author)).collect();
-    table.sort_unstable();
-    let local: HashMap<u32, u32> = table.iter().enumerate().map(|(i, (_, author))| (*author, i as u32)).collect();
-    let local_of = |author: u32| local.get(&author).copied().unwrap_or(0);
-    let map = |id: Option<Iid>| id.map(|id| (local_of(id.author), id.seq));
-    let runs = pieces
-        .into_iter()
-        .map(|(piece, text)| EncodedRun {
-            author: local_of(piece.author),
-            seq: piece.seq,
-            origin_left: map(piece.origin_left()),
-            origin_right: map(piece.origin_right()),
-            deleted: piece.deleted,
-            text,
-        })
-        .collect();
-    encoding::encode(&EncodedChunk { authors: table.into_iter().map(|(entry, _)| entry).collect(), runs })
-}
-
-/// The chunk's items as maximal runs, each with its text.
-fn chunk_pieces(keys: &[PublicKey], seq: &RunSequence, key: ChunkKey) -> Vec<(Run, String)> {
-    let mut pieces: Vec<(Run, String)> = Vec::new();
-    let mut loc = match key {
-        None => seq.start(),
-        Some(id) => match seq.locate_id(id) {
-            Some(loc) => loc,
-            None => return pieces,
-        },
-    };
-    // The chunk's own start item is a start item too: do not stop at it.
-    let mut at_own_start = key.is_some();
-    while let Some(run) = seq.run(loc) {
-        let mut end = loc.off;
-        while end < run.len {
-            if !at_own_start && starts_chunk(keys, run.id_at(end)) {
-                break;
-            }
-            at_own_start = false;
-            end += 1;
-        }
-        if end > loc.off {
-            let piece = run.slice(loc.off, end - loc.off);
-            let text = seq.text_of(&piece, 0, piece.len);
-            match pieces.last_mut() {
-                Some((last, last_text)) if last.continues_into(&piece) => {
-                    last.len += piece.len;
-                    last_text.extend(text);
-                }
-                _ => pieces.push((piece, text.iter().collect())),
-            }
-        }
-        if end < run.len {
-            break;
-        }
-        loc = seq.next_run(loc);
-    }
-    pieces
 }

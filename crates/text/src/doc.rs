@@ -13,7 +13,7 @@ use crate::error::TextError;
 use crate::integrate::{find_slot, item_id};
 use crate::run::{Iid, Run};
 use crate::sequence::RunSequence;
-use crate::{DELETE_RANGES_MAX, DOC_CHARS_MAX, ItemId, TEXT_OP_CHARS_MAX, TextOp, lane_start};
+use crate::{DELETE_RANGES_MAX, DOC_CHARS_MAX, ItemId, TEXT_OP_CHARS_MAX, TextOp, TextRows, lane_start};
 
 /// The interned table of author lanes: index -> (key, lane), (key, lane) ->
 /// index, and each lane's next seq. Within the document an "author" index
@@ -277,6 +277,11 @@ impl TextDoc {
         self.seq.visible() == 0
     }
 
+    /// Items held: every character ever inserted, tombstones included.
+    pub fn item_count(&self) -> usize {
+        self.seq.items()
+    }
+
     /// Runs currently stored (after on-demand splitting; for diagnostics).
     pub fn run_count(&self) -> usize {
         self.seq.run_count()
@@ -333,6 +338,48 @@ impl TextDoc {
     /// the edits since the previous call touched.
     pub fn update_content_hash(&mut self) -> Hash {
         self.digest.refresh(&self.authors, &self.seq)
+    }
+
+    /// Log the rows that change from now on, for [`TextDoc::take_rows`].
+    pub fn track_rows(&mut self) {
+        self.digest.track_rows();
+    }
+
+    /// The document's group list, and the group and chunk rows that changed
+    /// since the last call (or, the first time after [`TextDoc::track_rows`]
+    /// on a document whose hash was not yet computed, all of them). Brings
+    /// the content hash up to date.
+    pub fn take_rows(&mut self) -> TextRows {
+        self.update_content_hash();
+        let log = self.digest.take_rows();
+        TextRows {
+            groups: self.digest.groups().into_iter().map(|(hash, _)| hash).collect(),
+            group_rows: log.groups.into_iter().collect(),
+            chunk_rows: log.chunks.into_iter().collect(),
+        }
+    }
+
+    /// Load a document kept as rows: `groups` its group list, `group_chunks`
+    /// each group's chunk hashes, `chunks` every chunk's encoding in order.
+    /// The rows must be exactly the ones this document's own chunking gives
+    /// (checked), so a later [`TextDoc::take_rows`] names the rows to delete
+    /// correctly. Returns the document with row logging on and nothing logged.
+    pub fn from_rows(groups: &[Hash], group_chunks: &[Vec<Hash>], chunks: &[Vec<u8>]) -> Result<TextDoc, TextError> {
+        let mut doc = crate::chunk::decode_chunks(chunks)?;
+        doc.track_rows();
+        doc.update_content_hash();
+        let _ = doc.digest.take_rows();
+        let held = doc.digest.groups();
+        let matches = held.len() == groups.len()
+            && held.len() == group_chunks.len()
+            && held
+                .iter()
+                .zip(groups.iter().zip(group_chunks))
+                .all(|((hash, chunks), (want, want_chunks))| hash == want && chunks == want_chunks);
+        if !matches {
+            return Err(TextError::InvalidEncoding("stored rows are not the chunks of the document they hold"));
+        }
+        Ok(doc)
     }
 
     /// The canonical encoding of the full state, tombstones included.

@@ -75,6 +75,7 @@
 //! visible position costs a scan over block lengths plus one block. A per-author
 //! ordered map from run start to block finds an id. Authors are interned as `u32`.
 
+mod chunk;
 mod codec;
 mod digest;
 mod doc;
@@ -88,6 +89,21 @@ use weft_primitives::PublicKey;
 
 pub use doc::TextDoc;
 pub use error::TextError;
+use weft_primitives::Hash;
+
+/// A document kept as rows: its list of chunk groups, a row per group (its
+/// chunks' hashes) and a row per chunk (the chunk's canonical encoding),
+/// each named by its hash. [`TextDoc::take_rows`] returns what changed since
+/// it was last called; [`TextDoc::from_rows`] loads a document back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TextRows {
+    /// Every group's hash, in document order (the content hash is their hash).
+    pub groups: Vec<Hash>,
+    /// Group rows to write (`Some`: the group's chunk hashes in order) or to delete (`None`).
+    pub group_rows: Vec<(Hash, Option<Vec<Hash>>)>,
+    /// Chunk rows to write (`Some`: the chunk's encoding) or to delete (`None`).
+    pub chunk_rows: Vec<(Hash, Option<Vec<u8>>)>,
+}
 
 /// The most characters one insert may carry (local or remote).
 pub const TEXT_OP_CHARS_MAX: usize = 1 << 20;

@@ -7,7 +7,11 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use weft_primitives::PublicKey;
 
-use crate::{TextDoc, TextOp};
+use std::collections::HashMap;
+
+use weft_primitives::Hash;
+
+use crate::{TextDoc, TextOp, TextRows};
 
 const REPLICAS: usize = 3;
 /// Replicas 0 and 1 are one identity on two devices (two lanes, one of them
@@ -27,6 +31,8 @@ enum Step {
     Redeliver { replica: usize, pick: usize },
     /// Replica brings its content hash up to date incrementally.
     Hash { replica: usize },
+    /// Replica writes the rows that changed to its row store.
+    Persist { replica: usize },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -38,6 +44,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (0..REPLICAS, any::<usize>()).prop_map(|(replica, pick)| Step::Deliver { replica, pick }),
         1 => (0..REPLICAS, any::<usize>()).prop_map(|(replica, pick)| Step::Redeliver { replica, pick }),
         2 => (0..REPLICAS).prop_map(|replica| Step::Hash { replica }),
+        2 => (0..REPLICAS).prop_map(|replica| Step::Persist { replica }),
     ]
 }
 
@@ -50,6 +57,62 @@ struct Logged {
 struct Replica {
     doc: TextDoc,
     applied: Vec<bool>,
+    rows: RowStore,
+}
+
+/// A document's rows as a key-value store would hold them.
+#[derive(Default)]
+struct RowStore {
+    groups: Vec<Hash>,
+    group_rows: HashMap<Hash, Vec<Hash>>,
+    chunk_rows: HashMap<Hash, Vec<u8>>,
+}
+
+impl RowStore {
+    fn write(&mut self, rows: TextRows) {
+        self.groups = rows.groups;
+        for (hash, row) in rows.group_rows {
+            match row {
+                Some(chunks) => self.group_rows.insert(hash, chunks),
+                None => self.group_rows.remove(&hash),
+            };
+        }
+        for (hash, row) in rows.chunk_rows {
+            match row {
+                Some(bytes) => self.chunk_rows.insert(hash, bytes),
+                None => self.chunk_rows.remove(&hash),
+            };
+        }
+    }
+
+    fn load(&self) -> TextDoc {
+        let lists: Vec<Vec<Hash>> = self.groups.iter().map(|g| self.group_rows[g].clone()).collect();
+        let chunks: Vec<Vec<u8>> = lists.iter().flatten().map(|c| self.chunk_rows[c].clone()).collect();
+        TextDoc::from_rows(&self.groups, &lists, &chunks).unwrap()
+    }
+}
+
+fn new_replica() -> Replica {
+    let mut doc = TextDoc::new();
+    doc.track_rows();
+    Replica { doc, applied: Vec::new(), rows: RowStore::default() }
+}
+
+/// Rows written incrementally are exactly the document's rows: it loads back
+/// whole, and nothing stale is left beside them.
+fn check_rows(replica: &mut Replica) -> Result<(), TestCaseError> {
+    replica.rows.write(replica.doc.take_rows());
+    let loaded = replica.rows.load();
+    prop_assert_eq!(loaded.to_string(), replica.doc.to_string());
+    prop_assert_eq!(loaded.content_hash(), replica.doc.content_hash());
+    let mut fresh = TextDoc::decode(&replica.doc.encode()).unwrap();
+    fresh.track_rows();
+    let mut all = RowStore::default();
+    all.write(fresh.take_rows());
+    let keys = |m: &HashMap<Hash, Vec<u8>>| m.keys().copied().collect::<std::collections::BTreeSet<_>>();
+    prop_assert_eq!(keys(&replica.rows.chunk_rows), keys(&all.chunk_rows), "stale or missing chunk rows");
+    prop_assert_eq!(replica.rows.group_rows.len(), all.group_rows.len(), "stale or missing group rows");
+    Ok(())
 }
 
 impl Replica {
@@ -76,8 +139,7 @@ impl Replica {
 
 /// Play `steps` on fresh replicas; returns the replicas and the op log.
 fn run_history(steps: &[Step]) -> (Vec<Replica>, Vec<Logged>) {
-    let mut replicas: Vec<Replica> =
-        (0..REPLICAS).map(|_| Replica { doc: TextDoc::new(), applied: Vec::new() }).collect();
+    let mut replicas: Vec<Replica> = (0..REPLICAS).map(|_| new_replica()).collect();
     let mut log: Vec<Logged> = Vec::new();
     for step in steps {
         match step {
@@ -119,6 +181,10 @@ fn run_history(steps: &[Step]) -> (Vec<Replica>, Vec<Logged>) {
                 }
             }
             Step::Hash { replica } => check_incremental_hash(&mut replicas[*replica].doc),
+            Step::Persist { replica } => {
+                let r = &mut replicas[*replica];
+                r.rows.write(r.doc.take_rows());
+            }
         }
     }
     (replicas, log)
@@ -178,6 +244,7 @@ proptest! {
         }
         for replica in &mut replicas {
             check_incremental_hash(&mut replica.doc);
+            check_rows(replica)?;
         }
         let docs: Vec<&TextDoc> = replicas.iter().map(|r| &r.doc).collect();
         assert_identical(&docs)?;
@@ -194,7 +261,7 @@ proptest! {
         let mut rng = SmallRng::seed_from_u64(seed);
         let fresh: Vec<Replica> = (0..3)
             .map(|_| {
-                let mut replica = Replica { doc: TextDoc::new(), applied: Vec::new() };
+                let mut replica = new_replica();
                 deliver_rest(&mut replica, &log, &mut rng);
                 replica
             })

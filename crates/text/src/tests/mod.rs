@@ -446,3 +446,42 @@ fn documents_without_lanes_keep_the_first_encoding_and_lanes_need_the_second() {
     as_two.extend_from_slice(&single[5 + 32 * count as usize..]);
     assert!(matches!(TextDoc::decode(&as_two), Err(TextError::InvalidEncoding(_))));
 }
+
+/// A document's rows, taken whole.
+fn all_rows(doc: &TextDoc) -> (Vec<weft_primitives::Hash>, Vec<Vec<weft_primitives::Hash>>, Vec<Vec<u8>>) {
+    let mut copy = TextDoc::decode(&doc.encode()).unwrap();
+    copy.track_rows();
+    let rows = copy.take_rows();
+    let groups: std::collections::HashMap<_, _> = rows.group_rows.into_iter().collect();
+    let chunks: std::collections::HashMap<_, _> = rows.chunk_rows.into_iter().collect();
+    let lists: Vec<Vec<weft_primitives::Hash>> = rows.groups.iter().map(|g| groups[g].clone().unwrap()).collect();
+    let bytes = lists.iter().flatten().map(|c| chunks[c].clone().unwrap()).collect();
+    (rows.groups, lists, bytes)
+}
+
+#[test]
+fn rows_load_back_and_rows_cut_elsewhere_are_refused() {
+    let mut doc = TextDoc::new();
+    for i in 0..200 {
+        doc.insert(ALICE, i / 2, "ab").unwrap();
+    }
+    doc.delete(BOB, 10, 50).unwrap();
+    let (groups, lists, chunks) = all_rows(&doc);
+    assert!(chunks.len() > 10, "the test needs many chunks, got {}", chunks.len());
+    let loaded = TextDoc::from_rows(&groups, &lists, &chunks).unwrap();
+    assert_eq!(loaded.to_string(), doc.to_string());
+    assert_eq!(loaded.content_hash(), doc.content_hash());
+
+    // The same items cut into other chunks: one chunk's items split over two rows.
+    let mut other = chunks.clone();
+    let last = other.pop().unwrap();
+    let joined = [other.pop().unwrap(), last];
+    assert!(TextDoc::from_rows(&groups, &lists, &other).is_err(), "a missing chunk is refused");
+    other.extend(joined);
+    let mut lists_short = lists.clone();
+    lists_short.last_mut().unwrap().pop();
+    assert!(matches!(TextDoc::from_rows(&groups, &lists_short, &other), Err(TextError::InvalidEncoding(_))));
+    // Garbage is an error, never a panic.
+    assert!(TextDoc::from_rows(&groups, &lists, &[vec![0xff; 40]]).is_err());
+    assert!(TextDoc::from_rows(&[], &[], &[]).is_err());
+}
