@@ -13,11 +13,22 @@ fuzz_target!(|data: &[u8]| {
         weft_fuzz::canonical("TextDoc", data, &doc.content_hash(), &doc.encode());
         doc.track_rows();
         let rows = doc.take_rows();
-        let groups: std::collections::HashMap<_, _> = rows.group_rows.into_iter().collect();
+        let nodes: std::collections::HashMap<_, _> = rows.node_rows.into_iter().collect();
         let chunks: std::collections::HashMap<_, _> = rows.chunk_rows.into_iter().collect();
-        let lists: Vec<Vec<_>> = rows.groups.iter().filter_map(|g| groups.get(g).cloned().flatten()).collect();
-        let bytes: Vec<Vec<u8>> = lists.iter().flatten().filter_map(|c| chunks.get(c).cloned().flatten()).collect();
-        match TextDoc::from_rows(&rows.groups, &lists, &bytes) {
+        let mut level = rows.top.clone();
+        let mut lists: Vec<Vec<_>> = Vec::new();
+        for _ in 0..weft_text::TEXT_NODE_LEVELS {
+            let mut next = Vec::new();
+            for hash in &level {
+                let children = nodes.get(hash).cloned().flatten().expect("a node row of the document's own rows");
+                next.extend(children.iter().copied());
+                lists.push(children);
+            }
+            level = next;
+        }
+        let bytes: Vec<Vec<u8>> =
+            level.iter().map(|h| chunks.get(h).cloned().flatten().expect("a chunk row of the document's own rows")).collect();
+        match TextDoc::from_rows(&rows.top, &lists, &bytes) {
             Ok(loaded) => assert_eq!(loaded.content_hash(), doc.content_hash(), "rows load another document"),
             Err(error) => panic!("a document's own rows do not load: {error}"),
         }

@@ -77,7 +77,7 @@ pub use node::{Link, TreeNode};
 pub use reference::{Materialized, materialize, recompute_root_hash};
 pub use rows::{
     Index, ParentLink, child_key, child_prefix, entry_key, index_key, node_key, node_prefix, state_prefix,
-    text_chunk_key, text_group_key, tree_node_key, tree_prefix,
+    text_chunk_key, text_node_key, tree_node_key, tree_prefix,
 };
 pub use text_cache::{TEXT_CACHE_ITEMS_MAX, forget_cached_texts};
 pub use txn::{Commit, StateTxn};

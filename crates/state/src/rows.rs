@@ -6,8 +6,8 @@
 //! | key | value |
 //! |---|---|
 //! | `S i <entity id:32>` | [`Index`]: position, kind, storage, stamps, hashes, and the top node of its children tree |
-//! | `S e <entity id:32>` | the entity's own bytes: register value, counter totals; a text's list of chunk group hashes |
-//! | `S g <entity id:32> <group hash:32>` | a text's chunk group: its chunks' hashes in order |
+//! | `S e <entity id:32>` | the entity's own bytes: register value, counter totals; a text's top node hashes |
+//! | `S g <entity id:32> <node hash:32>` | a node of a text's chunk tree: its children's hashes in order |
 //! | `S c <entity id:32> <chunk hash:32>` | a text's chunk: the canonical encoding of its items |
 //! | `S n <entity id:32> <child key>` | one child slot: LWW write, remove stamp, ids of nested entities |
 //! | `S t <entity id:32> <level:1> 0` | the tree node of that level whose range starts at the lowest key |
@@ -49,7 +49,7 @@ const ROW_INDEX: u8 = b'i';
 const ROW_ENTRY: u8 = b'e';
 const ROW_CHILD: u8 = b'n';
 const ROW_TREE: u8 = b't';
-const ROW_TEXT_GROUP: u8 = b'g';
+const ROW_TEXT_NODE: u8 = b'g';
 const ROW_TEXT_CHUNK: u8 = b'c';
 /// Bytes before the child key in a child row key.
 pub(crate) const CHILD_PREFIX_LEN: usize = 2 + 32;
@@ -80,9 +80,9 @@ pub fn entry_key(id: &EntityId) -> Vec<u8> {
     key
 }
 
-/// The key of chunk group `group` of text `id`.
-pub fn text_group_key(id: &EntityId, group: &Hash) -> Vec<u8> {
-    hashed_row_key(ROW_TEXT_GROUP, id, group)
+/// The key of node `node` of text `id`'s chunk tree.
+pub fn text_node_key(id: &EntityId, node: &Hash) -> Vec<u8> {
+    hashed_row_key(ROW_TEXT_NODE, id, node)
 }
 
 /// The key of chunk `chunk` of text `id`.

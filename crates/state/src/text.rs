@@ -1,23 +1,23 @@
 //! Text entities: a [`TextDoc`] kept as rows of content-defined chunks.
 //!
-//! A text is stored as the list of its chunk groups' hashes (the entity's
-//! entry row), a row per group (its chunks' hashes) and a row per chunk (the
-//! canonical encoding of its items), each named by its hash (see
-//! `weft_text::TextRows`). An edit rewrites the chunk it touched, that
-//! chunk's group and the group list, deleting the rows they replace, so a
-//! commit writes and hashes O(chunk + groups) bytes, not the document. The
+//! A text is stored as the list of its top nodes' hashes (the entity's entry
+//! row), a row per node of its chunk tree (its children's hashes) and a row
+//! per chunk (the canonical encoding of its items), each named by its hash
+//! (see `weft_text::TextRows`). An edit rewrites the chunk it touched, one
+//! node of each level above it and the top list, deleting the rows they
+//! replace, so a commit writes and hashes a few KiB, not the document. The
 //! rows depend only on the text's content, so replicas holding the same text
 //! hold byte-identical rows.
 //!
 //! The entity's own hash covers the document's content hash (the hash of
-//! the group list), equal on every replica that applied the same text ops.
+//! the top list), equal on every replica that applied the same text ops.
 //! A document loaded from its rows is checked to hash to what its index row
 //! names, and decoded documents are kept between transactions by the
 //! `text_cache` module.
 
 use weft_primitives::kv::{KvRead, WriteSet};
 use weft_primitives::{Hash, encoding};
-use weft_text::{TextDoc, TextError, TextOp};
+use weft_text::{TEXT_NODE_LEVELS, TextDoc, TextError, TextOp};
 
 use crate::error::StateError;
 use crate::model::{EntityId, Stamp};
@@ -61,11 +61,11 @@ impl TextEntry {
     /// Add the rows changed since the last write to `writes`.
     pub(crate) fn write_rows(&mut self, id: &EntityId, writes: &mut WriteSet) {
         let rows = self.doc.take_rows();
-        writes.put(rows::entry_key(id), encoding::encode(&rows.groups));
-        for (hash, row) in rows.group_rows {
+        writes.put(rows::entry_key(id), encoding::encode(&rows.top));
+        for (hash, row) in rows.node_rows {
             match row {
-                Some(chunks) => writes.put(rows::text_group_key(id, &hash), encoding::encode(&chunks)),
-                None => writes.delete(rows::text_group_key(id, &hash)),
+                Some(children) => writes.put(rows::text_node_key(id, &hash), encoding::encode(&children)),
+                None => writes.delete(rows::text_node_key(id, &hash)),
             }
         }
         for (hash, row) in rows.chunk_rows {
@@ -96,28 +96,35 @@ impl TextEntry {
 }
 
 /// Text `id` read from its rows, not from the cache (`None` if it has no
-/// entry row: a text never written is empty). The rows must be exactly the
-/// chunks of the document they hold.
+/// entry row: a text never written is empty): the top list, each level of
+/// nodes, then the chunks. The rows must be exactly the chunks of the
+/// document they hold.
 pub(crate) fn load_rows<K: KvRead + ?Sized>(kv: &K, id: &EntityId) -> Result<Option<TextDoc>, StateError> {
     let what = || format!("text {id:?}");
     let Some(list) = kv.get(&rows::entry_key(id))? else { return Ok(None) };
-    let groups: Vec<Hash> = encoding::decode(&list).map_err(|e| StateError::corrupt(what(), e))?;
-    let mut group_chunks: Vec<Vec<Hash>> = Vec::with_capacity(groups.len());
-    let mut chunks: Vec<Vec<u8>> = Vec::new();
-    for group in &groups {
-        let row = kv
-            .get(&rows::text_group_key(id, group))?
-            .ok_or_else(|| StateError::corrupt(what(), "a group row is missing"))?;
-        let list: Vec<Hash> = encoding::decode(&row).map_err(|e| StateError::corrupt(what(), e))?;
-        for chunk in &list {
-            let bytes = kv
-                .get(&rows::text_chunk_key(id, chunk))?
-                .ok_or_else(|| StateError::corrupt(what(), "a chunk row is missing"))?;
-            chunks.push(bytes);
+    let top: Vec<Hash> = encoding::decode(&list).map_err(|e| StateError::corrupt(what(), e))?;
+    let mut level = top.clone();
+    let mut nodes: Vec<Vec<Hash>> = Vec::new();
+    for _ in 0..TEXT_NODE_LEVELS {
+        let mut next = Vec::new();
+        for node in &level {
+            let row = kv
+                .get(&rows::text_node_key(id, node))?
+                .ok_or_else(|| StateError::corrupt(what(), "a node row is missing"))?;
+            let children: Vec<Hash> = encoding::decode(&row).map_err(|e| StateError::corrupt(what(), e))?;
+            next.extend_from_slice(&children);
+            nodes.push(children);
         }
-        group_chunks.push(list);
+        level = next;
     }
-    TextDoc::from_rows(&groups, &group_chunks, &chunks).map(Some).map_err(|e| StateError::corrupt(what(), e))
+    let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(level.len());
+    for chunk in &level {
+        chunks.push(
+            kv.get(&rows::text_chunk_key(id, chunk))?
+                .ok_or_else(|| StateError::corrupt(what(), "a chunk row is missing"))?,
+        );
+    }
+    TextDoc::from_rows(&top, &nodes, &chunks).map(Some).map_err(|e| StateError::corrupt(what(), e))
 }
 
 /// The entry hash of an empty text.

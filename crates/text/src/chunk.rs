@@ -24,42 +24,81 @@ struct EncodedChunk {
 
 /// The canonical encoding of chunk `key`: it depends only on the chunk's
 /// items, not on how this replica split its runs or numbered its authors.
+///
+/// Written by hand, byte for byte the borsh encoding of [`EncodedChunk`]
+/// (the decoder's type), without building the intermediate values: this
+/// runs once per edit.
 pub(crate) fn encode_chunk(authors: &Authors, seq: &RunSequence, key: ChunkKey) -> Vec<u8> {
     let pieces = chunk_pieces(&authors.keys, seq, key);
-    let mut named: Vec<u32> = Vec::new();
-    for (piece, _) in &pieces {
-        named.push(piece.author);
-        named.extend(piece.origin_left().map(|id| id.author));
-        named.extend(piece.origin_right().map(|id| id.author));
+    let mut named: Vec<u32> = Vec::with_capacity(4);
+    for piece in &pieces {
+        for author in
+            [Some(piece.author), piece.origin_left().map(|id| id.author), piece.origin_right().map(|id| id.author)]
+                .into_iter()
+                .flatten()
+        {
+            if !named.contains(&author) {
+                named.push(author);
+            }
+        }
     }
-    named.sort_unstable();
-    named.dedup();
     let entry = |author: u32| {
         let key = authors.keys.get(author as usize).copied().unwrap_or(PublicKey([0; 32]));
         (key, authors.lanes.get(author as usize).copied().unwrap_or(0))
     };
     let mut table: Vec<((PublicKey, u32), u32)> = named.iter().map(|&author| (entry(author), author)).collect();
     table.sort_unstable();
-    let local: HashMap<u32, u32> = table.iter().enumerate().map(|(i, (_, author))| (*author, i as u32)).collect();
-    let local_of = |author: u32| local.get(&author).copied().unwrap_or(0);
-    let map = |id: Option<Iid>| id.map(|id| (local_of(id.author), id.seq));
-    let runs = pieces
-        .into_iter()
-        .map(|(piece, text)| EncodedRun {
-            author: local_of(piece.author),
-            seq: piece.seq,
-            origin_left: map(piece.origin_left()),
-            origin_right: map(piece.origin_right()),
-            deleted: piece.deleted,
-            text,
-        })
-        .collect();
-    encoding::encode(&EncodedChunk { authors: table.into_iter().map(|(entry, _)| entry).collect(), runs })
+    // A chunk names few authors: a scan beats a map.
+    let local_of = |author: u32| table.iter().position(|(_, a)| *a == author).map_or(0, |i| i as u32);
+
+    let chars: usize = pieces.iter().map(|piece| piece.len as usize).sum();
+    let mut out = Vec::with_capacity(8 + table.len() * 36 + pieces.len() * 40 + chars * 2);
+    out.extend_from_slice(&(table.len() as u32).to_le_bytes());
+    for ((key, lane), _) in &table {
+        out.extend_from_slice(&key.0);
+        out.extend_from_slice(&lane.to_le_bytes());
+    }
+    // Pieces that continue each other are one run of the encoding.
+    let runs = match pieces.len() {
+        0 => 0,
+        n => 1 + (1..n).filter(|&i| !pieces[i - 1].continues_into(&pieces[i])).count(),
+    };
+    out.extend_from_slice(&(runs as u32).to_le_bytes());
+    let write_id = |out: &mut Vec<u8>, id: Option<Iid>| match id {
+        None => out.push(0),
+        Some(id) => {
+            out.push(1);
+            out.extend_from_slice(&local_of(id.author).to_le_bytes());
+            out.extend_from_slice(&id.seq.to_le_bytes());
+        }
+    };
+    let mut start = 0;
+    while start < pieces.len() {
+        let mut end = start + 1;
+        while end < pieces.len() && pieces[end - 1].continues_into(&pieces[end]) {
+            end += 1;
+        }
+        let first = &pieces[start];
+        out.extend_from_slice(&local_of(first.author).to_le_bytes());
+        out.extend_from_slice(&first.seq.to_le_bytes());
+        write_id(&mut out, first.origin_left());
+        write_id(&mut out, first.origin_right());
+        out.push(u8::from(first.deleted));
+        let text = || pieces[start..end].iter().flat_map(|piece| seq.text_of(piece, 0, piece.len).iter());
+        let bytes: usize = text().map(|c| c.len_utf8()).sum();
+        out.extend_from_slice(&(bytes as u32).to_le_bytes());
+        let mut utf8 = [0u8; 4];
+        for c in text() {
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+        start = end;
+    }
+    out
 }
 
-/// The chunk's items as maximal runs, each with its text.
-fn chunk_pieces(keys: &[PublicKey], seq: &RunSequence, key: ChunkKey) -> Vec<(Run, String)> {
-    let mut pieces: Vec<(Run, String)> = Vec::new();
+/// The chunk's items as pieces of the document's runs, in order.
+fn chunk_pieces(keys: &[PublicKey], seq: &RunSequence, key: ChunkKey) -> Vec<Run> {
+    let mut pieces: Vec<Run> = Vec::new();
     let mut loc = match key {
         None => seq.start(),
         Some(id) => match seq.locate_id(id) {
@@ -79,15 +118,7 @@ fn chunk_pieces(keys: &[PublicKey], seq: &RunSequence, key: ChunkKey) -> Vec<(Ru
             end += 1;
         }
         if end > loc.off {
-            let piece = run.slice(loc.off, end - loc.off);
-            let text = seq.text_of(&piece, 0, piece.len);
-            match pieces.last_mut() {
-                Some((last, last_text)) if last.continues_into(&piece) => {
-                    last.len += piece.len;
-                    last_text.extend(text);
-                }
-                _ => pieces.push((piece, text.iter().collect())),
-            }
+            pieces.push(run.slice(loc.off, end - loc.off));
         }
         if end < run.len {
             break;
@@ -95,6 +126,13 @@ fn chunk_pieces(keys: &[PublicKey], seq: &RunSequence, key: ChunkKey) -> Vec<(Ru
         loc = seq.next_run(loc);
     }
     pieces
+}
+
+/// The bytes of a chunk encoding decoded and encoded again by borsh: equal
+/// to the input for every encoding [`encode_chunk`] writes.
+#[cfg(test)]
+pub(crate) fn reencode(bytes: &[u8]) -> Vec<u8> {
+    encoding::encode(&encoding::decode::<EncodedChunk>(bytes).unwrap())
 }
 
 /// The document whose chunks, in document order, are `chunks`.

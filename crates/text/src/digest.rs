@@ -1,31 +1,37 @@
-//! The content hash of a document: a Merkle digest over content-defined
+//! The content hash of a document: a Merkle tree over content-defined
 //! chunks, kept up to date edit by edit.
 //!
-//! # Chunks and groups
+//! # Chunks and nodes
 //!
 //! Whether an item *starts a chunk* depends on its id alone: a mix of the
 //! author key and the seq, true for one item in [`CHUNK_ITEMS_MEAN`] on
 //! average. A chunk holds its start item and the items after it up to the
 //! next start item; the *head* chunk holds the items before the first start
-//! item (possibly none). Chunk starts that also pass a second test on the
-//! same mix (one in [`GROUP_CHUNKS_MEAN`]) start a *group* of chunks; the
-//! head starts the first group.
+//! item (possibly none).
 //!
-//! Since items are never removed and a start is a property of the item, an
-//! edit changes only the chunk it lands in, plus the new chunks that its own
-//! start items open (splitting the chunk they land in). Chunks never merge.
+//! Each chunk also has a *height*, read from the same mix: a chunk start
+//! reaches height 1 with odds 1 in [`NODE_FANOUT_MEAN`], height 2 with odds 1
+//! in its square, up to [`NODE_LEVELS`]; the head has the full height. A
+//! chunk of height at least `l` starts a node of level `l`, which holds the
+//! nodes of level `l - 1` (the chunks, at level 1) from it up to the next
+//! chunk of height at least `l`. The nodes of the top level are the roots.
+//!
+//! Since items are never removed and starts and heights are properties of
+//! the items, an edit changes only the chunk it lands in, plus the new
+//! chunks its own start items open (splitting the chunk they land in), and
+//! the nodes above those. Chunks never merge.
 //!
 //! # Hashes
 //!
 //! - chunk hash: `H(chunk encoding)`, where the encoding is the canonical
-//!   form of the chunk's items alone (see [`encode_chunk`]);
-//! - group hash: `H(its chunks' hashes, in order)`;
-//! - content hash: `H(the groups' hashes, in order)`.
+//!   form of the chunk's items alone (see `chunk::encode_chunk`);
+//! - node hash: `H(level, its children's hashes, in order)`;
+//! - content hash: `H(the top level's node hashes, in order)`.
 //!
 //! All of it depends only on the document's items and their order, so
 //! replicas holding the same state agree on it whatever the edit history.
-//! An edit rehashes one chunk (about [`CHUNK_ITEMS_MEAN`] items), one group
-//! (about [`GROUP_CHUNKS_MEAN`] hashes) and the list of group hashes.
+//! An edit rehashes one chunk (about [`CHUNK_ITEMS_MEAN`] items), one node of
+//! each level (about [`NODE_FANOUT_MEAN`] hashes each) and the top list.
 //!
 //! The mix is not a cryptographic hash: a member choosing its key can only
 //! bias how its own items are cut into chunks, which changes how much is
@@ -40,12 +46,15 @@ use crate::doc::Authors;
 use crate::run::Iid;
 use crate::sequence::{Loc, RunSequence};
 
-/// The mean number of items per chunk. Unit tests use tiny chunks and groups
+/// The mean number of items per chunk. Unit tests use tiny chunks and nodes
 /// so that every property test cuts many of them.
 pub(crate) const CHUNK_ITEMS_MEAN: u64 = if cfg!(test) { 4 } else { 128 };
 
-/// The mean number of chunks per group.
-pub(crate) const GROUP_CHUNKS_MEAN: u64 = if cfg!(test) { 3 } else { 32 };
+/// The mean number of children of a node.
+pub(crate) const NODE_FANOUT_MEAN: u64 = if cfg!(test) { 3 } else { 16 };
+
+/// Levels of nodes above the chunks.
+pub const NODE_LEVELS: usize = 2;
 
 /// Changes noted since the last refresh beyond which the next refresh
 /// rebuilds the digest from scratch instead (bounds the memory a document
@@ -53,7 +62,7 @@ pub(crate) const GROUP_CHUNKS_MEAN: u64 = if cfg!(test) { 3 } else { 32 };
 const PENDING_MAX: usize = 4_096;
 
 const CHUNK_CONTEXT: &str = "weft-text 2026 chunk v1";
-const GROUP_CONTEXT: &str = "weft-text 2026 chunk group v1";
+const NODE_CONTEXT: &str = "weft-text 2026 chunk tree node v1";
 const ROOT_CONTEXT: &str = "weft-text 2026 content root v1";
 
 /// A chunk's name: `None` for the head, else its start item.
@@ -63,9 +72,24 @@ pub(crate) type ChunkKey = Option<Iid>;
 struct Slot {
     key: ChunkKey,
     hash: Hash,
-    group_start: bool,
-    /// The group's hash, on a slot that starts a group.
-    group_hash: Hash,
+    /// Levels of the nodes this chunk starts (0 ..= NODE_LEVELS).
+    height: usize,
+    /// `nodes[l - 1]`: the hash of the level `l` node it starts, for `l <= height`.
+    nodes: [Hash; NODE_LEVELS],
+}
+
+impl Slot {
+    fn new(keys: &[PublicKey], key: ChunkKey) -> Slot {
+        Slot { key, hash: Hash::ZERO, height: height_of(keys, key), nodes: [Hash::ZERO; NODE_LEVELS] }
+    }
+
+    /// The hash this slot contributes to a node of level `level + 1`.
+    fn hash_at(&self, level: usize) -> Hash {
+        match level {
+            0 => self.hash,
+            l => self.nodes[l - 1],
+        }
+    }
 }
 
 /// Items changed since the last refresh.
@@ -84,7 +108,7 @@ struct Change {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RowLog {
     pub(crate) chunks: HashMap<Hash, Option<Vec<u8>>>,
-    pub(crate) groups: HashMap<Hash, Option<Vec<Hash>>>,
+    pub(crate) nodes: HashMap<Hash, Option<Vec<Hash>>>,
 }
 
 /// The chunked digest of one document. Empty ("not built") until the first
@@ -103,7 +127,7 @@ pub(crate) struct Digest {
     rows: RowLog,
 }
 
-/// The mixed id of an item: chunk and group starts are read from it.
+/// The mixed id of an item: chunk starts and heights are read from it.
 fn mix(key: &PublicKey, seq: u64) -> u64 {
     let mut salt = [0u8; 8];
     salt.copy_from_slice(&key.0[..8]);
@@ -119,14 +143,17 @@ pub(crate) fn starts_chunk(keys: &[PublicKey], id: Iid) -> bool {
     keys.get(id.author as usize).is_some_and(|key| mix(key, id.seq).is_multiple_of(CHUNK_ITEMS_MEAN))
 }
 
-/// Whether the chunk named `key` starts a group.
-fn starts_group(keys: &[PublicKey], key: ChunkKey) -> bool {
-    match key {
-        None => true,
-        Some(id) => keys
-            .get(id.author as usize)
-            .is_some_and(|k| (mix(k, id.seq) / CHUNK_ITEMS_MEAN).is_multiple_of(GROUP_CHUNKS_MEAN)),
+/// The height of the chunk named `key`.
+fn height_of(keys: &[PublicKey], key: ChunkKey) -> usize {
+    let Some(id) = key else { return NODE_LEVELS };
+    let Some(author) = keys.get(id.author as usize) else { return 0 };
+    let mut rest = mix(author, id.seq) / CHUNK_ITEMS_MEAN;
+    let mut height = 0;
+    while height < NODE_LEVELS && rest.is_multiple_of(NODE_FANOUT_MEAN) {
+        rest /= NODE_FANOUT_MEAN;
+        height += 1;
     }
+    height
 }
 
 impl Digest {
@@ -175,16 +202,29 @@ impl Digest {
         std::mem::take(&mut self.rows)
     }
 
-    /// The groups' hashes in order, and each group's chunk hashes.
-    pub(crate) fn groups(&self) -> Vec<(Hash, Vec<Hash>)> {
-        let mut groups: Vec<(Hash, Vec<Hash>)> = Vec::new();
-        for slot in &self.slots {
-            match groups.last_mut() {
-                Some((_, chunks)) if !slot.group_start => chunks.push(slot.hash),
-                _ => groups.push((slot.group_hash, vec![slot.hash])),
+    /// The top level's node hashes, in order.
+    pub(crate) fn top(&self) -> Vec<Hash> {
+        self.slots.iter().filter(|slot| slot.height == NODE_LEVELS).map(|slot| slot.nodes[NODE_LEVELS - 1]).collect()
+    }
+
+    /// Every node's children, level by level from the top, each level in
+    /// document order.
+    pub(crate) fn tree(&self) -> Vec<Vec<Hash>> {
+        let mut nodes: Vec<Vec<Hash>> = Vec::new();
+        for level in (1..=NODE_LEVELS).rev() {
+            let mut current: Option<Vec<Hash>> = None;
+            for slot in self.slots.iter().filter(|slot| slot.height >= level - 1) {
+                if slot.height >= level {
+                    nodes.extend(current.take());
+                    current = Some(Vec::new());
+                }
+                if let Some(children) = current.as_mut() {
+                    children.push(slot.hash_at(level - 1));
+                }
             }
+            nodes.extend(current);
         }
-        groups
+        nodes
     }
 
     /// Forget the structure (it is rebuilt at the next refresh), logging its
@@ -193,8 +233,8 @@ impl Digest {
         if self.tracking {
             for slot in std::mem::take(&mut self.slots) {
                 self.rows.chunks.insert(slot.hash, None);
-                if slot.group_start {
-                    self.rows.groups.insert(slot.group_hash, None);
+                for node in &slot.nodes[..slot.height] {
+                    self.rows.nodes.insert(*node, None);
                 }
             }
         }
@@ -219,17 +259,16 @@ impl Digest {
                 }
             }
         }
-        self.slots = chunks
-            .into_iter()
-            .map(|key| Slot { key, hash: Hash::ZERO, group_start: starts_group(keys, key), group_hash: Hash::ZERO })
-            .collect();
+        self.slots = chunks.into_iter().map(|key| Slot::new(keys, key)).collect();
         for at in 0..self.slots.len() {
             self.rehash_chunk(authors, seq, at);
         }
         self.position = self.slots.iter().enumerate().map(|(i, slot)| (slot.key, i)).collect();
-        let starts: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].group_start).collect();
-        for start in starts {
-            self.rehash_group(start);
+        for level in 1..=NODE_LEVELS {
+            let starts: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].height >= level).collect();
+            for start in starts {
+                self.rehash_node(level, start);
+            }
         }
         self.pending.clear();
         self.built = true;
@@ -281,12 +320,11 @@ impl Digest {
                 self.rehash_chunk(authors, seq, at);
             }
         }
-        let mut groups: BTreeSet<usize> = BTreeSet::new();
-        for at in dirty {
-            groups.insert(self.group_of(at));
-        }
-        for start in groups {
-            self.rehash_group(start);
+        for level in 1..=NODE_LEVELS {
+            dirty = dirty.into_iter().map(|at| self.node_start(level, at)).collect();
+            for &start in &dirty {
+                self.rehash_node(level, start);
+            }
         }
         true
     }
@@ -318,10 +356,7 @@ impl Digest {
                 Some(&at) => {
                     waiting.pop();
                     let key = Some(next);
-                    self.slots.insert(
-                        at + 1,
-                        Slot { key, hash: Hash::ZERO, group_start: starts_group(keys, key), group_hash: Hash::ZERO },
-                    );
+                    self.slots.insert(at + 1, Slot::new(keys, key));
                     for (i, slot) in self.slots.iter().enumerate().skip(at + 1) {
                         self.position.insert(slot.key, i);
                     }
@@ -339,29 +374,41 @@ impl Digest {
         true
     }
 
-    /// The slot that starts the group holding slot `at`.
-    fn group_of(&self, at: usize) -> usize {
-        (0..=at).rev().find(|&i| self.slots[i].group_start).unwrap_or(0)
+    /// The slot that starts the node of `level` holding slot `at`.
+    fn node_start(&self, level: usize, at: usize) -> usize {
+        (0..=at).rev().find(|&i| self.slots[i].height >= level).unwrap_or(0)
     }
 
-    fn rehash_group(&mut self, start: usize) {
-        let end = (start + 1..self.slots.len()).find(|&i| self.slots[i].group_start).unwrap_or(self.slots.len());
-        let hashes: Vec<&[u8]> = self.slots[start..end].iter().map(|slot| slot.hash.as_bytes().as_slice()).collect();
-        let hash = Hash::derive(GROUP_CONTEXT, &hashes);
-        let old = std::mem::replace(&mut self.slots[start].group_hash, hash);
+    /// Rehash the node of `level` that slot `start` starts.
+    fn rehash_node(&mut self, level: usize, start: usize) {
+        let end = (start + 1..self.slots.len()).find(|&i| self.slots[i].height >= level).unwrap_or(self.slots.len());
+        let children: Vec<Hash> = self.slots[start..end]
+            .iter()
+            .filter(|slot| slot.height >= level - 1)
+            .map(|slot| slot.hash_at(level - 1))
+            .collect();
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(children.len() + 1);
+        let tag = [level as u8];
+        parts.push(&tag);
+        parts.extend(children.iter().map(|hash| hash.as_bytes().as_slice()));
+        let hash = Hash::derive(NODE_CONTEXT, &parts);
+        let old = std::mem::replace(&mut self.slots[start].nodes[level - 1], hash);
         if self.tracking && old != hash {
             if old != Hash::ZERO {
-                self.rows.groups.insert(old, None);
+                self.rows.nodes.insert(old, None);
             }
-            self.rows.groups.insert(hash, Some(self.slots[start..end].iter().map(|slot| slot.hash).collect()));
+            self.rows.nodes.insert(hash, Some(children));
         }
     }
 }
 
 fn root_of(slots: &[Slot]) -> Hash {
-    let groups: Vec<&[u8]> =
-        slots.iter().filter(|slot| slot.group_start).map(|slot| slot.group_hash.as_bytes().as_slice()).collect();
-    Hash::derive(ROOT_CONTEXT, &groups)
+    let top: Vec<&[u8]> = slots
+        .iter()
+        .filter(|slot| slot.height == NODE_LEVELS)
+        .map(|slot| slot.nodes[NODE_LEVELS - 1].as_bytes().as_slice())
+        .collect();
+    Hash::derive(ROOT_CONTEXT, &top)
 }
 
 /// The chunk holding the item at `loc`: the nearest start item at or before it.

@@ -345,7 +345,7 @@ impl TextDoc {
         self.digest.track_rows();
     }
 
-    /// The document's group list, and the group and chunk rows that changed
+    /// The document's top list, and the node and chunk rows that changed
     /// since the last call (or, the first time after [`TextDoc::track_rows`]
     /// on a document whose hash was not yet computed, all of them). Brings
     /// the content hash up to date.
@@ -353,30 +353,25 @@ impl TextDoc {
         self.update_content_hash();
         let log = self.digest.take_rows();
         TextRows {
-            groups: self.digest.groups().into_iter().map(|(hash, _)| hash).collect(),
-            group_rows: log.groups.into_iter().collect(),
+            top: self.digest.top(),
+            node_rows: log.nodes.into_iter().collect(),
             chunk_rows: log.chunks.into_iter().collect(),
         }
     }
 
-    /// Load a document kept as rows: `groups` its group list, `group_chunks`
-    /// each group's chunk hashes, `chunks` every chunk's encoding in order.
-    /// The rows must be exactly the ones this document's own chunking gives
-    /// (checked), so a later [`TextDoc::take_rows`] names the rows to delete
-    /// correctly. Returns the document with row logging on and nothing logged.
-    pub fn from_rows(groups: &[Hash], group_chunks: &[Vec<Hash>], chunks: &[Vec<u8>]) -> Result<TextDoc, TextError> {
+    /// Load a document kept as rows: `top` its top list; `nodes` the
+    /// children of every node, level by level from the top, each level in
+    /// order (as a loader reads them: see [`crate::TEXT_NODE_LEVELS`]);
+    /// `chunks` every chunk's encoding in order. The rows must be exactly the
+    /// ones this document's own chunking gives (checked), so a later
+    /// [`TextDoc::take_rows`] names the rows to delete correctly. Returns the
+    /// document with row logging on and nothing logged.
+    pub fn from_rows(top: &[Hash], nodes: &[Vec<Hash>], chunks: &[Vec<u8>]) -> Result<TextDoc, TextError> {
         let mut doc = crate::chunk::decode_chunks(chunks)?;
         doc.track_rows();
         doc.update_content_hash();
         let _ = doc.digest.take_rows();
-        let held = doc.digest.groups();
-        let matches = held.len() == groups.len()
-            && held.len() == group_chunks.len()
-            && held
-                .iter()
-                .zip(groups.iter().zip(group_chunks))
-                .all(|((hash, chunks), (want, want_chunks))| hash == want && chunks == want_chunks);
-        if !matches {
+        if doc.digest.top() != top || doc.digest.tree() != nodes {
             return Err(TextError::InvalidEncoding("stored rows are not the chunks of the document they hold"));
         }
         Ok(doc)

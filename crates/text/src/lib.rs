@@ -25,11 +25,11 @@
 //!   in which order it met the authors. [`TextDoc::decode`] accepts exactly the
 //!   canonical encodings of well-formed states and returns an error (never
 //!   panics) on anything else.
-//! - **Content hash.** [`TextDoc::content_hash`] is a Merkle digest over
+//! - **Content hash.** [`TextDoc::content_hash`] is a Merkle tree over
 //!   content-defined chunks of the items (whether an item starts a chunk depends
 //!   on its id alone), so it too depends only on the state; kept up to date by
-//!   [`TextDoc::update_content_hash`], an edit rehashes one chunk, one group of
-//!   chunk hashes and the list of group hashes, not the document.
+//!   [`TextDoc::update_content_hash`], an edit rehashes one chunk and one node
+//!   of each level above it, not the document.
 //!
 //! # Integration rule (YjsMod / FugueMax)
 //!
@@ -91,19 +91,25 @@ pub use doc::TextDoc;
 pub use error::TextError;
 use weft_primitives::Hash;
 
-/// A document kept as rows: its list of chunk groups, a row per group (its
-/// chunks' hashes) and a row per chunk (the chunk's canonical encoding),
-/// each named by its hash. [`TextDoc::take_rows`] returns what changed since
+/// A document kept as rows: the list of its top nodes' hashes, a row per
+/// node of the chunk tree (its children's hashes) and a row per chunk (the
+/// chunk's canonical encoding), each named by its hash (see
+/// [`TEXT_NODE_LEVELS`]). [`TextDoc::take_rows`] returns what changed since
 /// it was last called; [`TextDoc::from_rows`] loads a document back.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TextRows {
-    /// Every group's hash, in document order (the content hash is their hash).
-    pub groups: Vec<Hash>,
-    /// Group rows to write (`Some`: the group's chunk hashes in order) or to delete (`None`).
-    pub group_rows: Vec<(Hash, Option<Vec<Hash>>)>,
+    /// The top level's node hashes, in document order (the content hash is their hash).
+    pub top: Vec<Hash>,
+    /// Node rows to write (`Some`: the node's children's hashes in order) or to delete (`None`).
+    pub node_rows: Vec<(Hash, Option<Vec<Hash>>)>,
     /// Chunk rows to write (`Some`: the chunk's encoding) or to delete (`None`).
     pub chunk_rows: Vec<(Hash, Option<Vec<u8>>)>,
 }
+
+/// Levels of nodes between a document's top list and its chunks: a loader
+/// reads the top list's nodes, their children's nodes, and so on this many
+/// times, and then the chunks the last level names.
+pub use digest::NODE_LEVELS as TEXT_NODE_LEVELS;
 
 /// The most characters one insert may carry (local or remote).
 pub const TEXT_OP_CHARS_MAX: usize = 1 << 20;

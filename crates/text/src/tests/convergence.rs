@@ -63,18 +63,18 @@ struct Replica {
 /// A document's rows as a key-value store would hold them.
 #[derive(Default)]
 struct RowStore {
-    groups: Vec<Hash>,
-    group_rows: HashMap<Hash, Vec<Hash>>,
+    top: Vec<Hash>,
+    node_rows: HashMap<Hash, Vec<Hash>>,
     chunk_rows: HashMap<Hash, Vec<u8>>,
 }
 
 impl RowStore {
     fn write(&mut self, rows: TextRows) {
-        self.groups = rows.groups;
-        for (hash, row) in rows.group_rows {
+        self.top = rows.top;
+        for (hash, row) in rows.node_rows {
             match row {
-                Some(chunks) => self.group_rows.insert(hash, chunks),
-                None => self.group_rows.remove(&hash),
+                Some(children) => self.node_rows.insert(hash, children),
+                None => self.node_rows.remove(&hash),
             };
         }
         for (hash, row) in rows.chunk_rows {
@@ -85,11 +85,33 @@ impl RowStore {
         }
     }
 
+    /// Load the document as a store's reader would: the top list, each
+    /// level of nodes, then the chunks.
     fn load(&self) -> TextDoc {
-        let lists: Vec<Vec<Hash>> = self.groups.iter().map(|g| self.group_rows[g].clone()).collect();
-        let chunks: Vec<Vec<u8>> = lists.iter().flatten().map(|c| self.chunk_rows[c].clone()).collect();
-        TextDoc::from_rows(&self.groups, &lists, &chunks).unwrap()
+        let (nodes, chunks) =
+            read_rows(&self.top, |h| self.node_rows.get(h).cloned(), |h| self.chunk_rows.get(h).cloned());
+        TextDoc::from_rows(&self.top, &nodes, &chunks).unwrap()
     }
+}
+
+/// The node lists and chunks under `top`, read level by level.
+pub(crate) fn read_rows(
+    top: &[Hash],
+    node: impl Fn(&Hash) -> Option<Vec<Hash>>,
+    chunk: impl Fn(&Hash) -> Option<Vec<u8>>,
+) -> (Vec<Vec<Hash>>, Vec<Vec<u8>>) {
+    let mut level = top.to_vec();
+    let mut nodes = Vec::new();
+    for _ in 0..crate::TEXT_NODE_LEVELS {
+        let mut next = Vec::new();
+        for hash in &level {
+            let children = node(hash).unwrap();
+            next.extend(children.iter().copied());
+            nodes.push(children);
+        }
+        level = next;
+    }
+    (nodes, level.iter().map(|hash| chunk(hash).unwrap()).collect())
 }
 
 fn new_replica() -> Replica {
@@ -102,6 +124,9 @@ fn new_replica() -> Replica {
 /// whole, and nothing stale is left beside them.
 fn check_rows(replica: &mut Replica) -> Result<(), TestCaseError> {
     replica.rows.write(replica.doc.take_rows());
+    for bytes in replica.rows.chunk_rows.values() {
+        prop_assert_eq!(&crate::chunk::reencode(bytes), bytes, "a chunk is not written as borsh would");
+    }
     let loaded = replica.rows.load();
     prop_assert_eq!(loaded.to_string(), replica.doc.to_string());
     prop_assert_eq!(loaded.content_hash(), replica.doc.content_hash());
@@ -111,7 +136,7 @@ fn check_rows(replica: &mut Replica) -> Result<(), TestCaseError> {
     all.write(fresh.take_rows());
     let keys = |m: &HashMap<Hash, Vec<u8>>| m.keys().copied().collect::<std::collections::BTreeSet<_>>();
     prop_assert_eq!(keys(&replica.rows.chunk_rows), keys(&all.chunk_rows), "stale or missing chunk rows");
-    prop_assert_eq!(replica.rows.group_rows.len(), all.group_rows.len(), "stale or missing group rows");
+    prop_assert_eq!(replica.rows.node_rows.len(), all.node_rows.len(), "stale or missing node rows");
     Ok(())
 }
 

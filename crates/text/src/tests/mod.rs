@@ -447,16 +447,16 @@ fn documents_without_lanes_keep_the_first_encoding_and_lanes_need_the_second() {
     assert!(matches!(TextDoc::decode(&as_two), Err(TextError::InvalidEncoding(_))));
 }
 
-/// A document's rows, taken whole.
+/// A document's rows, taken whole: its top list, node lists and chunks.
 fn all_rows(doc: &TextDoc) -> (Vec<weft_primitives::Hash>, Vec<Vec<weft_primitives::Hash>>, Vec<Vec<u8>>) {
     let mut copy = TextDoc::decode(&doc.encode()).unwrap();
     copy.track_rows();
     let rows = copy.take_rows();
-    let groups: std::collections::HashMap<_, _> = rows.group_rows.into_iter().collect();
+    let nodes: std::collections::HashMap<_, _> = rows.node_rows.into_iter().collect();
     let chunks: std::collections::HashMap<_, _> = rows.chunk_rows.into_iter().collect();
-    let lists: Vec<Vec<weft_primitives::Hash>> = rows.groups.iter().map(|g| groups[g].clone().unwrap()).collect();
-    let bytes = lists.iter().flatten().map(|c| chunks[c].clone().unwrap()).collect();
-    (rows.groups, lists, bytes)
+    let (lists, bytes) =
+        convergence::read_rows(&rows.top, |h| nodes.get(h).cloned().flatten(), |h| chunks.get(h).cloned().flatten());
+    (rows.top, lists, bytes)
 }
 
 #[test]
@@ -466,9 +466,9 @@ fn rows_load_back_and_rows_cut_elsewhere_are_refused() {
         doc.insert(ALICE, i / 2, "ab").unwrap();
     }
     doc.delete(BOB, 10, 50).unwrap();
-    let (groups, lists, chunks) = all_rows(&doc);
+    let (top, lists, chunks) = all_rows(&doc);
     assert!(chunks.len() > 10, "the test needs many chunks, got {}", chunks.len());
-    let loaded = TextDoc::from_rows(&groups, &lists, &chunks).unwrap();
+    let loaded = TextDoc::from_rows(&top, &lists, &chunks).unwrap();
     assert_eq!(loaded.to_string(), doc.to_string());
     assert_eq!(loaded.content_hash(), doc.content_hash());
 
@@ -476,12 +476,12 @@ fn rows_load_back_and_rows_cut_elsewhere_are_refused() {
     let mut other = chunks.clone();
     let last = other.pop().unwrap();
     let joined = [other.pop().unwrap(), last];
-    assert!(TextDoc::from_rows(&groups, &lists, &other).is_err(), "a missing chunk is refused");
+    assert!(TextDoc::from_rows(&top, &lists, &other).is_err(), "a missing chunk is refused");
     other.extend(joined);
     let mut lists_short = lists.clone();
     lists_short.last_mut().unwrap().pop();
-    assert!(matches!(TextDoc::from_rows(&groups, &lists_short, &other), Err(TextError::InvalidEncoding(_))));
+    assert!(matches!(TextDoc::from_rows(&top, &lists_short, &other), Err(TextError::InvalidEncoding(_))));
     // Garbage is an error, never a panic.
-    assert!(TextDoc::from_rows(&groups, &lists, &[vec![0xff; 40]]).is_err());
+    assert!(TextDoc::from_rows(&top, &lists, &[vec![0xff; 40]]).is_err());
     assert!(TextDoc::from_rows(&[], &[], &[]).is_err());
 }
