@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use serde::Deserialize;
-use weft_primitives::kv::{MemoryKv, WriteSet};
+use weft_primitives::kv::{KvRead, MemoryKv, WriteSet};
 use weft_primitives::{Hash, Hlc, PublicKey, SigningKey};
 use weft_state::{CrdtKind, EntityId, StateTxn, StorageKind, root_id};
 use weft_text::TextDoc;
@@ -62,12 +62,14 @@ pub fn run(edits: Option<usize>) -> anyhow::Result<()> {
     emit("text_trace_edits", count as f64, "edits");
 
     let started = Instant::now();
-    let bare = bare_replay(patches)?;
+    let bare_doc = bare_replay(patches)?;
     let bare_rate = per_second(count, started.elapsed());
+    let bare = bare_doc.to_string();
     emit("text_trace_bare_doc", bare_rate, "edits/s");
+    emit("text_trace_whole_doc_encoding_bytes", bare_doc.encode().len() as f64, "bytes");
 
     let started = Instant::now();
-    let through_state = state_replay(patches)?;
+    let (through_state, written, at_rest) = state_replay(patches)?;
     let elapsed = started.elapsed();
     let state_rate = per_second(count, elapsed);
     ensure!(through_state == bare, "the state layer's text differs from the bare replay");
@@ -77,10 +79,14 @@ pub fn run(edits: Option<usize>) -> anyhow::Result<()> {
     emit("text_trace_state_txn_per_edit", state_rate, "edits/s");
     emit("text_trace_state_txn_total", elapsed.as_secs_f64(), "s");
     emit("text_trace_state_vs_bare_doc", state_rate / bare_rate, "ratio");
+    emit("text_trace_state_bytes_written_per_edit", written as f64 / count as f64, "bytes");
+    emit("text_trace_state_bytes_at_rest", at_rest as f64, "bytes");
     Ok(())
 }
 
-fn bare_replay(patches: &[&(usize, usize, String)]) -> anyhow::Result<String> {
+/// The document after the edits (its whole encoding is what a commit wrote
+/// per edit while a text was one row).
+fn bare_replay(patches: &[&(usize, usize, String)]) -> anyhow::Result<TextDoc> {
     let author = PublicKey([7; 32]);
     let mut doc = TextDoc::new();
     for (pos, del, ins) in patches.iter().map(|p| (p.0, p.1, &p.2)) {
@@ -91,10 +97,12 @@ fn bare_replay(patches: &[&(usize, usize, String)]) -> anyhow::Result<String> {
             doc.insert(author, pos, ins)?;
         }
     }
-    Ok(doc.to_string())
+    Ok(doc)
 }
 
-fn state_replay(patches: &[&(usize, usize, String)]) -> anyhow::Result<String> {
+/// The final text, the bytes the edits' write sets carried in all, and the
+/// bytes of every state row at the end.
+fn state_replay(patches: &[&(usize, usize, String)]) -> anyhow::Result<(String, usize, usize)> {
     let signer = SigningKey::from_seed([1; 32]);
     let text = text_id();
     let mut kv = MemoryKv::new();
@@ -104,6 +112,7 @@ fn state_replay(patches: &[&(usize, usize, String)]) -> anyhow::Result<String> {
         txn.commit()?.writes
     };
     kv.apply(create);
+    let mut written = 0;
     for (i, (pos, del, ins)) in patches.iter().map(|p| (p.0 as u64, p.1 as u64, &p.2)).enumerate() {
         let writes: WriteSet = {
             let mut txn = StateTxn::new(&kv, Hash::default(), &signer, Hlc::new(2_000 + i as u64, 0));
@@ -115,8 +124,11 @@ fn state_replay(patches: &[&(usize, usize, String)]) -> anyhow::Result<String> {
             }
             txn.commit()?.writes
         };
+        written += writes.byte_len();
         kv.apply(writes);
     }
+    let at_rest: usize =
+        kv.scan(&weft_state::state_prefix(), None, usize::MAX)?.iter().map(|(k, v)| k.len() + v.len()).sum();
     let mut txn = StateTxn::read_only(&kv);
-    Ok(txn.text_read(text)?)
+    Ok((txn.text_read(text)?, written, at_rest))
 }
