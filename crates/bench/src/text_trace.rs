@@ -6,7 +6,8 @@
 //! applies its writes: what a node does for each keystroke of the
 //! collab-text app, without the signing and the disk. The baseline, in the
 //! same run, is the text crate replaying the same edits on a bare
-//! `TextDoc`. Both replays must end with the trace's final text.
+//! `TextDoc`. Then the same edits through redb with group commit, as the
+//! node commits local calls. Every replay must end with the same text.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -16,7 +17,8 @@ use anyhow::{Context, ensure};
 use serde::Deserialize;
 use weft_primitives::kv::{KvRead, MemoryKv, WriteSet};
 use weft_primitives::{Hash, Hlc, PublicKey, SigningKey};
-use weft_state::{CrdtKind, EntityId, StateTxn, StorageKind, root_id};
+use weft_state::{CrdtKind, EntityId, LayeredKv, StateTxn, StorageKind, root_id};
+use weft_store::{CommitTicket, Store, WriteBatch};
 use weft_text::TextDoc;
 
 use crate::figure::{emit, per_second};
@@ -81,7 +83,72 @@ pub fn run(edits: Option<usize>) -> anyhow::Result<()> {
     emit("text_trace_state_vs_bare_doc", state_rate / bare_rate, "ratio");
     emit("text_trace_state_bytes_written_per_edit", written as f64 / count as f64, "bytes");
     emit("text_trace_state_bytes_at_rest", at_rest as f64, "bytes");
+
+    // The same through redb, the node's way: many edits share one durable
+    // commit (group commit), later edits reading earlier ones before they
+    // are durable.
+    let dir = tempfile::tempdir().context("temp dir")?;
+    let store = Store::open(dir.path().join("text.redb"))?;
+    let started = Instant::now();
+    let through_store = store_replay(&store, patches)?;
+    let elapsed = started.elapsed();
+    ensure!(through_store == bare, "the store's text differs from the bare replay");
+    emit("text_trace_store_group_commit", per_second(count, elapsed), "edits/s");
+    emit("text_trace_store_group_commit_total", elapsed.as_secs_f64(), "s");
+    emit("text_trace_store_vs_state_in_memory", per_second(count, elapsed) / state_rate, "ratio");
     Ok(())
+}
+
+/// Edits in flight before the writer waits for their acknowledgements.
+const GROUP_WINDOW_MAX: usize = 512;
+
+const CONTEXT: Hash = Hash([9; 32]);
+
+fn store_replay(store: &Store, patches: &[&(usize, usize, String)]) -> anyhow::Result<String> {
+    let signer = SigningKey::from_seed([1; 32]);
+    let text = text_id();
+    let committer = store.group_committer()?;
+    let mut i = 0;
+    while i <= patches.len() {
+        let snapshot = store.read()?;
+        let view = snapshot.state_view(CONTEXT)?;
+        // Writes submitted but not yet durable: later edits must see them.
+        let mut in_flight = WriteSet::new();
+        let mut tickets: Vec<CommitTicket> = Vec::with_capacity(GROUP_WINDOW_MAX);
+        while i <= patches.len() && tickets.len() < GROUP_WINDOW_MAX {
+            let layered = LayeredKv::new(&view, &in_flight);
+            let mut txn = StateTxn::new(&layered, Hash::default(), &signer, Hlc::new(2_000 + i as u64, 0));
+            // Edit 0 creates the text; edit i > 0 is patch i - 1.
+            match i.checked_sub(1).and_then(|at| patches.get(at)) {
+                None => {
+                    txn.create(root_id(), b"doc", CrdtKind::Text, StorageKind::Public)?;
+                }
+                Some(patch) => {
+                    let (pos, del, ins) = (patch.0 as u64, patch.1 as u64, &patch.2);
+                    if del > 0 {
+                        txn.text_delete(text, pos, del)?;
+                    }
+                    if !ins.is_empty() {
+                        txn.text_insert(text, pos, ins)?;
+                    }
+                }
+            }
+            let writes = txn.commit()?.writes;
+            let mut batch = WriteBatch::new();
+            batch.apply_state_writes(CONTEXT, writes.clone());
+            tickets.push(committer.submit(batch)?);
+            in_flight.extend(writes);
+            i += 1;
+        }
+        for ticket in tickets {
+            ticket.wait()?;
+        }
+    }
+    committer.close()?;
+    let snapshot = store.read()?;
+    let view = snapshot.state_view(CONTEXT)?;
+    let mut txn = StateTxn::read_only(&view);
+    Ok(txn.text_read(text)?)
 }
 
 /// The document after the edits (its whole encoding is what a commit wrote
