@@ -79,7 +79,7 @@ pub use rows::{
     Index, ParentLink, child_key, child_prefix, entry_key, index_key, node_key, node_prefix, state_prefix,
     text_chunk_key, text_node_key, tree_node_key, tree_prefix,
 };
-pub use text_cache::{TEXT_CACHE_ITEMS_MAX, forget_cached_texts};
+pub use text_cache::{TEXT_CACHE_ITEMS_MAX, cached_texts, forget_cached_texts};
 pub use txn::{Commit, StateTxn};
 pub use weft_text::device_lane;
 

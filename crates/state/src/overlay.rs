@@ -547,15 +547,17 @@ impl<'k, K: KvRead + ?Sized> Overlay<'k, K> {
 }
 
 /// The entries an overlay loaded. Dropped without being encoded (a read-only
-/// or failed transaction), it hands the texts it did not change back to the
-/// text cache; changed ones are dropped with it.
+/// or failed transaction), it hands the texts whose content did not change
+/// back to the text cache; changed ones are dropped with it.
 struct Entries(RowMap<EntityId, CachedEntry>);
 
 impl Drop for Entries {
     fn drop(&mut self) {
         for (id, cached) in self.0.drain() {
-            if let (false, Entry::Text(text)) = (cached.dirty, cached.entry) {
-                text.keep(&id);
+            match (cached.dirty, cached.entry) {
+                (false, Entry::Text(text)) => text.keep(&id),
+                (true, Entry::Text(text)) => text.keep_if_unchanged(&id),
+                _ => {}
             }
         }
     }

@@ -28,6 +28,8 @@ use crate::text_cache;
 pub(crate) struct TextEntry {
     // Boxed: a document is large, and the other entries are small.
     pub(crate) doc: Box<TextDoc>,
+    /// The content hash it was loaded under (`None` for a text with no rows).
+    loaded: Option<Hash>,
 }
 
 impl TextEntry {
@@ -35,7 +37,7 @@ impl TextEntry {
     pub(crate) fn new() -> TextEntry {
         let mut doc = Box::new(TextDoc::new());
         doc.track_rows();
-        TextEntry { doc }
+        TextEntry { doc, loaded: None }
     }
 
     /// The text `id` whose content hash the index names as `expected`: from
@@ -46,7 +48,7 @@ impl TextEntry {
         if *expected != empty_text_hash()
             && let Some(doc) = text_cache::take(id, expected)
         {
-            return Ok(TextEntry { doc });
+            return Ok(TextEntry { doc, loaded: Some(*expected) });
         }
         let mut doc = match load_rows(kv, id)? {
             Some(doc) => doc,
@@ -55,7 +57,7 @@ impl TextEntry {
         if doc.update_content_hash() != *expected {
             return Err(StateError::corrupt(format!("text {id:?}"), "its rows do not hash to what its index names"));
         }
-        Ok(TextEntry { doc: Box::new(doc) })
+        Ok(TextEntry { doc: Box::new(doc), loaded: Some(*expected) })
     }
 
     /// Add the rows changed since the last write to `writes`.
@@ -73,6 +75,15 @@ impl TextEntry {
                 Some(bytes) => writes.put(rows::text_chunk_key(id, &hash), bytes),
                 None => writes.delete(rows::text_chunk_key(id, &hash)),
             }
+        }
+    }
+
+    /// Hand the document back to the cache if a failed transaction left it
+    /// as it was loaded: a refused op changes nothing, so a delta that waits
+    /// for an item and is retried does not cost a reload from the rows.
+    pub(crate) fn keep_if_unchanged(mut self, id: &EntityId) {
+        if self.loaded.is_some_and(|loaded| self.doc.update_content_hash() == loaded) {
+            self.keep(id);
         }
     }
 

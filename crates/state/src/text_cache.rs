@@ -82,3 +82,8 @@ pub fn forget_cached_texts() {
     let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
     *cache = DocCache::default();
 }
+
+/// How many documents the cache holds.
+pub fn cached_texts() -> usize {
+    CACHE.lock().unwrap_or_else(PoisonError::into_inner).docs.len()
+}
