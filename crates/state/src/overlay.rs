@@ -3,8 +3,8 @@
 //!
 //! Guarantees: nothing reaches storage except through [`Overlay::into_writes`];
 //! reads see the overlay first, then the store; a dropped overlay leaves no
-//! trace but the text documents it only read, handed back to the text cache
-//! (a memo keyed by content hash: see `text_cache`). Each row is fetched and
+//! trace but the text documents whose content it did not change, handed back
+//! to the text cache (a memo keyed by content hash: see `text_cache`). Each row is fetched and
 //! decoded at most once per overlay, and encoded at most once.
 
 use std::cmp::Reverse;
