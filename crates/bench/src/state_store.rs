@@ -44,6 +44,41 @@ pub fn run(inserts: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Run `count` transactions (`txn(kv, i)` returns transaction `i`'s writes)
+/// the node's way: up to [`GROUP_WINDOW_MAX`] share one durable commit
+/// through the group committer, each reading the earlier ones, durable or
+/// not, through a `LayeredKv` over the last snapshot. Returns once all are
+/// durable.
+pub fn commit_grouped(
+    store: &Store,
+    context: Hash,
+    count: usize,
+    mut txn: impl FnMut(&dyn KvRead, usize) -> anyhow::Result<WriteSet>,
+) -> anyhow::Result<()> {
+    let committer = store.group_committer()?;
+    let mut i = 0;
+    while i < count {
+        // Writes submitted but not yet durable: later transactions must see them.
+        let mut in_flight = WriteSet::new();
+        let mut tickets: Vec<CommitTicket> = Vec::with_capacity(GROUP_WINDOW_MAX);
+        let snapshot = store.read()?;
+        let view = snapshot.state_view(context)?;
+        while i < count && tickets.len() < GROUP_WINDOW_MAX {
+            let writes = txn(&LayeredKv::new(&view, &in_flight), i)?;
+            let mut batch = WriteBatch::new();
+            batch.apply_state_writes(context, writes.clone());
+            tickets.push(committer.submit(batch)?);
+            in_flight.extend(writes);
+            i += 1;
+        }
+        for ticket in tickets {
+            ticket.wait()?;
+        }
+    }
+    committer.close()?;
+    Ok(())
+}
+
 fn map_id() -> EntityId {
     weft_state::child_id(&root_id(), b"items", CrdtKind::Map, &StorageKind::Public)
 }
@@ -87,29 +122,9 @@ fn single_durable_txns(store: &Store, signer: &SigningKey, map: EntityId, insert
 }
 
 fn group_committed(store: &Store, signer: &SigningKey, map: EntityId, inserts: usize) -> anyhow::Result<f64> {
-    let committer = store.group_committer()?;
     let started = Instant::now();
-    let mut i = 0;
-    while i < inserts {
-        // Writes submitted but not yet durable: later inserts must see them.
-        let mut in_flight = WriteSet::new();
-        let mut tickets: Vec<CommitTicket> = Vec::with_capacity(GROUP_WINDOW_MAX);
-        let snapshot = store.read()?;
-        let view = snapshot.state_view(CONTEXT)?;
-        while i < inserts && tickets.len() < GROUP_WINDOW_MAX {
-            let writes = insert(&LayeredKv::new(&view, &in_flight), signer, map, i)?;
-            let mut batch = WriteBatch::new();
-            batch.apply_state_writes(CONTEXT, writes.clone());
-            tickets.push(committer.submit(batch)?);
-            in_flight.extend(writes);
-            i += 1;
-        }
-        for ticket in tickets {
-            ticket.wait()?;
-        }
-    }
+    commit_grouped(store, CONTEXT, inserts, |kv, i| insert(kv, signer, map, i))?;
     let rate = per_second(inserts, started.elapsed());
-    committer.close()?;
     // The durable result must be the same map the engine built.
     let snapshot = store.read()?;
     let view = snapshot.state_view(CONTEXT)?;

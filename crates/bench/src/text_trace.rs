@@ -17,11 +17,12 @@ use anyhow::{Context, ensure};
 use serde::Deserialize;
 use weft_primitives::kv::{KvRead, MemoryKv, WriteSet};
 use weft_primitives::{Hash, Hlc, PublicKey, SigningKey};
-use weft_state::{CrdtKind, EntityId, LayeredKv, StateTxn, StorageKind, root_id};
-use weft_store::{CommitTicket, Store, WriteBatch};
+use weft_state::{CrdtKind, EntityId, StateTxn, StorageKind, root_id};
+use weft_store::Store;
 use weft_text::TextDoc;
 
 use crate::figure::{emit, per_second};
+use crate::state_store::commit_grouped;
 
 /// `{ startContent, endContent, txns: [{ patches: [[pos, del, ins]] }] }`.
 #[derive(Deserialize)]
@@ -99,56 +100,42 @@ pub fn run(edits: Option<usize>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Edits in flight before the writer waits for their acknowledgements.
-const GROUP_WINDOW_MAX: usize = 512;
-
 const CONTEXT: Hash = Hash([9; 32]);
 
 fn store_replay(store: &Store, patches: &[&(usize, usize, String)]) -> anyhow::Result<String> {
     let signer = SigningKey::from_seed([1; 32]);
     let text = text_id();
-    let committer = store.group_committer()?;
-    let mut i = 0;
-    while i <= patches.len() {
-        let snapshot = store.read()?;
-        let view = snapshot.state_view(CONTEXT)?;
-        // Writes submitted but not yet durable: later edits must see them.
-        let mut in_flight = WriteSet::new();
-        let mut tickets: Vec<CommitTicket> = Vec::with_capacity(GROUP_WINDOW_MAX);
-        while i <= patches.len() && tickets.len() < GROUP_WINDOW_MAX {
-            let layered = LayeredKv::new(&view, &in_flight);
-            let mut txn = StateTxn::new(&layered, Hash::default(), &signer, Hlc::new(2_000 + i as u64, 0));
-            // Edit 0 creates the text; edit i > 0 is patch i - 1.
-            match i.checked_sub(1).and_then(|at| patches.get(at)) {
-                None => {
-                    txn.create(root_id(), b"doc", CrdtKind::Text, StorageKind::Public)?;
-                }
-                Some(patch) => {
-                    let (pos, del, ins) = (patch.0 as u64, patch.1 as u64, &patch.2);
-                    if del > 0 {
-                        txn.text_delete(text, pos, del)?;
-                    }
-                    if !ins.is_empty() {
-                        txn.text_insert(text, pos, ins)?;
-                    }
-                }
+    // Transaction 0 creates the text; transaction i > 0 is patch i - 1.
+    commit_grouped(store, CONTEXT, patches.len() + 1, |kv, i| {
+        let mut txn = StateTxn::new(kv, Hash::default(), &signer, Hlc::new(2_000 + i as u64, 0));
+        match i.checked_sub(1).and_then(|at| patches.get(at)) {
+            None => {
+                txn.create(root_id(), b"doc", CrdtKind::Text, StorageKind::Public)?;
             }
-            let writes = txn.commit()?.writes;
-            let mut batch = WriteBatch::new();
-            batch.apply_state_writes(CONTEXT, writes.clone());
-            tickets.push(committer.submit(batch)?);
-            in_flight.extend(writes);
-            i += 1;
+            Some(patch) => apply_patch(&mut txn, text, patch)?,
         }
-        for ticket in tickets {
-            ticket.wait()?;
-        }
-    }
-    committer.close()?;
+        Ok(txn.commit()?.writes)
+    })?;
     let snapshot = store.read()?;
     let view = snapshot.state_view(CONTEXT)?;
     let mut txn = StateTxn::read_only(&view);
     Ok(txn.text_read(text)?)
+}
+
+/// One edit of the trace: delete, then insert, at the patch's position.
+fn apply_patch<K: KvRead + ?Sized>(
+    txn: &mut StateTxn<'_, K>,
+    text: EntityId,
+    patch: &(usize, usize, String),
+) -> Result<(), weft_state::StateError> {
+    let (pos, del, ins) = (patch.0 as u64, patch.1 as u64, &patch.2);
+    if del > 0 {
+        txn.text_delete(text, pos, del)?;
+    }
+    if !ins.is_empty() {
+        txn.text_insert(text, pos, ins)?;
+    }
+    Ok(())
 }
 
 /// The document after the edits (its whole encoding is what a commit wrote
@@ -180,15 +167,10 @@ fn state_replay(patches: &[&(usize, usize, String)]) -> anyhow::Result<(String, 
     };
     kv.apply(create);
     let mut written = 0;
-    for (i, (pos, del, ins)) in patches.iter().map(|p| (p.0 as u64, p.1 as u64, &p.2)).enumerate() {
+    for (i, patch) in patches.iter().enumerate() {
         let writes: WriteSet = {
             let mut txn = StateTxn::new(&kv, Hash::default(), &signer, Hlc::new(2_000 + i as u64, 0));
-            if del > 0 {
-                txn.text_delete(text, pos, del)?;
-            }
-            if !ins.is_empty() {
-                txn.text_insert(text, pos, ins)?;
-            }
+            apply_patch(&mut txn, text, patch)?;
             txn.commit()?.writes
         };
         written += writes.byte_len();
