@@ -3,7 +3,7 @@
 //! Transports: TCP (Noise + Yamux), QUIC, and the relay client transport
 //! (Noise + Yamux over a relayed circuit). Behaviours: connection limits
 //! (first, so a denied connection is refused before any other protocol sees
-//! it), gossipsub (signed, strict validation, caller-side acceptance, peer
+//! it), gossipsub (anonymous messages, caller-side acceptance, peer
 //! scoring so a rejected message costs its sender), identify, ping,
 //! Kademlia in server mode (optional), mDNS (opt-in), relay client, DCUtR,
 //! AutoNAT, and `/weft/sync/1`: the generic stream behaviour opens its
@@ -96,7 +96,14 @@ pub(crate) fn build_swarm(
                 max_subscriptions_per_request: GOSSIP_TOPICS_PER_PEER_MAX,
             };
             let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                // No gossip-level signature: what a message carries is a
+                // delta its author signed and sealed under the group key,
+                // checked by the node whatever route it came by, and
+                // scoring uses the peer that forwarded it, not an origin.
+                // Signing it again cost one Ed25519 signature per publish
+                // and one verification per message received, and told
+                // every forwarder which peer wrote it.
+                gossipsub::MessageAuthenticity::Anonymous,
                 gossip_config,
                 topics,
             )?;
@@ -168,7 +175,10 @@ fn gossip_config(config: &NetConfig) -> Result<gossipsub::Config, NetError> {
         .history_length(g.history_length)
         .history_gossip(3)
         .duplicate_cache_time(g.duplicate_cache_time)
-        .validation_mode(gossipsub::ValidationMode::Strict)
+        // Anonymous: a message with an origin, sequence number or signature
+        // is refused (and its forwarder scored), so every accepted message
+        // has one shape and its id depends on its payload alone.
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
         // Nothing is forwarded until the caller reports it valid.
         .validate_messages()
         // Delta ids (the clear prefix): the same delta from two routes, or

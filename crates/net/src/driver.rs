@@ -463,21 +463,10 @@ impl Driver {
         match event {
             gossipsub::Event::Message { propagation_source, message_id, message } => {
                 let msg_id = hash_of_id(&message_id).unwrap_or_else(|| crate::message_id(&message.data));
-                // Strict validation drops unsigned messages before they get
-                // here; if one slipped through, it is ignored, not trusted.
-                let Some(source) = message.source else {
-                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        MessageAcceptance::Ignore,
-                    );
-                    return;
-                };
                 let event = NetEvent::Message {
                     topic: message.topic.into_string(),
                     data: message.data,
                     msg_id,
-                    source,
                     propagation_source,
                 };
                 if !self.emit(event) {

@@ -83,8 +83,6 @@ pub enum NetEvent {
         /// (the message is dropped and the sender penalized). Pass it back
         /// to `report_validation`.
         msg_id: Hash,
-        /// The peer that published (signed) it.
-        source: PeerId,
         /// The peer that forwarded it to us; pass it back to `report_validation`.
         propagation_source: PeerId,
     },

@@ -2,8 +2,9 @@
 //! by the rest of the node through one cloneable [`NetHandle`] and one
 //! bounded stream of [`NetEvent`]s.
 //!
-//! What runs: TCP and QUIC (Noise + Yamux on TCP), gossipsub (signed
-//! messages, strict validation, message id from [`message_id`], nothing
+//! What runs: TCP and QUIC (Noise + Yamux on TCP), gossipsub (anonymous
+//! messages: no origin, sequence number or signature, since the payload is
+//! a delta its author signed; message id from [`message_id`], nothing
 //! forwarded before the caller's [`Validation`], rejected senders lose
 //! score), identify, ping, Kademlia in server mode with bootstrap peers,
 //! mDNS when enabled, relay client + DCUtR + AutoNAT for nodes behind NAT,
@@ -91,7 +92,8 @@ pub const PEER_ADDRS_MAX: usize = 16;
 pub const PENDING_DIALS_MAX: usize = 64;
 /// The longest topic name.
 pub const TOPIC_BYTES_MAX: usize = 256;
-/// Bytes of a gossip RPC reserved for the envelope (signature, key, topic,
+/// Bytes of a gossip RPC reserved for the envelope (the topic and the
+/// protobuf framing; anonymous messages carry no signature, key or
 /// sequence number): the largest publishable payload is the transmit size
 /// minus this.
 pub const GOSSIP_ENVELOPE_BYTES_MAX: usize = 4096;

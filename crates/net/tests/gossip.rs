@@ -36,8 +36,8 @@ async fn publish_reaches_the_subscriber(transport: Transport) {
 
     let outcome = publish_until_sent(&a, b"delta-1").await;
     assert_eq!(outcome, PublishOutcome::Sent(message_id(b"delta-1")));
-    let (data, msg_id, source, via) = b.next_message().await;
-    assert_eq!((data.as_slice(), msg_id, source, via), (&b"delta-1"[..], message_id(b"delta-1"), a.peer(), a.peer()));
+    let (data, msg_id, via) = b.next_message().await;
+    assert_eq!((data.as_slice(), msg_id, via), (&b"delta-1"[..], message_id(b"delta-1"), a.peer()));
     assert!(b.net.report_validation(msg_id, via, Validation::Accept).await.unwrap());
 }
 
@@ -69,8 +69,8 @@ async fn publish_reaches_every_subscriber_of_three() {
     .await;
     assert!(publish_until_sent(&a, b"to-all").await.was_sent());
     for n in [&mut b, &mut c] {
-        let (data, _, source, _) = n.next_message().await;
-        assert_eq!((data.as_slice(), source), (&b"to-all"[..], a.peer()));
+        let (data, _, via) = n.next_message().await;
+        assert_eq!((data.as_slice(), via), (&b"to-all"[..], a.peer()));
     }
 }
 
@@ -122,19 +122,19 @@ async fn rejected_message_is_not_forwarded_and_costs_the_sender() {
     .await;
 
     assert!(publish_until_sent(&a, b"invalid").await.was_sent());
-    let (data, msg_id, _, via) = b.next_message().await;
+    let (data, msg_id, via) = b.next_message().await;
     assert_eq!((data.as_slice(), via), (&b"invalid"[..], a_peer));
     assert!(b.net.report_validation(msg_id, via, Validation::Reject).await.unwrap());
 
     assert!(publish_until_sent(&a, b"valid").await.was_sent());
-    let (data, msg_id, _, via) = b.next_message().await;
+    let (data, msg_id, via) = b.next_message().await;
     assert_eq!(data, b"valid");
     assert!(b.net.report_validation(msg_id, via, Validation::Accept).await.unwrap());
 
     // b forwards in order on one connection: had it forwarded "invalid", c
     // would see it before "valid".
-    let (data, _, source, via) = c.next_message().await;
-    assert_eq!((data.as_slice(), source, via), (&b"valid"[..], a_peer, b.peer()));
+    let (data, _, via) = c.next_message().await;
+    assert_eq!((data.as_slice(), via), (&b"valid"[..], b.peer()));
 
     let score = b.net.peer_score(a_peer).await.unwrap().expect("a is scored");
     assert!(score < 0.0, "a's score after a rejected message: {score}");
@@ -164,12 +164,12 @@ async fn ignored_message_is_not_forwarded_and_costs_nothing() {
     })
     .await;
     assert!(publish_until_sent(&a, b"not yet checkable").await.was_sent());
-    let (_, msg_id, _, via) = b.next_message().await;
+    let (_, msg_id, via) = b.next_message().await;
     assert!(b.net.report_validation(msg_id, via, Validation::Ignore).await.unwrap());
     assert!(publish_until_sent(&a, b"fine").await.was_sent());
-    let (_, msg_id, _, via) = b.next_message().await;
+    let (_, msg_id, via) = b.next_message().await;
     assert!(b.net.report_validation(msg_id, via, Validation::Accept).await.unwrap());
-    let (data, _, _, via) = c.next_message().await;
+    let (data, _, via) = c.next_message().await;
     assert_eq!((data.as_slice(), via), (&b"fine"[..], b.peer()));
     let score = b.net.peer_score(a_peer).await.unwrap().expect("a is scored");
     assert!(score >= 0.0, "ignore is no penalty: {score}");
@@ -187,7 +187,7 @@ async fn largest_publishable_message_arrives_and_a_repeat_is_a_duplicate() {
         .collect();
     let outcome = publish_until_sent(&a, &largest).await;
     assert_eq!(outcome, PublishOutcome::Sent(message_id(&largest)));
-    let (data, msg_id, _, _) = b.next_message().await;
+    let (data, msg_id, _) = b.next_message().await;
     assert_eq!((data.len(), msg_id), (largest.len(), message_id(&largest)));
     // Same bytes, same id: gossipsub does not send them twice.
     let again = a.net.publish(TOPIC, largest).await.unwrap();
@@ -242,13 +242,13 @@ async fn only_identical_payloads_are_one_message() {
 
     let outcome = publish_until_sent(&a, &forged).await;
     assert_eq!(outcome, PublishOutcome::Sent(Hash::of(&forged)));
-    let (data, msg_id, _, via) = b.next_message().await;
+    let (data, msg_id, via) = b.next_message().await;
     assert_eq!((data, msg_id), (forged.clone(), Hash::of(&forged)));
     assert!(b.net.report_validation(msg_id, via, Validation::Reject).await.unwrap());
 
     let outcome = a.net.publish(TOPIC, genuine.clone()).await.unwrap();
     assert_eq!(outcome, PublishOutcome::Sent(Hash::of(&genuine)));
-    let (data, msg_id, _, _) = b.next_message().await;
+    let (data, msg_id, _) = b.next_message().await;
     assert_eq!((data, msg_id), (genuine.clone(), Hash::of(&genuine)), "the genuine message got through");
 
     let again = a.net.publish(TOPIC, genuine.clone()).await.unwrap();
@@ -290,8 +290,8 @@ async fn nodes_sharing_more_than_a_hundred_topics_still_gossip() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (data, _, source, _) = b.next_message().await;
-    assert_eq!((data.as_slice(), source), (&b"many"[..], a.peer()));
+    let (data, _, via) = b.next_message().await;
+    assert_eq!((data.as_slice(), via), (&b"many"[..], a.peer()));
 }
 
 /// Topics a peer announces at once in the overflow test: more than the

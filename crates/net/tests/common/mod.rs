@@ -71,11 +71,11 @@ impl Node {
         .await
     }
 
-    /// The next gossip message: (data, msg_id, source, propagation_source).
-    pub async fn next_message(&mut self) -> (Vec<u8>, weft_primitives::Hash, PeerId, PeerId) {
+    /// The next gossip message: (data, msg_id, propagation_source).
+    pub async fn next_message(&mut self) -> (Vec<u8>, weft_primitives::Hash, PeerId) {
         self.wait_for("gossip message", |e| match e {
-            NetEvent::Message { data, msg_id, source, propagation_source, .. } => {
-                Some((data.clone(), *msg_id, *source, *propagation_source))
+            NetEvent::Message { data, msg_id, propagation_source, .. } => {
+                Some((data.clone(), *msg_id, *propagation_source))
             }
             _ => None,
         })
