@@ -1,9 +1,42 @@
 //! BLAKE3 digests as a value type.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+use blake3::hazmat::{ContextKey, HasherExt};
 use borsh::{BorshDeserialize, BorshSerialize};
+
+/// Derivation contexts whose keys a thread remembers. The code names a few
+/// dozen constant contexts; past this bound a new one is hashed each time
+/// (correct, only slower), so memory stays bounded whatever a caller passes.
+const CONTEXT_KEYS_MAX: usize = 64;
+
+thread_local! {
+    /// The key BLAKE3 derives from each context string, by context. The
+    /// key depends on the string alone, so reusing it gives exactly the
+    /// digest `blake3::Hasher::new_derive_key` would (see `derive`).
+    static CONTEXT_KEYS: RefCell<HashMap<Box<str>, ContextKey>> = RefCell::new(HashMap::new());
+}
+
+/// A hasher in derive-key mode for `context`, its context key hashed once
+/// per thread rather than once per digest: for the short inputs hashed
+/// here (a node's children, a state row) that is up to half the work.
+fn derive_hasher(context: &str) -> blake3::Hasher {
+    let known = CONTEXT_KEYS.with(|keys| keys.borrow().get(context).copied());
+    let key = known.unwrap_or_else(|| {
+        let key = blake3::hazmat::hash_derive_key_context(context);
+        CONTEXT_KEYS.with(|keys| {
+            let mut keys = keys.borrow_mut();
+            if keys.len() < CONTEXT_KEYS_MAX {
+                keys.insert(context.into(), key);
+            }
+        });
+        key
+    });
+    blake3::Hasher::new_from_context_key(&key)
+}
 
 /// A 32-byte BLAKE3 digest.
 ///
@@ -32,7 +65,7 @@ impl Hash {
     /// BLAKE3 in keyed-derivation mode: `context` separates hash domains so that
     /// a delta id can never collide with an entity hash of the same bytes.
     pub fn derive(context: &str, parts: &[&[u8]]) -> Hash {
-        let mut hasher = blake3::Hasher::new_derive_key(context);
+        let mut hasher = derive_hasher(context);
         for part in parts {
             hasher.update(part);
         }
@@ -122,5 +155,42 @@ mod tests {
     fn derive_separates_domains() {
         assert_ne!(Hash::derive("a", &[b"x"]), Hash::derive("b", &[b"x"]));
         assert_eq!(Hash::of_parts(&[b"ab", b"c"]), Hash::of(b"abc"));
+    }
+
+    /// BLAKE3's own derive-key mode, hashing the context every time.
+    fn derive_uncached(context: &str, parts: &[&[u8]]) -> Hash {
+        let mut hasher = blake3::Hasher::new_derive_key(context);
+        for part in parts {
+            hasher.update(part);
+        }
+        Hash(*hasher.finalize().as_bytes())
+    }
+
+    proptest::proptest! {
+        /// The remembered context keys give BLAKE3's derive-key digests
+        /// exactly: for contexts seen before and new ones, for more
+        /// contexts than the bound, and for contexts that share a prefix.
+        #[test]
+        fn derive_is_blake3_derive_key(
+            contexts in proptest::collection::vec("[a-c]{0,3}", 1..(2 * CONTEXT_KEYS_MAX)),
+            material in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            for round in 0..2 {
+                for context in &contexts {
+                    let want = derive_uncached(context, &[&material, &[round]]);
+                    proptest::prop_assert_eq!(Hash::derive(context, &[&material, &[round]]), want);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn derive_of_a_known_context_matches_blake3() {
+        // A context well within the bound, asked twice: the second answer
+        // comes from the remembered key.
+        for _ in 0..2 {
+            let want: [u8; 32] = blake3::derive_key("weft test context", b"material");
+            assert_eq!(Hash::derive("weft test context", &[b"mate", b"rial"]).0, want);
+        }
     }
 }
