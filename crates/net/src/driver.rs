@@ -294,7 +294,7 @@ impl Driver {
     }
 
     fn publish(&mut self, topic: String, data: Vec<u8>) -> Result<PublishOutcome, NetError> {
-        // Leave room for the signed envelope so the receiver's limit, which
+        // Leave room for the envelope (topic, framing) so the receiver's limit, which
         // covers the whole RPC, accepts what we send.
         let max = self.max_transmit_bytes.saturating_sub(GOSSIP_ENVELOPE_BYTES_MAX);
         let len = data.len();
