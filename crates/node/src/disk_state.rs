@@ -18,7 +18,9 @@
 //! - Writes staged for a turn's one transaction (see
 //!   [`crate::replica_store`]) are read before the store: the replica sees
 //!   its own staged commits, and the cache only learns them once they
-//!   landed.
+//!   landed. So are the writes of the previous turn while its transaction
+//!   lands on another thread (the "landing" layer, under the staged one):
+//!   a turn may stage on top of one that is not durable yet.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -111,6 +113,9 @@ pub struct DiskStateKv {
     /// Writes of commits staged for the turn's transaction, not yet in the
     /// store (latest write per key).
     staged: WriteSet,
+    /// Writes of the previous turn, sealed and landing: read under
+    /// `staged`, over the store, until they landed or were dropped.
+    landing: Arc<WriteSet>,
 }
 
 impl std::fmt::Debug for DiskStateKv {
@@ -124,7 +129,7 @@ impl DiskStateKv {
     /// generation.
     pub fn new(store: Arc<Store>, context: Hash, cache: StateCache) -> DiskStateKv {
         let generation = cache.generations.fetch_add(1, Ordering::Relaxed).to_be_bytes();
-        DiskStateKv { store, context, cache, generation, staged: WriteSet::new() }
+        DiskStateKv { store, context, cache, generation, staged: WriteSet::new(), landing: Arc::default() }
     }
 
     fn cache_key(&self, key: &[u8]) -> Vec<u8> {
@@ -161,9 +166,28 @@ impl DiskStateKv {
         self.committed(&staged);
     }
 
-    /// The staged writes will never land (their transaction failed).
+    /// Seal the staged writes for a transaction that lands on another
+    /// thread: they are read (under the next turn's staged writes) until
+    /// [`DiskStateKv::sealed_landed`] or [`DiskStateKv::drop_staged`].
+    /// The writes sealed before must have landed or been dropped.
+    pub fn seal(&mut self) -> Arc<WriteSet> {
+        debug_assert!(self.landing.is_empty(), "a turn sealed while the previous one is landing");
+        self.landing = Arc::new(std::mem::take(&mut self.staged));
+        Arc::clone(&self.landing)
+    }
+
+    /// The sealed writes are in the store now: hand them to the cache.
+    pub fn sealed_landed(&mut self) {
+        let landing = std::mem::take(&mut self.landing);
+        self.committed(&landing);
+    }
+
+    /// The staged writes, and the sealed ones still landing, will never
+    /// land (their transaction failed: what was staged on top of it goes
+    /// with it).
     pub fn drop_staged(&mut self) {
         self.staged = WriteSet::new();
+        self.landing = Arc::default();
     }
 
     fn view(&self) -> Result<weft_store::ReadStateView, KvError> {
@@ -180,17 +204,23 @@ struct StoredRows<'a>(&'a DiskStateKv);
 
 impl KvRead for DiskStateKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        match self.staged.pending(key) {
+        match self.staged.pending(key).or_else(|| self.landing.pending(key)) {
             Some(value) => Ok(value.map(<[u8]>::to_vec)),
             None => StoredRows(self).get(key),
         }
     }
 
     fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>, KvError> {
-        if self.staged.is_empty() {
-            return StoredRows(self).scan(prefix, after, limit);
+        let stored = StoredRows(self);
+        match (self.landing.is_empty(), self.staged.is_empty()) {
+            (true, true) => stored.scan(prefix, after, limit),
+            (true, false) => weft_state::LayeredKv::new(&stored, &self.staged).scan(prefix, after, limit),
+            (false, true) => weft_state::LayeredKv::new(&stored, &self.landing).scan(prefix, after, limit),
+            (false, false) => {
+                let landing = weft_state::LayeredKv::new(&stored, &self.landing);
+                weft_state::LayeredKv::new(&landing, &self.staged).scan(prefix, after, limit)
+            }
         }
-        weft_state::LayeredKv::new(&StoredRows(self), &self.staged).scan(prefix, after, limit)
     }
 }
 
@@ -281,6 +311,45 @@ mod tests {
         assert!(kv.staged().is_empty());
         assert_eq!(kv.get(b"b").unwrap(), Some(b"2".to_vec()));
         assert_eq!(rows(&kv).len(), 3);
+    }
+
+    #[test]
+    fn a_sealed_turn_is_read_under_the_next_one_until_it_lands_or_is_dropped() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let context = Hash::of(b"c");
+        put_row(&store, context, b"a", b"1");
+        put_row(&store, context, b"c", b"3");
+        let mut kv = DiskStateKv::new(store.clone(), context, StateCache::new(1 << 20));
+        let writes = |pairs: &[(&[u8], &[u8])]| {
+            let mut set = WriteSet::new();
+            for (key, value) in pairs {
+                set.put(key.to_vec(), value.to_vec());
+            }
+            set
+        };
+        let row = |key: &[u8], value: &[u8]| (key.to_vec(), value.to_vec());
+        kv.stage(writes(&[(b"a", b"2"), (b"b", b"2")]));
+        let sealed = kv.seal();
+        // The next turn stages on top while the sealed one lands.
+        kv.stage(writes(&[(b"b", b"3"), (b"d", b"4")]));
+        assert_eq!(kv.get(b"a").unwrap(), Some(b"2".to_vec()), "the landing layer");
+        assert_eq!(kv.get(b"b").unwrap(), Some(b"3".to_vec()), "the staged layer over the landing one");
+        assert_eq!(kv.get(b"c").unwrap(), Some(b"3".to_vec()), "the store under both");
+        let expected = vec![row(b"a", b"2"), row(b"b", b"3"), row(b"c", b"3"), row(b"d", b"4")];
+        assert_eq!(kv.scan(b"", None, 10).unwrap(), expected);
+        // Landed: the store has it, the staged layer still reads first.
+        store.write(|txn| txn.apply_state_writes(context, &sealed)).unwrap();
+        kv.sealed_landed();
+        assert_eq!(kv.scan(b"", None, 10).unwrap(), expected);
+        // The next turn seals in its turn; its landing fails: the turn
+        // staged on top of it goes too, and the store's rows show again.
+        let _second = kv.seal();
+        kv.stage(writes(&[(b"e", b"5")]));
+        kv.drop_staged();
+        let stored = vec![row(b"a", b"2"), row(b"b", b"2"), row(b"c", b"3")];
+        assert_eq!(kv.scan(b"", None, 10).unwrap(), stored);
+        assert_eq!(kv.get(b"d").unwrap(), None);
+        assert_eq!(kv.get(b"e").unwrap(), None);
     }
 
     #[test]

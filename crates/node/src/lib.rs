@@ -60,7 +60,7 @@ pub use disk_state::{DiskStateKv, STATE_CACHE_BYTES_DEFAULT, StateCache};
 pub use error::NodeError;
 pub use events::{AppliedInfo, NodeEvent, NodeStats, REJECTION_REASONS};
 pub use handle::NodeHandle;
-pub use replica_store::{CommitTurn, DeadJob, DiskReplicaStore, HandlerJob};
+pub use replica_store::{CommitTurn, DeadJob, DiskReplicaStore, HandlerJob, SealedCommits};
 pub use views::VIEWS_DRAIN_MAX;
 /// redb's page cache by default (`NodeConfig::db_cache_bytes`).
 pub use weft_runtime::DiskCache;

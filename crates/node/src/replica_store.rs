@@ -177,6 +177,38 @@ pub struct DiskReplicaStore {
     /// owe (their state writes are staged in `state`).
     staged_rows: Vec<StagedRow>,
     staged_jobs: Vec<(u64, HandlerJob)>,
+    /// The previous turn's commits, sealed and landing on another thread
+    /// ([`DiskReplicaStore::seal`]): read back like staged ones until
+    /// they landed or were dropped.
+    landing_rows: Arc<[StagedRow]>,
+    landing_jobs: Vec<(u64, HandlerJob)>,
+}
+
+/// A context's staged commits, sealed for a transaction that lands on
+/// another thread while the next turn stages on top of them.
+#[derive(Debug)]
+pub struct SealedCommits {
+    context: Hash,
+    writes: Arc<weft_primitives::kv::WriteSet>,
+    rows: Arc<[StagedRow]>,
+    /// (sequence, encoded job).
+    jobs: Vec<(u64, Vec<u8>)>,
+}
+
+impl SealedCommits {
+    /// Write the sealed commits into the landing transaction.
+    pub fn write(&self, txn: &mut weft_store::WriteTxn) -> Result<(), weft_store::StoreError> {
+        let context = self.context;
+        txn.apply_state_writes(context, &self.writes)?;
+        for (position, id, bytes) in self.rows.iter() {
+            txn.put(APPLIED, &(context, *position), bytes)?;
+            txn.delete(PENDING, &(context, *id))?;
+        }
+        for (sequence, job) in &self.jobs {
+            txn.put(JOBS, &(context, *sequence), job)?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for DiskReplicaStore {
@@ -231,6 +263,8 @@ impl DiskReplicaStore {
             turn,
             staged_rows: Vec::new(),
             staged_jobs: Vec::new(),
+            landing_rows: Arc::new([]),
+            landing_jobs: Vec::new(),
         };
         Ok((disk, owed))
     }
@@ -264,15 +298,44 @@ impl DiskReplicaStore {
         }
     }
 
-    /// The turn's transaction failed: forget the staged commits (the
-    /// driver reloads the context from the store).
+    /// Seal the staged commits for a transaction that lands on another
+    /// thread ([`SealedCommits::write`]); the next turn stages on top of
+    /// them. Those sealed before must have landed or been dropped.
+    pub fn seal(&mut self) -> SealedCommits {
+        debug_assert!(self.landing_rows.is_empty(), "a turn sealed while the previous one is landing");
+        self.landing_rows = std::mem::take(&mut self.staged_rows).into();
+        self.landing_jobs = std::mem::take(&mut self.staged_jobs);
+        let jobs = self.landing_jobs.iter().map(|(sequence, job)| (*sequence, weft_primitives::encoding::encode(job)));
+        SealedCommits {
+            context: self.context,
+            writes: self.state.seal(),
+            rows: Arc::clone(&self.landing_rows),
+            jobs: jobs.collect(),
+        }
+    }
+
+    /// The sealed commits' transaction landed: they are in the store.
+    pub fn sealed_landed(&mut self) {
+        self.state.sealed_landed();
+        self.landing_rows = Arc::new([]);
+        let jobs = std::mem::take(&mut self.landing_jobs);
+        if !jobs.is_empty() {
+            self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(jobs);
+        }
+    }
+
+    /// The turn's transaction failed: forget the staged commits, and the
+    /// sealed ones still landing under them (the driver reloads the
+    /// context from the store).
     pub fn drop_staged(&mut self) {
         self.state.drop_staged();
         self.staged_rows.clear();
-        if let Some((first, _)) = self.staged_jobs.first() {
+        self.landing_rows = Arc::new([]);
+        if let Some((first, _)) = self.landing_jobs.first().or(self.staged_jobs.first()) {
             self.next_job = *first;
         }
         self.staged_jobs.clear();
+        self.landing_jobs.clear();
     }
 
     /// Up to `limit` owed jobs with a sequence of `from` or more, in
@@ -415,9 +478,11 @@ impl ReplicaStore for DiskReplicaStore {
             .and_then(|read| read.scan(APPLIED, self.context.as_bytes(), after.as_ref(), limit))
             .map_err(backend)?;
         let mut rows: Vec<(u64, Vec<u8>)> = rows.into_iter().map(|((_, position), bytes)| (position, bytes)).collect();
-        // Staged rows follow every stored one (they are the latest applied).
+        // Landing and staged rows follow every stored one (they are the
+        // latest applied); a landing row may be stored already.
         let from = rows.last().map(|(position, _)| *position).or(after.map(|(_, position)| position));
-        let staged = self.staged_rows.iter().filter(|(position, _, _)| from.is_none_or(|from| *position > from));
+        let staged = (self.landing_rows.iter().chain(&self.staged_rows))
+            .filter(|(position, _, _)| from.is_none_or(|from| *position > from));
         rows.extend(staged.take(limit - rows.len()).map(|(position, _, bytes)| (*position, bytes.clone())));
         Ok(rows)
     }
@@ -433,10 +498,73 @@ impl ReplicaStore for DiskReplicaStore {
 }
 
 #[cfg(test)]
-mod stored_job_tests {
+mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use weft_primitives::kv::KvRead;
+
     use super::*;
+
+    fn commit_row(store: &mut DiskReplicaStore, position: u64) {
+        let mut writes = weft_primitives::kv::WriteSet::new();
+        writes.put(position.to_be_bytes().to_vec(), b"v".to_vec());
+        let bytes = format!("row {position}").into_bytes();
+        let id = Hash::of(&bytes);
+        let row = AppliedRow { position, id, bytes: &bytes, writes, root_hash: Hash::of(b"root") };
+        store.commit_applied(row).unwrap();
+    }
+
+    fn positions(store: &DiskReplicaStore) -> Vec<u64> {
+        store.load_applied(None, 100).unwrap().into_iter().map(|(position, _)| position).collect()
+    }
+
+    #[test]
+    fn a_turn_staged_on_a_landing_one_reads_both_and_a_failed_landing_drops_both() {
+        let raw = Arc::new(Store::open_in_memory().unwrap());
+        let author = weft_primitives::SigningKey::from_seed([1; 32]).public_key();
+        let turn = CommitTurn::default();
+        let cache = crate::StateCache::new(1 << 20);
+        let open = |turn: &CommitTurn| {
+            let inbox = JobInbox::default();
+            DiskReplicaStore::open(
+                raw.clone(),
+                Hash::of(b"c"),
+                author,
+                inbox,
+                BTreeSet::new(),
+                8,
+                cache.clone(),
+                turn.clone(),
+            )
+        };
+        let (mut store, _) = open(&turn).unwrap();
+        turn.begin();
+        commit_row(&mut store, 0);
+        commit_row(&mut store, 1);
+        turn.end();
+        let sealed = store.seal();
+        // The next turn stages on top while the first lands.
+        turn.begin();
+        commit_row(&mut store, 2);
+        assert_eq!(positions(&store), [0, 1, 2]);
+        raw.land(|txn| sealed.write(txn)).unwrap();
+        assert_eq!(positions(&store), [0, 1, 2], "a landed row read twice");
+        store.sealed_landed();
+        assert_eq!(positions(&store), [0, 1, 2]);
+        turn.end();
+        let _second = store.seal();
+        turn.begin();
+        commit_row(&mut store, 3);
+        // The second landing fails: what was staged on it goes with it.
+        store.drop_staged();
+        turn.end();
+        assert_eq!(positions(&store), [0, 1]);
+        assert_eq!(store.state().get(&2u64.to_be_bytes()).unwrap(), None);
+        assert_eq!(store.state().get(&1u64.to_be_bytes()).unwrap(), Some(b"v".to_vec()));
+        // What the store holds is exactly what a reopening reads.
+        let (reopened, _) = open(&CommitTurn::default()).unwrap();
+        assert_eq!(positions(&reopened), [0, 1]);
+    }
 
     #[test]
     fn a_job_stored_before_authors_were_kept_still_decodes() {

@@ -74,6 +74,10 @@ pub enum StoreError {
     /// The group committer was closed (or its thread ended) before the batch was queued.
     #[error("group committer is closed")]
     CommitterClosed,
+    /// The thread landing a group of commits ([`crate::Store::land`])
+    /// stopped before it answered: nothing of the group is acknowledged.
+    #[error("the thread landing a group of commits stopped before it answered")]
+    LandingLost,
     /// The group committer's thread ended without answering this ticket.
     #[error("group committer ended without resolving the ticket")]
     CommitterGone,

@@ -29,7 +29,11 @@
 //!   on disk (fsynced) before the call returns or the ticket resolves;
 //!   except [`Store::write`] between [`Store::defer_durability`] and
 //!   [`Store::flush`] (group commit for a single writer), whose commits are
-//!   atomic and visible at once and durable when the flush returns `Ok`.
+//!   atomic and visible at once and durable when the flush returns `Ok`. A
+//!   group may also land on another thread ([`Store::end_deferring`], then
+//!   [`Store::land`]) while the writer defers the next one; that group's
+//!   deferred commits wait for the landing, so groups reach the file in
+//!   order.
 //! - **Acknowledged = durable.** `Ok` from [`Store::write`] (outside a
 //!   deferred group), [`Store::flush`], [`Store::commit`] or a
 //!   [`CommitTicket`] means the writes survive any later crash. `Err` means they are not visible now; after a crash, a

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::ReadableDatabase;
@@ -83,11 +83,21 @@ struct Shared {
     deferring: AtomicBool,
     /// A deferred commit was made since the last durable one.
     unflushed: AtomicBool,
-    /// While deferring: a snapshot taken when it began (everything in it
-    /// was durable), for [`Store::read_durable`]. The lock also orders a
+    /// While anything deferred is not durable yet (deferring, or a group
+    /// waiting for its [`Store::land`]): a snapshot of the last durable
+    /// commit, for [`Store::read_durable`]. The lock also orders a
     /// `read_durable` that begins a fresh snapshot before the deferring
-    /// starts, so it never sees a deferred commit.
+    /// starts, so it never sees a deferred commit, and guards the changes
+    /// of `deferring`.
     durable_snapshot: Mutex<Option<Arc<ReadTxn>>>,
+    /// From [`Store::end_deferring`] until the landing after it ended: a
+    /// deferred commit of the next group waits meanwhile (`landed`
+    /// wakes it). So commits reach the file in group order (a crash never
+    /// keeps a later group's commit without an earlier group's), and the
+    /// snapshot a landing takes right after its commit holds exactly the
+    /// durable commits, even while the writer defers its next group.
+    landing_owed: Mutex<bool>,
+    landed: Condvar,
 }
 
 impl std::fmt::Debug for Store {
@@ -175,6 +185,8 @@ impl Store {
             deferring: AtomicBool::new(false),
             unflushed: AtomicBool::new(false),
             durable_snapshot: Mutex::new(None),
+            landing_owed: Mutex::new(false),
+            landed: Condvar::new(),
         };
         let store = Store { shared: Arc::new(shared) };
         store.init_or_check_schema()?;
@@ -303,6 +315,19 @@ impl Store {
     pub fn write<T>(&self, body: impl FnOnce(&mut WriteTxn) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let deferred = self.shared.deferring.load(Ordering::SeqCst);
         let durability = if deferred { redb::Durability::None } else { redb::Durability::Immediate };
+        self.write_with(durability, body)
+    }
+
+    /// [`Store::write`] with the durability given.
+    fn write_with<T>(
+        &self,
+        durability: redb::Durability,
+        body: impl FnOnce(&mut WriteTxn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let deferred = matches!(durability, redb::Durability::None);
+        if deferred {
+            self.wait_for_landing();
+        }
         let (db, mut txn) = self.begin_write(durability)?;
         match body(&mut txn) {
             Ok(value) => {
@@ -338,12 +363,85 @@ impl Store {
     /// the commits, each whole). [`Store::commit`] and [`GroupCommitter`]
     /// tickets stay durable, and a durable commit also makes the deferred
     /// ones before it durable.
+    ///
+    /// A group may also end in two steps ([`Store::end_deferring`], then
+    /// [`Store::land`] on another thread), so that the writer defers its
+    /// next group while the last one's fsync runs.
     pub fn defer_durability(&self) {
         let mut durable = self.shared.durable_snapshot.lock().unwrap_or_else(PoisonError::into_inner);
-        // Without a snapshot (the database is closed) readers get the
-        // error the database gives them.
-        *durable = self.read().ok().map(Arc::new);
+        // A group still landing keeps the snapshot it began with. Without
+        // a snapshot (the database is closed) readers get the error the
+        // database gives them.
+        if durable.is_none() {
+            *durable = self.read().ok().map(Arc::new);
+        }
         self.shared.deferring.store(true, Ordering::SeqCst);
+    }
+
+    /// End [`Store::defer_durability`] without making anything durable:
+    /// [`Store::write`] is durable again, and the commits deferred so far
+    /// wait for the [`Store::land`] that ends their group (readers of
+    /// [`Store::read_durable`] do not see them until then). The writer may
+    /// begin deferring its next group before that landing returns; it
+    /// must acknowledge nothing of it before its own landing, which must
+    /// come after this one.
+    ///
+    /// Every `end_deferring` must be followed by a landing ([`Store::land`]
+    /// or [`Store::land_deferred`]): until it ended, a deferred commit of
+    /// the next group waits (so commits reach the file in group order).
+    pub fn end_deferring(&self) {
+        let _durable = self.shared.durable_snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        self.shared.deferring.store(false, Ordering::SeqCst);
+        *self.shared.landing_owed.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    /// Wait until no group ended by [`Store::end_deferring`] waits for its
+    /// landing.
+    fn wait_for_landing(&self) {
+        let owed = self.shared.landing_owed.lock().unwrap_or_else(PoisonError::into_inner);
+        let _owed = self.shared.landed.wait_while(owed, |owed| *owed).unwrap_or_else(PoisonError::into_inner);
+    }
+
+    /// A landing ended (landed or failed): deferred commits may go on.
+    fn landing_ended(&self) {
+        *self.shared.landing_owed.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.shared.landed.notify_all();
+    }
+
+    /// Commit `body`'s writes durably, and with them every deferred commit
+    /// before it (one fsync for all): how a group ended by
+    /// [`Store::end_deferring`] lands. Callable from any thread, also while
+    /// the writer defers its next group. If `body` fails nothing it wrote
+    /// is kept, the deferred commits are still made durable, and `body`'s
+    /// error is returned; if the commit fails none of them is acknowledged
+    /// (the store reopens at its last durable commit, see [`Store`]).
+    /// Afterwards [`Store::read_durable`] sees this commit, and nothing
+    /// deferred after it.
+    pub fn land<T>(&self, body: impl FnOnce(&mut WriteTxn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let _ended = LandingEnds(self);
+        let result = self.write_with(redb::Durability::Immediate, body);
+        if result.is_ok() {
+            // A durable commit makes every deferred one before it durable.
+            self.shared.unflushed.store(false, Ordering::SeqCst);
+        } else if self.shared.unflushed.load(Ordering::SeqCst)
+            && self.write_with(redb::Durability::Immediate, |_| Ok(())).is_ok()
+        {
+            self.shared.unflushed.store(false, Ordering::SeqCst);
+        }
+        self.snapshot_landed();
+        result
+    }
+
+    /// After a landing, before deferred commits may go on: the durable
+    /// snapshot becomes a fresh one (exactly the durable commits), or none
+    /// when nothing waits for a landing.
+    fn snapshot_landed(&self) {
+        let unflushed = self.shared.unflushed.load(Ordering::SeqCst);
+        let mut durable = self.shared.durable_snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        *durable = match self.shared.deferring.load(Ordering::SeqCst) || unflushed {
+            true => self.read().ok().map(Arc::new),
+            false => None,
+        };
     }
 
     /// A snapshot of what is durable: the latest commit, or while commits
@@ -364,19 +462,24 @@ impl Store {
     /// last durable commit ([`Store::reopens`] tells cached readers to
     /// reload), so they may be gone.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.shared.deferring.store(false, Ordering::SeqCst);
-        let flushed = if self.shared.unflushed.swap(false, Ordering::SeqCst) {
-            self.begin_write(redb::Durability::Immediate).and_then(|(db, txn)| self.commit_txn(&db, txn)).map(|_| ())
-        } else {
-            Ok(())
+        self.end_deferring();
+        self.land_deferred()
+    }
+
+    /// [`Store::land`] with nothing of its own to write: make the deferred
+    /// commits durable (no fsync when there is none).
+    pub fn land_deferred(&self) -> Result<(), StoreError> {
+        let _ended = LandingEnds(self);
+        let flushed = match self.shared.unflushed.load(Ordering::SeqCst) {
+            true => self.write_with(redb::Durability::Immediate, |_| Ok(())),
+            false => Ok(()),
         };
-        if flushed.is_err() {
-            // Still owed: a later durable commit may succeed.
-            self.shared.unflushed.store(true, Ordering::SeqCst);
+        if flushed.is_ok() {
+            self.shared.unflushed.store(false, Ordering::SeqCst);
         }
         // Only now may readers see the group: it is durable (or, after a
         // failure, the database reopens at its last durable commit).
-        let _ = self.shared.durable_snapshot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.snapshot_landed();
         flushed
     }
 
@@ -387,18 +490,10 @@ impl Store {
     /// transaction. If `body` fails nothing it wrote is kept, the deferred
     /// commits are still flushed ([`Store::flush`]) and `body`'s error is
     /// returned; if the commit fails, as for `flush`, none is acknowledged.
+    /// The same as [`Store::end_deferring`] then [`Store::land`].
     pub fn flush_with<T>(&self, body: impl FnOnce(&mut WriteTxn) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.shared.deferring.store(false, Ordering::SeqCst);
-        let result = self.write(body);
-        if result.is_ok() {
-            // A durable commit makes every deferred one before it durable.
-            self.shared.unflushed.store(false, Ordering::SeqCst);
-        }
-        let flushed = self.flush();
-        match (result, flushed) {
-            (Ok(value), Ok(())) => Ok(value),
-            (Err(error), _) | (Ok(_), Err(error)) => Err(error),
-        }
+        self.end_deferring();
+        self.land(body)
     }
 
     /// Commit one batch durably, on the calling thread.
@@ -437,6 +532,16 @@ impl Store {
         txn.into_inner().commit().map_err(|e| self.after_failure(db, StoreError::backend("committing")(e)))?;
         self.shared.transactions.fetch_add(1, Ordering::Relaxed);
         Ok(self.shared.commits.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+}
+
+/// Ends a landing when dropped, however it ended (even by a panic in its
+/// body): a deferred commit waiting for it must never wait forever.
+struct LandingEnds<'a>(&'a Store);
+
+impl Drop for LandingEnds<'_> {
+    fn drop(&mut self) {
+        self.0.landing_ended();
     }
 }
 

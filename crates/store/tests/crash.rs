@@ -9,7 +9,10 @@
 
 mod common;
 
-use common::{Model, Txn, dump, run_grouped_until_failure, run_staged_until_failure, run_until_failure, workload};
+use common::{
+    Model, Txn, dump, run_grouped_until_failure, run_pipelined_until_failure, run_staged_until_failure,
+    run_until_failure, workload,
+};
 use proptest::prelude::*;
 use weft_primitives::Hash;
 use weft_primitives::kv::{KvRead, WriteSet};
@@ -143,14 +146,32 @@ fn crash_during_group_commit_keeps_every_flushed_group() {
 /// never a part of the staged transactions.
 #[test]
 fn crash_during_a_staged_group_keeps_it_whole_or_not_at_all() {
+    sweep_staged(40..44, run_staged_until_failure);
+}
+
+/// The same, pipelined: each group lands on another thread while the next
+/// one begins. A crash anywhere keeps every group whose landing returned
+/// Ok, never a part of a landing, and never a later group's commit without
+/// the earlier group's landing.
+#[test]
+fn crash_during_pipelined_groups_keeps_them_whole_and_in_order() {
+    sweep_staged(44..48, run_pipelined_until_failure);
+}
+
+/// Sweep every crash point of `run` over a few workloads: the recovered
+/// store must equal a prefix of the transactions that ends at a group's
+/// start (the acknowledged ones), one past it (the in-flight group's
+/// deferred first transaction), or that group's end (possibly one past it,
+/// the next group's deferred first transaction).
+fn sweep_staged(seeds: std::ops::Range<u64>, run: fn(&Store, &[Txn], usize) -> (usize, usize)) {
     const GROUP: usize = 6;
-    for seed in 40..44 {
+    for seed in seeds {
         let txns = workload(seed, 36);
         let states = Model::prefixes(&txns);
         let probe = CrashingBackend::new();
         let store = Store::open_with_backend(probe.clone()).unwrap();
         probe.arm(CrashPoint::Write(u64::MAX));
-        assert_eq!(run_staged_until_failure(&store, &txns, GROUP), (txns.len(), txns.len()));
+        assert_eq!(run(&store, &txns, GROUP), (txns.len(), txns.len()));
         let (writes, syncs) = probe.counts();
         drop(store);
         let points = (1..=writes + 1).map(CrashPoint::Write).chain((1..=syncs + 1).map(CrashPoint::Sync));
@@ -161,13 +182,12 @@ fn crash_during_a_staged_group_keeps_it_whole_or_not_at_all() {
                 let backend = CrashingBackend::new();
                 let store = Store::open_with_backend(backend.clone()).unwrap();
                 backend.arm(point);
-                let (acked, attempted) = run_staged_until_failure(&store, &txns, GROUP);
+                let (acked, attempted) = run(&store, &txns, GROUP);
                 drop(store);
                 let recovered = Store::open_with_backend(recover(&backend, how)).unwrap();
                 let actual = dump(&recovered).unwrap();
-                // The group in flight starts at `acked`: its deferred first
-                // transaction may survive alone, its staged rest only whole.
-                let allowed = [acked, (acked + 1).min(attempted), attempted];
+                let end = (acked + GROUP).min(txns.len());
+                let allowed = [acked, acked + 1, end, end + 1].map(|prefix| prefix.min(attempted));
                 if !allowed.iter().any(|&prefix| states[prefix] == actual) {
                     let matches = states.iter().position(|state| *state == actual);
                     failures.push(format!("{point:?} {how:?}: {acked} acked, recovered prefix {matches:?}"));

@@ -277,3 +277,44 @@ fn read_durable_sees_a_deferred_group_only_once_it_is_flushed() {
     store.write(|txn| txn.put(META, "c", &b"immediate".to_vec())).unwrap();
     assert_eq!(store.read_durable().unwrap().get(META, "c").unwrap(), Some(b"immediate".to_vec()));
 }
+
+/// A group ended by `end_deferring` lands on another thread while the
+/// writer defers its next one: the next group's deferred commit waits for
+/// that landing (commits reach the file in group order), and durable reads
+/// show each group only once it landed.
+#[test]
+fn a_group_landing_on_another_thread_keeps_the_next_group_behind_it() {
+    let store = Store::open_in_memory().unwrap();
+    store.defer_durability();
+    store.write(|txn| txn.put(META, "first", &b"deferred".to_vec())).unwrap();
+    store.end_deferring();
+    // The next group begins before the first one landed.
+    store.defer_durability();
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            // What this deferred commit saw of the landing's write.
+            store.write(|txn| {
+                let seen = txn.get(META, "landed")?;
+                txn.put(META, "second", &b"deferred".to_vec())?;
+                Ok(seen)
+            })
+        })
+    };
+    // Give the writer every chance to commit first if nothing held it.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!writer.is_finished(), "the next group's deferred commit did not wait for the landing");
+    let durable = store.read_durable().unwrap();
+    assert_eq!(durable.get(META, "first").unwrap(), None, "not landed yet");
+    store.land(|txn| txn.put(META, "landed", &b"yes".to_vec())).unwrap();
+    let seen = writer.join().unwrap().unwrap();
+    assert_eq!(seen, Some(b"yes".to_vec()), "the next group committed before the landing");
+    // The first group is durable; the second group's commit is not yet.
+    let durable = store.read_durable().unwrap();
+    assert_eq!(durable.get(META, "first").unwrap(), Some(b"deferred".to_vec()));
+    assert_eq!(durable.get(META, "landed").unwrap(), Some(b"yes".to_vec()));
+    assert_eq!(durable.get(META, "second").unwrap(), None, "a deferred commit shown before its landing");
+    store.end_deferring();
+    store.land_deferred().unwrap();
+    assert_eq!(store.read_durable().unwrap().get(META, "second").unwrap(), Some(b"deferred".to_vec()));
+}

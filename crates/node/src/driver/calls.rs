@@ -11,6 +11,13 @@
 //! fails, every call of the group gets the error (none is acknowledged; as
 //! with any failed commit, its delta may or may not survive).
 //!
+//! **Pipelined.** While a group's transaction lands on a blocking thread,
+//! the next group runs (the calls queued, or the first to arrive before
+//! the landing ends), staging on top of it; it is answered only after the
+//! group before it, and fails with it if that landing fails. At most
+//! [`CALL_GROUPS_PIPELINED_MAX`] groups run back to back before the driver
+//! turns to the network and its timers again.
+//!
 //! [`NodeConfig::call_group_max`]: crate::NodeConfig::call_group_max
 
 use tokio::sync::{mpsc, oneshot};
@@ -18,6 +25,7 @@ use tracing::{info, warn};
 use weft_runtime::{CallResult, ExecuteRequest, MethodKind};
 use weft_sync::{Event, Input, PreparedWrite, ReplicaStore, WriteError};
 
+use super::durable::LandingTurn;
 use super::{Driver, now_ms};
 use crate::NodeError;
 use crate::command::{CallReply, Command};
@@ -31,19 +39,92 @@ pub(crate) struct CallRequest {
     pub(crate) reply: oneshot::Sender<Result<CallReply, NodeError>>,
 }
 
+/// A call's reply channel and its result, held until its group is durable.
+type Answer = (oneshot::Sender<Result<CallReply, NodeError>>, Result<CallReply, NodeError>);
+
+/// Groups of calls one [`Driver::on_calls`] runs back to back (each
+/// staging while the one before lands) before the driver turns to the
+/// network and its timers again.
+const CALL_GROUPS_PIPELINED_MAX: usize = 4;
+
+/// Answer every call of a group whose commit failed: none is acknowledged.
+fn fail_calls(answers: Vec<Answer>, why: &str) {
+    for (reply, _) in answers {
+        let reason = weft_sync::StoreError::Backend(format!("making the call durable: {why}"));
+        let _ = reply.send(Err(NodeError::Write(WriteError::Store(reason))));
+    }
+}
+
 impl Driver {
-    /// Run `first` and every call queued behind it (up to the group bound)
-    /// as one group commit; see the module doc. Returns the first command
-    /// taken off the queue that is not a call, for the caller to run next.
+    /// Run `first` and every call queued behind it as group commits,
+    /// pipelined; see the module doc. Returns the first command taken off
+    /// the queue that is not run here, for the caller to run next.
     pub(super) async fn on_calls(
         &mut self,
         first: CallRequest,
         commands: &mut mpsc::Receiver<Command>,
     ) -> Option<Command> {
-        self.begin_unflushed();
-        let mut answers = Vec::new();
+        let mut landing: Option<(LandingTurn, Vec<Answer>)> = None;
         let mut next = Some(first);
         let mut other = None;
+        for _ in 0..CALL_GROUPS_PIPELINED_MAX {
+            let Some(first) = next.take() else { break };
+            self.begin_unflushed();
+            let answers = self.run_call_group(first, commands, &mut other).await;
+            // The group before lands first: the order of the answers, and
+            // the failure cascade (this group staged on top of it).
+            if let Some((previous, previous_answers)) = landing.take()
+                && !self.settle_calls(previous, previous_answers).await
+            {
+                self.abandon_turn();
+                fail_calls(answers, "the commit it was built on failed");
+                break;
+            }
+            landing = Some((self.launch_landing(), answers));
+            if other.is_some() {
+                break;
+            }
+            // Run the next calls while this group's fsync runs: those
+            // waiting already, or the first to come before it landed (the
+            // clients just answered send theirs now).
+            let Some((turn, _)) = landing.as_mut() else { break };
+            let command = tokio::select! {
+                biased;
+                command = commands.recv() => command,
+                () = turn.wait() => None,
+            };
+            match command {
+                Some(Command::Call { context, method, args, reply }) => {
+                    next = Some(CallRequest { context, method, args, reply });
+                }
+                Some(command) => other = Some(command),
+                None => {}
+            }
+        }
+        if let Some((previous, answers)) = landing {
+            self.settle_calls(previous, answers).await;
+        }
+        // A call taken off the queue but not run (the pipeline's bound):
+        // it goes first in the next turn.
+        match next {
+            Some(CallRequest { context, method, args, reply }) => {
+                debug_assert!(other.is_none());
+                Some(Command::Call { context, method, args, reply })
+            }
+            None => other,
+        }
+    }
+
+    /// Run `first` and the calls queued behind it, up to the group bound,
+    /// in the open turn; a command that is not a call goes to `other`.
+    async fn run_call_group(
+        &mut self,
+        first: CallRequest,
+        commands: &mut mpsc::Receiver<Command>,
+        other: &mut Option<Command>,
+    ) -> Vec<Answer> {
+        let mut answers = Vec::new();
+        let mut next = Some(first);
         while let Some(request) = next.take() {
             crate::events::Counters::bump(&self.counters.calls, 1);
             let result = self.call(request.context, &request.method, &request.args).await;
@@ -55,25 +136,29 @@ impl Driver {
                 Ok(Command::Call { context, method, args, reply }) => {
                     next = Some(CallRequest { context, method, args, reply });
                 }
-                Ok(command) => other = Some(command),
+                Ok(command) => *other = Some(command),
                 Err(_) => {}
             }
         }
-        match self.end_unflushed().await {
+        answers
+    }
+
+    /// Wait for a group's commit to land and answer its calls; whether it
+    /// landed.
+    async fn settle_calls(&mut self, landing: LandingTurn, answers: Vec<Answer>) -> bool {
+        match self.settle_landing(landing).await {
             Ok(()) => {
                 crate::events::Counters::bump(&self.counters.call_groups, 1);
                 for (reply, result) in answers {
                     let _ = reply.send(result);
                 }
+                true
             }
             Err(error) => {
-                for (reply, _) in answers {
-                    let reason = weft_sync::StoreError::Backend(format!("making the call durable: {error}"));
-                    let _ = reply.send(Err(NodeError::Write(WriteError::Store(reason))));
-                }
+                fail_calls(answers, &error.to_string());
+                false
             }
         }
-        other
     }
 
     /// A client's call: views and mutations only.

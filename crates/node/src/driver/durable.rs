@@ -24,6 +24,19 @@
 //! from the store (`reload_after_store_reopen`, which also reloads every
 //! context when the store reopened at its last durable commit); remote
 //! deltas come back through sync.
+//!
+//! **Landing off the driver.** The transaction is written and fsynced on a
+//! blocking thread ([`Driver::launch_landing`]: the turn's staged commits
+//! are sealed, [`weft_store::Store::end_deferring`], then
+//! [`weft_store::Store::land`]), never on the async runtime's workers.
+//! [`Driver::end_unflushed`] waits for it at once; a group of calls does
+//! not: the next group runs and stages on top of the sealed commits while
+//! they land, and is itself launched only after the landing before it was
+//! settled ([`Driver::settle_landing`]) — so what waits is released in
+//! turn order, and a failed landing takes the turn staged on it down too
+//! ([`Driver::abandon_turn`]).
+
+use std::sync::Arc;
 
 use tracing::warn;
 use weft_primitives::Hash;
@@ -31,6 +44,7 @@ use weft_store::StoreError;
 
 use super::Driver;
 use crate::events::{AppliedInfo, NodeEvent};
+use crate::replica_store::SealedCommits;
 
 /// What the commits of an unflushed turn owe the world once durable.
 #[derive(Default)]
@@ -58,6 +72,27 @@ impl Unflushed {
     }
 }
 
+/// A turn whose commits land on a blocking thread while the driver goes
+/// on: what it owes the world once durable.
+pub(crate) struct LandingTurn {
+    /// The contexts whose sealed commits it writes.
+    contexts: Vec<Hash>,
+    waiting: Unflushed,
+    landing: tokio::task::JoinHandle<Result<(), StoreError>>,
+    /// How the landing ended, once it did.
+    ended: Option<Result<(), StoreError>>,
+}
+
+impl LandingTurn {
+    /// Wait until the landing ended. Cancel-safe: dropped before it
+    /// returned, it may be called again.
+    pub(crate) async fn wait(&mut self) {
+        if self.ended.is_none() {
+            self.ended = Some((&mut self.landing).await.unwrap_or(Err(StoreError::LandingLost)));
+        }
+    }
+}
+
 impl Driver {
     /// Start deferring the store's fsyncs (see the module doc).
     pub(crate) fn begin_unflushed(&mut self) {
@@ -69,25 +104,46 @@ impl Driver {
     /// Make the turn's commits durable with one fsync, then publish and
     /// announce them; on `Err` nothing of the turn is acknowledged.
     pub(crate) async fn end_unflushed(&mut self) -> Result<(), StoreError> {
+        let landing = self.launch_landing();
+        self.settle_landing(landing).await
+    }
+
+    /// End the turn without waiting for its fsync: its staged commits are
+    /// sealed and land in one transaction on a blocking thread, and the
+    /// caller may open its next turn at once, staging on top of them. The
+    /// landing must be settled ([`Driver::settle_landing`]) before any
+    /// other turn ends; nothing of it is acknowledged before.
+    pub(crate) fn launch_landing(&mut self) -> LandingTurn {
         let waiting = self.unflushed.take().unwrap_or_default();
-        let staged = self.turn.end();
-        let landed = if staged.is_empty() {
-            self.store.flush()
-        } else {
-            let contexts = &self.contexts;
-            self.store.flush_with(|txn| {
-                for id in &staged {
-                    if let Some(slot) = contexts.get(id) {
-                        slot.replica.store().write_staged(txn)?;
-                    }
-                }
-                Ok(())
-            })
-        };
-        for id in &staged {
+        let contexts: Vec<Hash> = self.turn.end().into_iter().collect();
+        self.store.end_deferring();
+        let mut sealed: Vec<SealedCommits> = Vec::with_capacity(contexts.len());
+        for id in &contexts {
+            if let Some(slot) = self.contexts.get_mut(id) {
+                sealed.push(slot.replica.store_mut().seal());
+            }
+        }
+        let store = Arc::clone(&self.store);
+        let landing = tokio::task::spawn_blocking(move || match sealed.is_empty() {
+            true => store.land_deferred(),
+            false => store.land(|txn| sealed.iter().try_for_each(|commits| commits.write(txn))),
+        });
+        LandingTurn { contexts, waiting, landing, ended: None }
+    }
+
+    /// Wait for a launched turn to land, then publish and announce it. If
+    /// it failed, nothing of it is acknowledged: its contexts drop what
+    /// they staged (also on top of it) and reload from the store; the
+    /// caller fails whatever it staged since ([`Driver::abandon_turn`]).
+    pub(crate) async fn settle_landing(&mut self, turn: LandingTurn) -> Result<(), StoreError> {
+        let mut turn = turn;
+        turn.wait().await;
+        let LandingTurn { contexts, waiting, ended, .. } = turn;
+        let landed = ended.unwrap_or(Err(StoreError::LandingLost));
+        for id in &contexts {
             let Some(slot) = self.contexts.get_mut(id) else { continue };
             if landed.is_ok() {
-                slot.replica.store_mut().staged_landed();
+                slot.replica.store_mut().sealed_landed();
                 // The jobs the turn's deltas owe are in the inbox only now:
                 // take them, or they would wait for the context's next apply.
                 self.refill_jobs(*id);
@@ -110,5 +166,22 @@ impl Driver {
             let _ = self.events.send(event);
         }
         Ok(())
+    }
+
+    /// Give up the open turn because the one it staged on failed to land:
+    /// nothing of it is acknowledged, its contexts drop what they staged
+    /// and reload from the store.
+    pub(crate) fn abandon_turn(&mut self) {
+        self.unflushed = None;
+        // Its other writes (pending rows, records) are plain commits that
+        // need no acknowledgment; the store wants every group to end in
+        // a landing.
+        let _ = self.store.flush();
+        for id in self.turn.end() {
+            let Some(slot) = self.contexts.get_mut(&id) else { continue };
+            slot.replica.store_mut().drop_staged();
+            self.reload_waiting.insert(id);
+            self.next_reload_ms = 0;
+        }
     }
 }

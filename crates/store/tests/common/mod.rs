@@ -221,3 +221,48 @@ pub fn dump(store: &Store) -> Result<Model, StoreError> {
         state: read.scan(STATE, &[], None, usize::MAX)?.into_iter().collect(),
     })
 }
+
+/// Run `txns` in groups of `group` as a pipelined writer does: each
+/// group's first transaction is a deferred commit, the rest land in one
+/// transaction ([`Store::land`]) on another thread while the next group
+/// begins (its deferred commit waits for that landing), until the first
+/// failure. Returns (acknowledged, attempted): the groups whose landing
+/// returned Ok, and everything up to the group in flight when it failed
+/// (with the next group's first transaction if that was attempted).
+pub fn run_pipelined_until_failure(store: &Store, txns: &[Txn], group: usize) -> (usize, usize) {
+    let mut acked = 0;
+    let mut landing: Option<(usize, std::thread::JoinHandle<Result<(), weft_store::StoreError>>)> = None;
+    for (start, chunk) in txns.chunks(group).enumerate().map(|(i, c)| (i * group, c)) {
+        store.defer_durability();
+        let first = store.write(|w| apply_txn(w, &chunk[0]));
+        if let Some((end, previous)) = landing.take() {
+            if !matches!(previous.join(), Ok(Ok(()))) {
+                let _ = store.flush();
+                return (acked, end + usize::from(first.is_ok()));
+            }
+            acked = end;
+        }
+        if first.is_err() {
+            let _ = store.flush();
+            return (acked, start + 1);
+        }
+        store.end_deferring();
+        let (lander, rest) = (store.clone(), chunk[1..].to_vec());
+        let handle = std::thread::spawn(move || {
+            lander.land(|w| {
+                for txn in &rest {
+                    apply_txn(w, txn)?;
+                }
+                Ok(())
+            })
+        });
+        landing = Some((start + chunk.len(), handle));
+    }
+    if let Some((end, last)) = landing {
+        if !matches!(last.join(), Ok(Ok(()))) {
+            return (acked, end);
+        }
+        acked = end;
+    }
+    (acked, txns.len())
+}
