@@ -14,14 +14,18 @@
 //! **Pipelined.** While a group's transaction lands on a blocking thread,
 //! the next group runs (the calls queued, or the first to arrive before
 //! the landing ends), staging on top of it; it is answered only after the
-//! group before it, and fails with it if that landing fails. At most
+//! group before it, and fails with it if that landing fails. Network
+//! events waiting meanwhile share the next group's turn (without that, a
+//! run of groups held gossip back: 3 nodes took ~0.5 s instead of ~5 ms to
+//! converge after their writers stopped). At most
 //! [`CALL_GROUPS_PIPELINED_MAX`] groups run back to back before the driver
-//! turns to the network and its timers again.
+//! turns to its timers and other commands again.
 //!
 //! [`NodeConfig::call_group_max`]: crate::NodeConfig::call_group_max
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
+use weft_net::NetEvent;
 use weft_runtime::{CallResult, ExecuteRequest, MethodKind};
 use weft_sync::{Event, Input, PreparedWrite, ReplicaStore, WriteError};
 
@@ -43,8 +47,9 @@ pub(crate) struct CallRequest {
 type Answer = (oneshot::Sender<Result<CallReply, NodeError>>, Result<CallReply, NodeError>);
 
 /// Groups of calls one [`Driver::on_calls`] runs back to back (each
-/// staging while the one before lands) before the driver turns to the
-/// network and its timers again.
+/// staging while the one before lands) before the driver turns to its
+/// timers and other commands again (network events waiting are taken into
+/// each group's turn).
 const CALL_GROUPS_PIPELINED_MAX: usize = 4;
 
 /// Answer every call of a group whose commit failed: none is acknowledged.
@@ -63,13 +68,22 @@ impl Driver {
         &mut self,
         first: CallRequest,
         commands: &mut mpsc::Receiver<Command>,
+        net_events: &mut mpsc::Receiver<NetEvent>,
     ) -> Option<Command> {
         let mut landing: Option<(LandingTurn, Vec<Answer>)> = None;
         let mut next = Some(first);
         let mut other = None;
-        for _ in 0..CALL_GROUPS_PIPELINED_MAX {
+        for group in 0..CALL_GROUPS_PIPELINED_MAX {
             let Some(first) = next.take() else { break };
             self.begin_unflushed();
+            if group > 0 {
+                // The network waits no longer than one group: what came
+                // meanwhile (gossip, sync frames) shares this turn.
+                for _ in 0..crate::NET_EVENTS_PER_TURN_MAX {
+                    let Ok(event) = net_events.try_recv() else { break };
+                    self.on_net_event(event).await;
+                }
+            }
             let answers = self.run_call_group(first, commands, &mut other).await;
             // The group before lands first: the order of the answers, and
             // the failure cascade (this group staged on top of it).

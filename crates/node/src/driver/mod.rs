@@ -270,7 +270,7 @@ impl Driver {
                             }
                             Command::Call { context, method, args, reply } => {
                                 let first = calls::CallRequest { context, method, args, reply };
-                                next = self.on_calls(first, &mut commands).await;
+                                next = self.on_calls(first, &mut commands, &mut net_events).await;
                             }
                             command => self.on_command(command).await,
                         }
