@@ -60,6 +60,11 @@ pub struct NodeConfig {
     pub state_cache_bytes: usize,
     /// Bytes of database pages redb caches.
     pub db_cache_bytes: usize,
+    /// Items (characters, tombstones included) of decoded text documents
+    /// kept between edits (`weft_state::set_text_cache_items_max`, about 8
+    /// bytes each). The memo is process-wide: a process running several
+    /// nodes keeps the bound of the last one started.
+    pub text_cache_items: usize,
     /// Capacity of the in-process event bus.
     pub event_bus_capacity: usize,
     /// Most local calls that share one durable commit; 1 commits (and
@@ -110,6 +115,7 @@ impl NodeConfig {
             handler_jobs_held_max: HANDLER_JOBS_HELD_MAX_DEFAULT,
             state_cache_bytes: crate::STATE_CACHE_BYTES_DEFAULT,
             db_cache_bytes: crate::DB_CACHE_BYTES_DEFAULT,
+            text_cache_items: weft_state::TEXT_CACHE_ITEMS_MAX,
             event_bus_capacity: EVENT_BUS_CAPACITY_DEFAULT,
             call_group_max: CALL_GROUP_MAX_DEFAULT,
             join_timeout_ms: JOIN_TIMEOUT_MS_DEFAULT,

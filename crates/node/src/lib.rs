@@ -64,6 +64,7 @@ pub use replica_store::{CommitTurn, DeadJob, DiskReplicaStore, HandlerJob, Seale
 pub use views::VIEWS_DRAIN_MAX;
 /// redb's page cache by default (`NodeConfig::db_cache_bytes`).
 pub use weft_runtime::DiskCache;
+pub use weft_state::TEXT_CACHE_ITEMS_MAX as TEXT_CACHE_ITEMS_DEFAULT;
 pub use weft_store::CACHE_BYTES_DEFAULT as DB_CACHE_BYTES_DEFAULT;
 
 /// Requests waiting for the driver.
@@ -109,6 +110,7 @@ impl Node {
         private_dir(&config.data_dir)
             .map_err(|e| NodeError::Config(format!("data_dir {}: {e}", config.data_dir.display())))?;
         let store = Arc::new(Store::open_with_cache(config.data_dir.join(DATABASE_FILE), config.db_cache_bytes)?);
+        weft_state::set_text_cache_items_max(config.text_cache_items);
         let identity = records::default_identity(&store, config.identity_seed)?;
         let runtime = Arc::new(Runtime::new(config.runtime.clone())?);
         let node_key = SigningKey::from_seed(config.net.identity_seed);

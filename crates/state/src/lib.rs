@@ -79,7 +79,10 @@ pub use rows::{
     Index, ParentLink, child_key, child_prefix, entry_key, index_key, node_key, node_prefix, state_prefix,
     text_chunk_key, text_node_key, tree_node_key, tree_prefix,
 };
-pub use text_cache::{TEXT_CACHE_ITEMS_MAX, cached_texts, forget_cached_texts};
+pub use text_cache::{
+    TEXT_CACHE_ITEMS_MAX, cached_text_items, cached_texts, forget_cached_texts, set_text_cache_items_max,
+    text_cache_items_max,
+};
 pub use txn::{Commit, StateTxn};
 pub use weft_text::device_lane;
 

@@ -14,10 +14,13 @@
 //! them is sound. A taken document is gone from the cache until it is put
 //! back, so no two transactions ever share one.
 //!
-//! Bounded by [`TEXT_CACHE_ITEMS_MAX`] items (characters, tombstones
-//! included) over all documents; the least recently put go first.
+//! Bounded by [`text_cache_items_max`] items (characters, tombstones
+//! included) over all documents, [`TEXT_CACHE_ITEMS_MAX`] unless the
+//! process set another bound ([`set_text_cache_items_max`]: the node does,
+//! from its configuration); the least recently put go first.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
 use weft_primitives::Hash;
@@ -25,9 +28,27 @@ use weft_text::TextDoc;
 
 use crate::model::EntityId;
 
-/// The most items (characters, tombstones included) the cache holds in all:
-/// about 8 bytes each in memory, so about 64 MiB.
+/// The most items (characters, tombstones included) the cache holds in all
+/// by default: about 8 bytes each in memory, so about 64 MiB.
 pub const TEXT_CACHE_ITEMS_MAX: usize = 8 << 20;
+
+/// The bound in force (see [`set_text_cache_items_max`]).
+static ITEMS_MAX: AtomicUsize = AtomicUsize::new(TEXT_CACHE_ITEMS_MAX);
+
+/// Bound the cache to `items` items (0 keeps nothing) for the whole
+/// process, evicting the least recently put documents at once if it holds
+/// more. The cache is shared by everything in the process that applies
+/// text (every node of it): the last bound set holds.
+pub fn set_text_cache_items_max(items: usize) {
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    ITEMS_MAX.store(items, Ordering::Relaxed);
+    cache.evict_beyond(items);
+}
+
+/// The bound in force, in items.
+pub fn text_cache_items_max() -> usize {
+    ITEMS_MAX.load(Ordering::Relaxed)
+}
 
 type Key = (EntityId, Hash);
 
@@ -41,6 +62,18 @@ struct DocCache {
 }
 
 static CACHE: LazyLock<Mutex<DocCache>> = LazyLock::new(|| Mutex::new(DocCache::default()));
+
+impl DocCache {
+    /// Drop the least recently put documents until at most `max` items stay.
+    fn evict_beyond(&mut self, max: usize) {
+        while self.items > max {
+            let Some((_, key)) = self.order.pop_first() else { break };
+            if let Some((_, evicted)) = self.docs.remove(&key) {
+                self.items -= evicted.item_count();
+            }
+        }
+    }
+}
 
 /// Take the document of text `id` whose content hash is `hash`, if cached.
 pub(crate) fn take(id: &EntityId, hash: &Hash) -> Option<Box<TextDoc>> {
@@ -56,10 +89,12 @@ pub(crate) fn take(id: &EntityId, hash: &Hash) -> Option<Box<TextDoc>> {
 /// Keep `doc`, the document of text `id` with content hash `hash`.
 pub(crate) fn put(id: &EntityId, hash: Hash, doc: Box<TextDoc>) {
     let items = doc.item_count();
-    if items > TEXT_CACHE_ITEMS_MAX {
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    // Read under the lock, so a bound set meanwhile is never overrun.
+    let max = text_cache_items_max();
+    if items > max {
         return;
     }
-    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
     let stamp = cache.next;
     cache.next += 1;
     if let Some((old, previous)) = cache.docs.insert((*id, hash), (stamp, doc)) {
@@ -68,12 +103,7 @@ pub(crate) fn put(id: &EntityId, hash: Hash, doc: Box<TextDoc>) {
     }
     cache.order.insert(stamp, (*id, hash));
     cache.items += items;
-    while cache.items > TEXT_CACHE_ITEMS_MAX {
-        let Some((_, key)) = cache.order.pop_first() else { break };
-        if let Some((_, evicted)) = cache.docs.remove(&key) {
-            cache.items -= evicted.item_count();
-        }
-    }
+    cache.evict_beyond(max);
 }
 
 /// Forget every cached document: the next transaction that needs a text
@@ -86,4 +116,9 @@ pub fn forget_cached_texts() {
 /// How many documents the cache holds.
 pub fn cached_texts() -> usize {
     CACHE.lock().unwrap_or_else(PoisonError::into_inner).docs.len()
+}
+
+/// How many items (characters, tombstones included) the cache holds.
+pub fn cached_text_items() -> usize {
+    CACHE.lock().unwrap_or_else(PoisonError::into_inner).items
 }

@@ -42,6 +42,9 @@ call_group_max = 256
 state_cache_bytes = 67108864
 # Bytes of database pages cached in memory.
 db_cache_bytes = 268435456
+# Characters (deleted ones included) of text documents kept decoded between
+# edits, for all contexts together: about 8 bytes each (64 MiB).
+text_cache_items = 8388608
 
 [swarm]
 # Multiaddrs the libp2p swarm listens on: TCP and QUIC on every interface,
@@ -180,6 +183,8 @@ pub struct NodeSection {
     pub state_cache_bytes: usize,
     /// Bytes of database pages cached.
     pub db_cache_bytes: usize,
+    /// Items of decoded text documents kept.
+    pub text_cache_items: usize,
 }
 
 impl Default for NodeSection {
@@ -189,6 +194,7 @@ impl Default for NodeSection {
             call_group_max: weft_node::CALL_GROUP_MAX_DEFAULT,
             state_cache_bytes: weft_node::STATE_CACHE_BYTES_DEFAULT,
             db_cache_bytes: weft_node::DB_CACHE_BYTES_DEFAULT,
+            text_cache_items: weft_node::TEXT_CACHE_ITEMS_DEFAULT,
         }
     }
 }
@@ -365,6 +371,7 @@ impl ConfigFile {
         config.call_group_max = self.node.call_group_max;
         config.state_cache_bytes = self.node.state_cache_bytes;
         config.db_cache_bytes = self.node.db_cache_bytes;
+        config.text_cache_items = self.node.text_cache_items;
         let net = &mut config.net;
         net.listen_addrs = self.swarm.listen.clone();
         net.bootstrap_peers = self.swarm.bootstrap.clone();
@@ -534,6 +541,7 @@ mod tests {
         assert_eq!(config.call_group_max, reference.call_group_max);
         assert_eq!(config.state_cache_bytes, reference.state_cache_bytes);
         assert_eq!(config.db_cache_bytes, reference.db_cache_bytes);
+        assert_eq!(config.text_cache_items, reference.text_cache_items);
         assert_eq!(config.sync, reference.sync);
         assert_eq!(config.net.listen_addrs, NetConfig::new(seed).listen_addrs);
         assert_eq!(config.net.mdns, NetConfig::new(seed).mdns);
@@ -556,6 +564,7 @@ mod tests {
             "call_group_max",
             "state_cache_bytes",
             "db_cache_bytes",
+            "text_cache_items",
             "listen",
             "bootstrap",
             "announce",
