@@ -290,9 +290,11 @@ fn a_group_landing_on_another_thread_keeps_the_next_group_behind_it() {
     store.end_deferring();
     // The next group begins before the first one landed.
     store.defer_durability();
+    let (started, writing) = std::sync::mpsc::sync_channel(1);
     let writer = {
         let store = store.clone();
         std::thread::spawn(move || {
+            started.send(()).unwrap();
             // What this deferred commit saw of the landing's write.
             store.write(|txn| {
                 let seen = txn.get(META, "landed")?;
@@ -301,7 +303,9 @@ fn a_group_landing_on_another_thread_keeps_the_next_group_behind_it() {
             })
         })
     };
-    // Give the writer every chance to commit first if nothing held it.
+    // The writer reached its commit; give it every chance to go through
+    // if nothing held it.
+    writing.recv().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(!writer.is_finished(), "the next group's deferred commit did not wait for the landing");
     let durable = store.read_durable().unwrap();
