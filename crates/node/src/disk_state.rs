@@ -155,17 +155,6 @@ impl DiskStateKv {
         self.staged.extend(writes);
     }
 
-    /// The staged writes (latest per key), for the turn's transaction.
-    pub fn staged(&self) -> &WriteSet {
-        &self.staged
-    }
-
-    /// The staged writes are in the store now: hand them to the cache.
-    pub fn staged_landed(&mut self) {
-        let staged = std::mem::take(&mut self.staged);
-        self.committed(&staged);
-    }
-
     /// Seal the staged writes for a transaction that lands on another
     /// thread: they are read (under the next turn's staged writes) until
     /// [`DiskStateKv::sealed_landed`] or [`DiskStateKv::drop_staged`].
@@ -306,9 +295,9 @@ mod tests {
         let mut writes = WriteSet::new();
         writes.put(b"b".to_vec(), b"2".to_vec());
         kv.stage(writes.clone());
-        store.write(|txn| txn.apply_state_writes(context, kv.staged())).unwrap();
-        kv.staged_landed();
-        assert!(kv.staged().is_empty());
+        let sealed = kv.seal();
+        store.write(|txn| txn.apply_state_writes(context, &sealed)).unwrap();
+        kv.sealed_landed();
         assert_eq!(kv.get(b"b").unwrap(), Some(b"2".to_vec()));
         assert_eq!(rows(&kv).len(), 3);
     }

@@ -11,8 +11,8 @@
 //!   instead: kept in memory, read back by the replica (state, applied
 //!   rows) as if committed, and written with every other staged commit of
 //!   the turn, of every context, in the turn's one transaction
-//!   ([`DiskReplicaStore::write_staged`], committed durably by
-//!   [`weft_store::Store::flush_with`]). A crash keeps the whole turn or
+//!   ([`DiskReplicaStore::seal`] then [`SealedCommits::write`], landed by
+//!   [`weft_store::Store::land`] on a blocking thread). A crash keeps the whole turn or
 //!   none of it; the driver acknowledges nothing of it before, and if the
 //!   transaction fails it drops the staged commits and reloads the
 //!   contexts from the store. Handler jobs reach the driver's inbox only
@@ -272,30 +272,6 @@ impl DiskReplicaStore {
     /// Whether commits wait in memory for the turn's transaction.
     pub fn has_staged(&self) -> bool {
         !self.staged_rows.is_empty()
-    }
-
-    /// Write the staged commits into the turn's transaction.
-    pub fn write_staged(&self, txn: &mut weft_store::WriteTxn) -> Result<(), weft_store::StoreError> {
-        let context = self.context;
-        txn.apply_state_writes(context, self.state.staged())?;
-        for (position, id, bytes) in &self.staged_rows {
-            txn.put(APPLIED, &(context, *position), bytes)?;
-            txn.delete(PENDING, &(context, *id))?;
-        }
-        for (sequence, job) in &self.staged_jobs {
-            txn.put(JOBS, &(context, *sequence), &weft_primitives::encoding::encode(job))?;
-        }
-        Ok(())
-    }
-
-    /// The turn's transaction landed: the staged commits are in the store.
-    pub fn staged_landed(&mut self) {
-        self.state.staged_landed();
-        self.staged_rows.clear();
-        let jobs = std::mem::take(&mut self.staged_jobs);
-        if !jobs.is_empty() {
-            self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(jobs);
-        }
     }
 
     /// Seal the staged commits for a transaction that lands on another

@@ -186,9 +186,9 @@ impl Driver {
             // Commits staged in the open turn land now: the turn's end
             // no longer finds the context.
             if slot.replica.store().has_staged() {
-                let written = self.store.write(|txn| slot.replica.store().write_staged(txn));
-                match written {
-                    Ok(()) => slot.replica.store_mut().staged_landed(),
+                let sealed = slot.replica.store_mut().seal();
+                match self.store.write(|txn| sealed.write(txn)) {
+                    Ok(()) => slot.replica.store_mut().sealed_landed(),
                     Err(error) => warn!(%context, %error, "writing a closing context's last commits failed"),
                 }
             }
