@@ -1,6 +1,6 @@
 //! Internal-consistency property test: random operation sequences (adds in any
 //! order with duplicates, a tiny pending bound, staleness, failing appliers,
-//! retries, pruning) with every internal invariant checked after each step.
+//! retries, pruning, forgetting) with every internal invariant checked after each step.
 //! Unit tests build the pending buffer with a tiny compaction slack, so the
 //! compaction paths run constantly here.
 
@@ -9,9 +9,10 @@ use weft_primitives::{Hash, Hlc};
 
 use crate::{CausalDelta, DagError, DagLimits, DagStore, DeltaApplier, DeltaId};
 
-/// Fails on the ids in `failing`.
+/// Fails on the ids in `failing`; knows the ids the DAG forgot.
 struct SwitchableApplier {
     failing: Vec<DeltaId>,
+    forgotten: std::collections::HashSet<DeltaId>,
 }
 
 impl DeltaApplier<u8> for SwitchableApplier {
@@ -19,6 +20,10 @@ impl DeltaApplier<u8> for SwitchableApplier {
 
     fn apply(&mut self, delta: &CausalDelta<u8>) -> Result<(), Self::Error> {
         if self.failing.contains(&delta.id) { Err(()) } else { Ok(()) }
+    }
+
+    fn is_forgotten(&mut self, id: &DeltaId) -> bool {
+        self.forgotten.contains(id)
     }
 }
 
@@ -28,6 +33,7 @@ enum Op {
     CleanupStale,
     Retry,
     ToggleFailure { delta: usize },
+    Forget { keep: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -37,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::CleanupStale),
         1 => Just(Op::Retry),
         1 => any::<prop::sample::Index>().prop_map(|index| Op::ToggleFailure { delta: index.index(usize::MAX) }),
+        1 => (0usize..6).prop_map(|keep| Op::Forget { keep }),
     ]
 }
 
@@ -75,7 +82,7 @@ proptest! {
         let deltas = build(&picks);
         let limits = DagLimits { pending_max, pending_stale_ms: 6, ..DagLimits::default() };
         let mut dag = DagStore::new(root(), limits);
-        let mut applier = SwitchableApplier { failing: Vec::new() };
+        let mut applier = SwitchableApplier { failing: Vec::new(), forgotten: Default::default() };
         let mut now_ms = 0;
         for op in ops {
             match op {
@@ -92,6 +99,11 @@ proptest! {
                 }
                 Op::Retry => {
                     let _ = dag.retry_pending(&mut applier);
+                }
+                Op::Forget { keep } => {
+                    let prefix = dag.forget_below(dag.applied_count().saturating_sub(keep) as u64);
+                    applier.forgotten.extend(prefix.forgotten.iter().map(|(id, _)| *id));
+                    prop_assert_eq!(prefix.frontier, dag.forgotten_frontier());
                 }
                 Op::ToggleFailure { delta } => {
                     let id = deltas[delta % deltas.len()].id;

@@ -124,11 +124,6 @@ impl<P> DagStore<P> {
         self.held(id).filter(|entry| entry.is_applied())
     }
 
-    /// The log entry of the delta applied at position `order`.
-    fn applied_entry(&self, order: usize) -> Option<&LogEntry<P>> {
-        self.apply_order.get(order).and_then(|index| self.log.get(*index))
-    }
-
     /// The apply positions of every applied delta that is not in `peer_heads`
     /// or an ancestor of them, unordered.
     ///
@@ -137,16 +132,27 @@ impl<P> DagStore<P> {
     /// has it" or not) is final when it is popped. The walk stops as soon as
     /// every delta left to visit is one the peer has. A pruned delta the
     /// peer lacks is an error unless `pruned_ok`.
+    ///
+    /// A forgotten frontier delta the peer lacks is always an error when we
+    /// know every head of the peer: the peer lacks forgotten history. If a
+    /// peer head is unknown to us, the peer may hold that frontier delta
+    /// below it, so it is left out instead; should the peer lack it after
+    /// all, the deltas above it stay pending there and the peer's parent
+    /// request is what learns that the history is forgotten.
     fn missing_orders(&self, peer_heads: &[DeltaId], pruned_ok: bool) -> Result<Vec<usize>, DagError> {
         // Mark per visited delta: true when the peer has it.
         let mut peer_has: IdMap<bool> = IdMap::default();
         let mut frontier: BinaryHeap<usize> = BinaryHeap::new();
         let mut ours_in_frontier = 0usize;
+        let mut knows_peer_heads = true;
         for head in peer_heads {
-            if let Some(order) = self.applied_at(head)
-                && peer_has.insert(*head, true).is_none()
-            {
-                frontier.push(order);
+            match self.applied_at(head) {
+                Some(order) => {
+                    if peer_has.insert(*head, true).is_none() {
+                        frontier.push(order);
+                    }
+                }
+                None => knows_peer_heads &= *head == self.root,
             }
         }
         for head in &self.heads {
@@ -167,6 +173,12 @@ impl<P> DagStore<P> {
             let has = peer_has.get(&id).copied().unwrap_or(true);
             if !has {
                 ours_in_frontier -= 1;
+                if entry.is_forgotten() {
+                    if knows_peer_heads {
+                        return Err(DagError::PrunedHistory { id });
+                    }
+                    continue;
+                }
                 if entry.is_pruned() && !pruned_ok {
                     return Err(DagError::PrunedHistory { id });
                 }

@@ -35,6 +35,10 @@
 //!   are never reported missing and never become heads again. A peer that
 //!   needs pruned history gets [`DagError::PrunedHistory`] from
 //!   [`DagStore::deltas_missing_for`], the cue to offer it a snapshot.
+//! - **Forgetting.** [`DagStore::forget_below`] drops a prefix of the apply
+//!   order entirely but its maximal deltas' ids; the caller's store answers
+//!   for the rest ([`DeltaApplier::is_forgotten`]), and every outcome stays
+//!   what it would have been without forgetting (see `forget.rs`).
 //! - **Sync.** [`DagStore::deltas_missing_for`] lists, in apply order and in
 //!   pages, the applied deltas that are not ancestors of a peer's heads; fed to
 //!   the peer in page order they never leave a delta pending there.
@@ -98,6 +102,7 @@
 #[cfg(test)]
 mod consistency_tests;
 mod error;
+mod forget;
 mod history;
 pub mod id_map;
 mod log;
@@ -108,6 +113,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use weft_primitives::{Hash, Hlc};
 
 pub use error::DagError;
+pub use forget::ForgottenPrefix;
 pub use history::{DeltaPage, HistoryDelta, HistoryPage, PAGE_DELTAS_MAX};
 pub use store::DagStore;
 
@@ -137,6 +143,16 @@ pub trait DeltaApplier<P> {
     /// Apply `delta`. Called once per delta, after all its parents. On error
     /// the DAG keeps the delta pending and does not count it as applied.
     fn apply(&mut self, delta: &CausalDelta<P>) -> Result<(), Self::Error>;
+
+    /// Whether `id` was applied and then forgotten by the DAG
+    /// ([`DagStore::forget_below`]): the DAG no longer holds it, the
+    /// caller's store does. Asked only by a DAG that forgot something, and
+    /// only about ids it holds nothing about. The default: nothing is
+    /// forgotten.
+    fn is_forgotten(&mut self, id: &DeltaId) -> bool {
+        let _ = id;
+        false
+    }
 }
 
 /// Default for [`DagLimits::parents_max`].

@@ -25,8 +25,9 @@ pub(crate) enum LogState {
     Applied { order: usize },
 }
 
-/// A delta held by the store, a pruned one's id and parent links, or a vacant
-/// entry left by an evicted delta (reused by the next arrival).
+/// A delta held by the store, a pruned one's id and parent links, a
+/// forgotten frontier delta's id, or a vacant entry left by an evicted or
+/// forgotten delta (reused by the next arrival).
 #[derive(Debug)]
 pub(crate) struct LogEntry<P> {
     body: LogBody<P>,
@@ -46,6 +47,12 @@ enum LogBody<P> {
         id: DeltaId,
         parents: Box<[DeltaId]>,
     },
+    /// A delta of the forgotten frontier (see `forget.rs`): only its id and
+    /// apply position stay, so the history walk can tell whether a peer
+    /// has it. Its parents are forgotten.
+    Frontier {
+        id: DeltaId,
+    },
     Vacant,
 }
 
@@ -55,18 +62,23 @@ impl<P> LogEntry<P> {
         LogEntry { body: LogBody::Kept(Box::new(delta)), state }
     }
 
-    /// The delta, unless pruned or vacant.
+    /// A forgotten frontier delta's entry.
+    pub(crate) fn frontier(id: DeltaId, state: LogState) -> Self {
+        LogEntry { body: LogBody::Frontier { id }, state }
+    }
+
+    /// The delta, unless pruned, forgotten or vacant.
     pub(crate) fn delta(&self) -> Option<&CausalDelta<P>> {
         match &self.body {
             LogBody::Kept(delta) => Some(delta),
-            LogBody::Pruned { .. } | LogBody::Vacant => None,
+            LogBody::Pruned { .. } | LogBody::Frontier { .. } | LogBody::Vacant => None,
         }
     }
 
     pub(crate) fn id(&self) -> Option<DeltaId> {
         match &self.body {
             LogBody::Kept(delta) => Some(delta.id),
-            LogBody::Pruned { id, .. } => Some(*id),
+            LogBody::Pruned { id, .. } | LogBody::Frontier { id } => Some(*id),
             LogBody::Vacant => None,
         }
     }
@@ -75,7 +87,7 @@ impl<P> LogEntry<P> {
         match &self.body {
             LogBody::Kept(delta) => &delta.parents,
             LogBody::Pruned { parents, .. } => parents,
-            LogBody::Vacant => &[],
+            LogBody::Frontier { .. } | LogBody::Vacant => &[],
         }
     }
 
@@ -93,6 +105,21 @@ impl<P> LogEntry<P> {
 
     pub(crate) fn is_pruned(&self) -> bool {
         matches!(self.body, LogBody::Pruned { .. })
+    }
+
+    /// Whether this is a forgotten frontier delta.
+    pub(crate) fn is_forgotten(&self) -> bool {
+        matches!(self.body, LogBody::Frontier { .. })
+    }
+
+    /// Keep only the id (the delta joins the forgotten frontier). Returns
+    /// whether it was pruned before.
+    pub(crate) fn forget_to_frontier(&mut self) -> bool {
+        let was_pruned = self.is_pruned();
+        if let Some(id) = self.id() {
+            self.body = LogBody::Frontier { id };
+        }
+        was_pruned
     }
 
     /// Drop the payload; false if there was none to drop.

@@ -1,7 +1,7 @@
 //! [`DagStore`]: validation, add, cascade, heads and the pending buffer's
 //! public face. History queries and pruning live in `history.rs`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::id_map::{IdMap, IdSet};
 use crate::log::{LogEntry, LogState, Node};
@@ -26,9 +26,14 @@ pub struct DagStore<P> {
     pub(crate) nodes: IdMap<Node>,
     pub(crate) log: Vec<LogEntry<P>>,
     /// Vacant log entries, reused before the log grows.
-    log_free: Vec<usize>,
-    /// Log indices of applied deltas in apply order (a causal order).
+    pub(crate) log_free: Vec<usize>,
+    /// Log indices of applied deltas in apply order (a causal order), from
+    /// position `forgotten_len` on.
     pub(crate) apply_order: Vec<usize>,
+    /// How many deltas, from position 0, were forgotten (`forget.rs`).
+    pub(crate) forgotten_len: usize,
+    /// The forgotten frontier's log entries by apply position.
+    pub(crate) frontier: BTreeMap<usize, usize>,
     pub(crate) heads: IdSet,
     pending: PendingBuffer,
     pub(crate) pruned_count: usize,
@@ -47,6 +52,8 @@ impl<P> DagStore<P> {
             log: Vec::new(),
             log_free: Vec::new(),
             apply_order: Vec::new(),
+            forgotten_len: 0,
+            frontier: BTreeMap::new(),
             heads,
             pending: PendingBuffer::new(),
             pruned_count: 0,
@@ -81,11 +88,25 @@ impl<P> DagStore<P> {
             Some(Node::Awaited(slot)) => Some(*slot),
             None => None,
         };
+        if awaited.is_none() && self.is_forgotten_delta(&delta, applier) {
+            return Ok(AddOutcome::Duplicate);
+        }
         if delta.parents.iter().all(|parent| self.is_applied(parent)) {
             return self.apply_ready(delta, awaited, now_ms, applier).map(|applied| AddOutcome::Applied { applied });
         }
+        let mut forgotten_parents = Vec::new();
+        if self.forgotten_len > 0 {
+            forgotten_parents = self.forgotten_parents(&delta, applier);
+            if forgotten_parents.len() + delta.parents.iter().filter(|parent| self.is_applied(parent)).count()
+                == delta.parents.len()
+            {
+                return self
+                    .apply_ready(delta, awaited, now_ms, applier)
+                    .map(|applied| AddOutcome::Applied { applied });
+            }
+        }
         let mut evicted = Vec::new();
-        let missing = self.buffer(delta, awaited, now_ms, &mut evicted);
+        let missing = self.buffer(delta, awaited, &forgotten_parents, now_ms, &mut evicted);
         Ok(AddOutcome::Pending { missing, evicted })
     }
 
@@ -144,12 +165,14 @@ impl<P> DagStore<P> {
         self.held(id).filter(|entry| !entry.is_applied()).and_then(LogEntry::delta)
     }
 
-    /// Whether `id` is applied (or pruned, or the root) or pending.
+    /// Whether `id` is applied (or pruned, or the root) or pending. A
+    /// forgotten delta is not held: ask the store that forgot it.
     pub fn has(&self, id: &DeltaId) -> bool {
         *id == self.root || matches!(self.nodes.get(id), Some(Node::Held(_)))
     }
 
-    /// Whether `id` is applied, pruned or the root: a satisfied parent.
+    /// Whether `id` is applied, pruned or the root: a satisfied parent. A
+    /// forgotten delta is too, but only the store that forgot it knows it.
     pub fn is_applied(&self, id: &DeltaId) -> bool {
         *id == self.root || self.held(id).is_some_and(LogEntry::is_applied)
     }
@@ -167,10 +190,11 @@ impl<P> DagStore<P> {
         self.held(id).and_then(LogEntry::applied_at).map(|order| order as u64)
     }
 
-    /// The id of the delta applied at `position` (pruned ones included).
+    /// The id of the delta applied at `position` (pruned ones and the
+    /// forgotten frontier included, other forgotten ones not).
     pub fn applied_id(&self, position: u64) -> Option<DeltaId> {
         let order = usize::try_from(position).ok()?;
-        self.apply_order.get(order).and_then(|index| self.log.get(*index)).and_then(LogEntry::id)
+        self.applied_entry(order).and_then(LogEntry::id)
     }
 
     /// Whether `id` was applied and then pruned.
@@ -178,9 +202,10 @@ impl<P> DagStore<P> {
         self.held(id).is_some_and(LogEntry::is_pruned)
     }
 
-    /// Deltas applied (pruned ones included, the root excluded).
+    /// Deltas applied (pruned and forgotten ones included, the root
+    /// excluded): the next delta's apply position.
     pub fn applied_count(&self) -> usize {
-        self.apply_order.len()
+        self.forgotten_len + self.apply_order.len()
     }
 
     /// Applied deltas whose payload was pruned.
@@ -212,6 +237,16 @@ impl<P> DagStore<P> {
         let evicted = self.vacate(evicted);
         self.settle_pending();
         evicted
+    }
+
+    /// The log entry of the delta applied at position `order` (a forgotten
+    /// one only if it is on the frontier).
+    pub(crate) fn applied_entry(&self, order: usize) -> Option<&LogEntry<P>> {
+        let index = match order.checked_sub(self.forgotten_len) {
+            Some(kept) => self.apply_order.get(kept),
+            None => self.frontier.get(&order),
+        };
+        index.and_then(|index| self.log.get(*index))
     }
 
     /// The log entry of a received id (pending or applied).
@@ -253,12 +288,14 @@ impl<P> DagStore<P> {
 
     /// Hold `delta` in the log and buffer it until its parents are applied
     /// (or as stalled if they already are). `awaited` is the pending slot of
-    /// its id, if deltas wait on it. Returns its missing parents, sorted;
+    /// its id, if deltas wait on it; `forgotten` are parents the applier
+    /// said were forgotten (applied). Returns its missing parents, sorted;
     /// pushes the ids evicted to respect the bound onto `evicted`.
     fn buffer(
         &mut self,
         delta: CausalDelta<P>,
         awaited: Option<usize>,
+        forgotten: &[DeltaId],
         now_ms: u64,
         evicted: &mut Vec<DeltaId>,
     ) -> Vec<DeltaId> {
@@ -272,7 +309,7 @@ impl<P> DagStore<P> {
         }
         let parents = self.log.get(index).map(LogEntry::parents).unwrap_or_default();
         for parent in parents {
-            if *parent == self.root {
+            if *parent == self.root || forgotten.contains(parent) {
                 continue;
             }
             let parent_slot = match self.nodes.get(parent) {
@@ -304,7 +341,11 @@ impl<P> DagStore<P> {
 
     /// Put `delta` in the log (reusing a vacant entry if any).
     fn hold(&mut self, delta: CausalDelta<P>, state: LogState) -> usize {
-        let entry = LogEntry::new(delta, state);
+        self.hold_entry(LogEntry::new(delta, state))
+    }
+
+    /// Put `entry` in the log (reusing a vacant entry if any).
+    pub(crate) fn hold_entry(&mut self, entry: LogEntry<P>) -> usize {
         if let Some(index) = self.log_free.pop()
             && let Some(vacant) = self.log.get_mut(index)
         {
@@ -358,11 +399,12 @@ impl<P> DagStore<P> {
         let id = delta.id;
         if let Err(source) = applier.apply(&delta) {
             // Evictions here are counted in `PendingStats::evicted_total`.
-            self.buffer(delta, awaited, now_ms, &mut Vec::new());
+            let forgotten = self.forgotten_parents(&delta, applier);
+            self.buffer(delta, awaited, &forgotten, now_ms, &mut Vec::new());
             return Err(DagError::Apply { id, applied_before: Vec::new(), source });
         }
         let mut applied = vec![id];
-        let index = self.hold(delta, LogState::Applied { order: self.apply_order.len() });
+        let index = self.hold(delta, LogState::Applied { order: self.applied_count() });
         self.nodes.insert(id, Node::Held(index));
         self.mark_applied(index);
         let Some(waited_slot) = awaited else { return Ok(applied) };
@@ -402,7 +444,7 @@ impl<P> DagStore<P> {
     /// Record the delta at log `index` as applied: next in apply order, and
     /// the new head in place of its parents. Its id already maps to `index`.
     fn mark_applied(&mut self, index: usize) {
-        let order = self.apply_order.len();
+        let order = self.applied_count();
         let Some(entry) = self.log.get_mut(index) else { return };
         entry.state = LogState::Applied { order };
         let Some(delta) = entry.delta() else { return };
@@ -433,7 +475,19 @@ impl<P> DagStore<P> {
             }
         }
         let mut applied = IdSet::default();
-        for (order, index) in self.apply_order.iter().enumerate() {
+        for (order, index) in &self.frontier {
+            let entry = self.log.get(*index).ok_or("frontier points past the log")?;
+            let id = entry.id().ok_or("frontier entry is vacant")?;
+            if !entry.is_forgotten() || entry.applied_at() != Some(*order) || *order >= self.forgotten_len {
+                return Err(format!("frontier {id:?} at {order}: {:?}", entry.state));
+            }
+            if self.nodes.get(&id) != Some(&Node::Held(*index)) {
+                return Err(format!("frontier {id:?} at log {index} but node {:?}", self.nodes.get(&id)));
+            }
+            applied.insert(id);
+        }
+        for (offset, index) in self.apply_order.iter().enumerate() {
+            let order = self.forgotten_len + offset;
             let entry = self.log.get(*index).ok_or("apply order points past the log")?;
             if entry.applied_at() != Some(order) {
                 return Err(format!("log {index} at order {order} says {:?}", entry.state));
@@ -443,7 +497,9 @@ impl<P> DagStore<P> {
                 return Err(format!("{id:?} applied at log {index} but node {:?}", self.nodes.get(&id)));
             }
             for parent in entry.parents() {
-                if *parent != self.root && !applied.contains(parent) {
+                // A parent the DAG holds nothing about may be forgotten.
+                let forgotten = self.forgotten_len > 0 && !self.nodes.contains_key(parent);
+                if *parent != self.root && !applied.contains(parent) && !forgotten {
                     return Err(format!("{id:?} applied before its parent {parent:?}"));
                 }
             }
@@ -464,7 +520,7 @@ impl<P> DagStore<P> {
             .flat_map(|entry| entry.parents().iter().copied())
             .collect();
         let mut heads: IdSet = applied.iter().filter(|id| !named.contains(*id)).copied().collect();
-        if applied.is_empty() {
+        if heads.is_empty() {
             heads.insert(self.root);
         }
         if heads != self.heads {
