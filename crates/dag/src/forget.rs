@@ -98,11 +98,40 @@ impl<P> DagStore<P> {
         self.held(id).is_some_and(|entry| entry.is_forgotten())
     }
 
+    /// What [`DagStore::forget_below`] with `position` would forget,
+    /// without forgetting it: persist this first, then forget.
+    pub fn forget_plan(&self, position: u64) -> ForgottenPrefix {
+        let end = usize::try_from(position).unwrap_or(usize::MAX).min(self.applied_count());
+        let start = self.forgotten_len;
+        let kept = self.apply_order.get(..end.saturating_sub(start)).unwrap_or_default();
+        let (forgotten, named) = self.forgotten_and_named(start, kept);
+        let mut frontier: Vec<(DeltaId, u64)> =
+            self.forgotten_frontier().into_iter().filter(|(id, _)| !named.contains(id)).collect();
+        frontier.extend(forgotten.iter().filter(|(id, _)| !named.contains(id)).copied());
+        ForgottenPrefix { forgotten, len: end.max(start) as u64, frontier }
+    }
+
+    /// The ids (with positions) of the applied deltas at log `indices`,
+    /// applied from position `start` on, and every parent they name.
+    fn forgotten_and_named(&self, start: usize, indices: &[usize]) -> (Vec<(DeltaId, u64)>, crate::id_map::IdSet) {
+        let mut named = crate::id_map::IdSet::default();
+        let mut forgotten = Vec::with_capacity(indices.len());
+        for (offset, index) in indices.iter().enumerate() {
+            let Some(entry) = self.log.get(*index) else { continue };
+            let Some(id) = entry.id() else { continue };
+            named.extend(entry.parents().iter().copied());
+            forgotten.push((id, (start + offset) as u64));
+        }
+        (forgotten, named)
+    }
+
     /// Forget every delta applied before `position` (clamped to the applied
     /// count): drop its log entry and id, keeping only the frontier's ids
-    /// and positions. Returns what was forgotten, for the caller to persist
-    /// before it may answer [`DeltaApplier::is_forgotten`] for them; nothing
-    /// if `position` is not past what is already forgotten.
+    /// and positions. Returns what was forgotten (as
+    /// [`DagStore::forget_plan`] said), which the caller must have
+    /// persisted: from now on the DAG asks [`DeltaApplier::is_forgotten`]
+    /// about those ids. Nothing if `position` is not past what is already
+    /// forgotten.
     ///
     /// Pending deltas are untouched: they wait only on parents that are not
     /// applied, so none waits on a forgotten one.
@@ -120,14 +149,7 @@ impl<P> DagStore<P> {
         self.forgotten_len = end;
         // Every delta named as a parent inside the prefix is not maximal.
         // The old frontier's deltas name no kept parents (theirs are gone).
-        let mut named = crate::id_map::IdSet::default();
-        let mut forgotten = Vec::with_capacity(indices.len());
-        for (offset, index) in indices.iter().enumerate() {
-            let Some(entry) = self.log.get(*index) else { continue };
-            let Some(id) = entry.id() else { continue };
-            named.extend(entry.parents().iter().copied());
-            forgotten.push((id, (start + offset) as u64));
-        }
+        let (forgotten, named) = self.forgotten_and_named(start, &indices);
         // The old frontier's deltas that a newly forgotten one names leave it.
         let leaving: Vec<(usize, usize)> = self
             .frontier

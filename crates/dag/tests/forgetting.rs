@@ -176,7 +176,10 @@ proptest! {
             prop_assert_eq!(dag.pending_count(), plain.pending_count());
             if rng.random_bool(0.3) {
                 let keep = rng.random_range(0..6);
-                let step = dag.forget_below(dag.applied_count().saturating_sub(keep) as u64);
+                let position = dag.applied_count().saturating_sub(keep) as u64;
+                let plan = dag.forget_plan(position);
+                let step = dag.forget_below(position);
+                prop_assert_eq!(&plan, &step, "the plan is what forgetting does");
                 for (id, position) in &step.forgotten {
                     prop_assert_eq!(order[*position as usize], *id);
                     prop_assert!(!dag.has(id) || dag.is_forgotten_frontier(id));

@@ -47,7 +47,7 @@ fn parse() -> Result<Args, String> {
             }
             "--catch-up" => args.catch_up = Some(number(&value)? as usize),
             "--nodes" | "--ops" | "--ops-per-s" | "--loss" | "--dup" | "--reorder" | "--partitions" | "--crashes"
-            | "--periods" => args.overrides.push((flag.clone(), number(&value)?)),
+            | "--periods" | "--remember" => args.overrides.push((flag.clone(), number(&value)?)),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -67,6 +67,7 @@ fn config(args: &Args, seed: u64) -> S1Config {
             "--reorder" => config.reorder_ms = value,
             "--partitions" => config.partitions = value as usize,
             "--crashes" => config.crashes = value as usize,
+            "--remember" => config.remembered = value,
             _ => config.periods_allowed = value,
         }
     }

@@ -85,6 +85,14 @@ pub struct Config {
     /// older ones (their ids and links stay; a peer that needs them is
     /// served from the store). `None` keeps everything in memory.
     pub history_kept_max: Option<usize>,
+    /// Remember the last this-many applied deltas; forget older ones
+    /// entirely: their ids and links leave memory and their rows leave the
+    /// store, which keeps only each one's id and member point
+    /// ([`crate::ReplicaStore::forget`]). A restart resumes from the
+    /// forgotten part instead of replaying it. A peer that lacks forgotten
+    /// deltas is answered `PrunedHistory` and needs a snapshot. `None`
+    /// (the default) remembers everything.
+    pub history_remembered_max: Option<usize>,
     /// Bounds of the DAG (parents, pending buffer size and staleness).
     pub dag_limits: DagLimits,
     /// Threads that check the signatures of a sync page at once before it
@@ -111,6 +119,7 @@ impl Default for Config {
             burst_pages_max: BURST_PAGES_MAX_DEFAULT,
             max_drift_ms: HlcClock::MAX_DRIFT_MS_DEFAULT,
             history_kept_max: Some(HISTORY_KEPT_MAX_DEFAULT),
+            history_remembered_max: None,
             dag_limits: DagLimits::default(),
             verify_threads: VERIFY_THREADS_DEFAULT,
         }

@@ -160,7 +160,12 @@
 //! read back from the [`ReplicaStore`] and verified before it is sent;
 //! only one the store cannot give back intact is answered
 //! `PrunedHistory { ids }` (anti-entropy too), and the receiver reports
-//! [`Output::SnapshotNeeded`].
+//! [`Output::SnapshotNeeded`]. A delta forgotten entirely
+//! ([`Config::history_remembered_max`]: its id, links and row are gone,
+//! the store keeps only its member point) is answered `PrunedHistory` at
+//! once, and so is an anti-entropy peer that lacks any of the forgotten
+//! part; a forgotten delta still counts as applied for everything else
+//! (parents, duplicates, membership at its point).
 //!
 //! **Versioning.** The stream protocol id is [`protocol::PROTOCOL_ID`]
 //! (`/weft/sync/1`); session-opening requests carry
@@ -279,4 +284,4 @@ pub use replica::{
     SessionId, Verdict, WriteBase, WriteError,
 };
 pub use seeded_rng::SeededRng;
-pub use store::{AppliedRow, MemoryStore, ReplicaStore, StoreError};
+pub use store::{AppliedRow, ForgetStep, ForgottenHistory, MemoryStore, ReplicaStore, StoreError};

@@ -15,11 +15,19 @@
 //! - [`ReplicaStore::put_pending`] / [`ReplicaStore::remove_pending`]: the
 //!   pending buffer, so a restart resumes waiting deltas instead of
 //!   re-fetching them.
+//! - [`ReplicaStore::forget`]: a prefix of the apply order leaves memory
+//!   and its rows leave the store; what stays is each forgotten delta's
+//!   id with the member set at its causal point, and the prefix's length,
+//!   frontier and member set ([`ForgottenHistory`]), in one atomic write
+//!   ordered after every commit before it. A restart resumes from there
+//!   instead of replaying the forgotten rows.
 //!
 //! `weft-store` will implement this over redb for the node; [`MemoryStore`]
 //! is the in-memory implementation the simulator crashes and restarts.
 
 use std::collections::BTreeMap;
+
+use borsh::{BorshDeserialize, BorshSerialize};
 
 use weft_dag::DeltaId;
 use weft_primitives::Hash;
@@ -57,6 +65,33 @@ pub struct AppliedRow<'a> {
     pub root_hash: Hash,
 }
 
+/// The forgotten part of a replica's history, as persisted (see
+/// [`weft_dag::DagStore::forget_below`]). The default: nothing forgotten.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ForgottenHistory {
+    /// How many deltas are forgotten, from apply position 0.
+    pub len: u64,
+    /// The forgotten part's maximal deltas with their apply positions.
+    pub frontier: Vec<(DeltaId, u64)>,
+    /// The hash of the member set the replica held when it forgot (the join
+    /// of every point up to then; see [`ReplicaStore::member_set`]); the
+    /// zero hash when nothing is forgotten.
+    pub members: Hash,
+}
+
+/// One forget step to persist atomically ([`ReplicaStore::forget`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ForgetStep {
+    /// The forgotten history after this step.
+    pub history: ForgottenHistory,
+    /// Each delta this step forgets, with the hash of the member set at its
+    /// causal point.
+    pub points: Vec<(DeltaId, Hash)>,
+    /// The encoded member sets `points` and `history.members` name, by the
+    /// hash of their encoding (the store may hold some already).
+    pub sets: Vec<(Hash, Vec<u8>)>,
+}
+
 /// The persistence a [`Replica`](crate::Replica) needs (see the module doc).
 pub trait ReplicaStore {
     /// The persisted state keyspace.
@@ -82,6 +117,21 @@ pub trait ReplicaStore {
 
     /// Up to `limit` pending rows.
     fn load_pending(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Atomically, and after every commit made before it: record
+    /// `step.points` and `step.sets`, replace the forgotten history with
+    /// `step.history`, and delete the applied rows below its `len`.
+    fn forget(&mut self, step: ForgetStep) -> Result<(), StoreError>;
+
+    /// The hash of the member set at forgotten delta `id`'s causal point;
+    /// `None` if `id` was not forgotten here.
+    fn forgotten_point(&self, id: &DeltaId) -> Result<Option<Hash>, StoreError>;
+
+    /// The encoding of a member set [`ReplicaStore::forget`] stored.
+    fn member_set(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The forgotten history (the default if nothing was forgotten).
+    fn load_forgotten(&self) -> Result<ForgottenHistory, StoreError>;
 }
 
 /// An in-memory [`ReplicaStore`]: "durable" means "survives dropping the
@@ -89,7 +139,11 @@ pub trait ReplicaStore {
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
     kv: MemoryKv,
+    /// The applied rows from position `forgotten.len` on.
     applied: Vec<Vec<u8>>,
+    forgotten: ForgottenHistory,
+    points: BTreeMap<DeltaId, Hash>,
+    sets: BTreeMap<Hash, Vec<u8>>,
     pending: BTreeMap<DeltaId, Vec<u8>>,
     commits_to_fail: u32,
 }
@@ -100,9 +154,14 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    /// Applied deltas stored.
+    /// Applied rows stored (forgotten ones are deleted).
     pub fn applied_len(&self) -> usize {
         self.applied.len()
+    }
+
+    /// Forgotten deltas whose points are stored.
+    pub fn forgotten_len(&self) -> usize {
+        self.points.len()
     }
 
     /// Pending deltas stored.
@@ -128,10 +187,11 @@ impl ReplicaStore for MemoryStore {
             self.commits_to_fail -= 1;
             return Err(StoreError::Backend("injected commit failure".into()));
         }
-        if row.position != self.applied.len() as u64 {
+        let next = self.forgotten.len + self.applied.len() as u64;
+        if row.position != next {
             return Err(StoreError::Corrupt {
                 position: Some(row.position),
-                reason: format!("expected position {}", self.applied.len()),
+                reason: format!("expected position {next}"),
             });
         }
         self.kv.apply(row.writes);
@@ -154,18 +214,46 @@ impl ReplicaStore for MemoryStore {
 
     fn load_applied(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let start = after.map_or(0, |after| after.saturating_add(1));
-        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        let skip = usize::try_from(start.saturating_sub(self.forgotten.len)).unwrap_or(usize::MAX);
         Ok(self
             .applied
             .iter()
             .enumerate()
-            .skip(start)
+            .skip(skip)
             .take(limit)
-            .map(|(position, bytes)| (position as u64, bytes.clone()))
+            .map(|(offset, bytes)| (self.forgotten.len + offset as u64, bytes.clone()))
             .collect())
     }
 
     fn load_pending(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         Ok(self.pending.values().take(limit).cloned().collect())
+    }
+
+    fn forget(&mut self, step: ForgetStep) -> Result<(), StoreError> {
+        let end = self.forgotten.len + self.applied.len() as u64;
+        if step.history.len < self.forgotten.len || step.history.len > end {
+            return Err(StoreError::Corrupt {
+                position: Some(step.history.len),
+                reason: format!("forgetting below {} with rows {}..{end}", step.history.len, self.forgotten.len),
+            });
+        }
+        let drop = usize::try_from(step.history.len - self.forgotten.len).unwrap_or(usize::MAX);
+        self.applied.drain(..drop.min(self.applied.len()));
+        self.points.extend(step.points);
+        self.sets.extend(step.sets);
+        self.forgotten = step.history;
+        Ok(())
+    }
+
+    fn forgotten_point(&self, id: &DeltaId) -> Result<Option<Hash>, StoreError> {
+        Ok(self.points.get(id).copied())
+    }
+
+    fn member_set(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.sets.get(hash).cloned())
+    }
+
+    fn load_forgotten(&self) -> Result<ForgottenHistory, StoreError> {
+        Ok(self.forgotten.clone())
     }
 }

@@ -12,7 +12,8 @@ use weft_primitives::{Hash, Hlc};
 use weft_state::root_id;
 use weft_sync::protocol::SyncMessage;
 use weft_sync::{
-    AppliedRow, Config, Event, Input, MemoryStore, Output, Replica, ReplicaStore, SignedDelta, StoreError, WriteError,
+    AppliedRow, Config, Event, ForgetStep, ForgottenHistory, Input, MemoryStore, Output, Replica, ReplicaStore,
+    SignedDelta, StoreError, WriteError,
 };
 
 /// Default tunables, but no periodic anti-entropy getting in the way of
@@ -208,6 +209,22 @@ impl ReplicaStore for DecayingStore {
 
     fn load_pending(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         self.inner.load_pending(limit)
+    }
+
+    fn forget(&mut self, step: ForgetStep) -> Result<(), StoreError> {
+        self.inner.forget(step)
+    }
+
+    fn forgotten_point(&self, id: &Hash) -> Result<Option<Hash>, StoreError> {
+        self.inner.forgotten_point(id)
+    }
+
+    fn member_set(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.member_set(hash)
+    }
+
+    fn load_forgotten(&self) -> Result<ForgottenHistory, StoreError> {
+        self.inner.load_forgotten()
     }
 }
 
@@ -417,6 +434,22 @@ impl ReplicaStore for ForgetfulStore {
 
     fn load_pending(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         self.inner.load_pending(limit)
+    }
+
+    fn forget(&mut self, step: ForgetStep) -> Result<(), StoreError> {
+        self.inner.forget(step)
+    }
+
+    fn forgotten_point(&self, id: &Hash) -> Result<Option<Hash>, StoreError> {
+        self.inner.forgotten_point(id)
+    }
+
+    fn member_set(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.member_set(hash)
+    }
+
+    fn load_forgotten(&self) -> Result<ForgottenHistory, StoreError> {
+        self.inner.load_forgotten()
     }
 }
 

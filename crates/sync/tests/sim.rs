@@ -28,6 +28,23 @@ fn s1_slice_converges_with_no_lost_writes() {
     }
 }
 
+/// The slice again, slower (2 writes/s, so no replica falls more than ~70
+/// writes behind in a crash or a partition), with each replica forgetting
+/// all but its last 120 applied deltas: crashes restart from the forgotten
+/// history, late deltas name forgotten parents, and everything converges
+/// with nothing lost. (A peer that forgot more than a lagging replica needs
+/// answers `PrunedHistory`; the replica catches up from another one.)
+#[test]
+fn s1_slice_converges_while_replicas_forget_history() {
+    for seed in seeds().into_iter().take(3) {
+        let report = run_s1(&S1Config { remembered: 120, ops_per_s: 2, ..S1Config::ci(seed) });
+        assert_passed(&report);
+        assert!(report.forgotten_max >= 300, "replicas forgot only {} deltas", report.forgotten_max);
+        // A forgotten hint in a peer's summary is no reason to refuse it.
+        assert_eq!(report.counters.snapshots_needed, 0);
+    }
+}
+
 #[test]
 fn s1_same_seed_gives_the_same_trace() {
     let config = S1Config { ops: 80, ..S1Config::ci(7) };

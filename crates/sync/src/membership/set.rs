@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use borsh::{BorshDeserialize, BorshSerialize};
+
 use weft_dag::DeltaId;
 use weft_primitives::{Hash, Hlc, PublicKey};
 
@@ -12,7 +14,7 @@ use super::{MembershipChange, MembershipError, membership_changes, rotation};
 use crate::delta::Event;
 
 /// The order of concurrent changes to one member (see the module doc).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 struct ChangeStamp {
     hlc: Hlc,
     delta: DeltaId,
@@ -20,7 +22,7 @@ struct ChangeStamp {
 }
 
 /// What the set knows about one identity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 struct MemberEntry {
     present: bool,
     /// The winning change so far (`None`: an initial member, untouched).
@@ -32,7 +34,7 @@ struct MemberEntry {
 /// A group-key epoch: its number and the delta that rotated to it
 /// ([`KeyEpoch::GENESIS`] for the context's first key). Ordered by number,
 /// then delta id: the greatest epoch in a point's past is its current one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
 pub struct KeyEpoch {
     /// 0 for the first key, then one more per rotation in the causal chain.
     pub number: u64,
@@ -46,7 +48,7 @@ impl KeyEpoch {
 }
 
 /// One rotation as the replica records it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 struct EpochEntry {
     /// `(member, wrapped key)` in key order.
     wrapped: Arc<Vec<(PublicKey, Vec<u8>)>>,
@@ -57,8 +59,10 @@ struct EpochEntry {
 /// One Leave or Remove: who, and the stamp of the change.
 type Departure = (PublicKey, ChangeStamp);
 
-/// A context's member set as of some point of its history.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A context's member set as of some point of its history. Its borsh
+/// encoding ([`MemberSet::encode`]) is what a store keeps for the points of
+/// forgotten deltas.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct MemberSet {
     /// Every identity ever a member (absent ones keep their last stamp, so
     /// an older concurrent Add cannot bring them back).
@@ -90,6 +94,17 @@ pub enum InvitationUse {
 }
 
 impl MemberSet {
+    /// The set's canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        weft_primitives::encoding::encode(self)
+    }
+
+    /// A set from [`MemberSet::encode`]'s bytes (from our own store: the
+    /// caller checks them against the hash it keeps them under).
+    pub fn decode(bytes: &[u8]) -> Result<MemberSet, weft_primitives::encoding::DecodeError> {
+        weft_primitives::encoding::decode(bytes)
+    }
+
     /// The set of the initial members.
     pub fn new(initial: impl IntoIterator<Item = PublicKey>) -> MemberSet {
         let initial: BTreeSet<PublicKey> = initial.into_iter().collect();

@@ -59,6 +59,9 @@ pub(crate) struct ApplyCore<S> {
     /// changes), and the initial set at the genesis. Few distinct sets
     /// exist: deltas without membership changes share their parents'.
     pub(crate) member_points: IdMap<Arc<MemberSet>>,
+    /// How many applied deltas are forgotten (`forgotten.rs`): their
+    /// points are in the store, not in `member_points`.
+    pub(crate) forgotten_len: u64,
     /// A delta stalled waiting for something a concurrent delta may create
     /// (set by the applier on every such failure): retry the stalled ones
     /// after the next delta applies.
@@ -82,18 +85,18 @@ impl<S: ReplicaStore> ApplyCore<S> {
     /// join of the parents' points), or `None` if a parent is not applied.
     pub(crate) fn members_at(&self, parents: &[DeltaId]) -> Option<Arc<MemberSet>> {
         let (first, rest) = parents.split_first()?;
-        let first = self.member_points.get(first)?;
+        let first = self.point_of(first)?;
         let mut joined: Option<MemberSet> = None;
         for parent in rest {
-            let point = self.member_points.get(parent)?;
-            if Arc::ptr_eq(point, first) {
+            let point = self.point_of(parent)?;
+            if Arc::ptr_eq(&point, &first) {
                 continue;
             }
-            joined.get_or_insert_with(|| MemberSet::clone(first)).join(point);
+            joined.get_or_insert_with(|| MemberSet::clone(&first)).join(&point);
         }
         Some(match joined {
-            Some(joined) if joined != **first => Arc::new(joined),
-            _ => Arc::clone(first),
+            Some(joined) if joined != *first => Arc::new(joined),
+            _ => first,
         })
     }
 
@@ -209,6 +212,10 @@ impl<S: ReplicaStore> DeltaApplier<DeltaPayload> for StateApplier<'_, S> {
         }
         result
     }
+
+    fn is_forgotten(&mut self, id: &DeltaId) -> bool {
+        self.core.is_forgotten(id)
+    }
 }
 
 impl<S: ReplicaStore> StateApplier<'_, S> {
@@ -219,11 +226,16 @@ impl<S: ReplicaStore> StateApplier<'_, S> {
             return Err(ApplyError::RefusedBefore);
         }
         let payload = &delta.payload;
-        // Every parent was applied first, so each has its point. (Without
-        // one, only a bug, the current set is the best approximation.)
-        let point = self.core.members_at(&delta.parents);
-        debug_assert!(point.is_some(), "a parent of {:?} has no member point", delta.id);
-        let point = point.unwrap_or_else(|| Arc::new(self.core.members.clone()));
+        // Every parent was applied first, so each has its point, in memory
+        // or, forgotten, in the store. A point the store cannot give back
+        // is a transient failure: the delta waits rather than being judged
+        // at another point than every other replica judges it.
+        let Some(point) = self.core.members_at(&delta.parents) else {
+            return Err(ApplyError::Store(StoreError::Backend(format!(
+                "the member point of a parent of {:?} is unreadable",
+                delta.id
+            ))));
+        };
         let changes = point.check(&payload.author, delta.id, delta.hlc, &payload.events)?;
         if self.mode == ApplyMode::Apply {
             let merged = weft_state::apply_actions(

@@ -15,6 +15,7 @@
 //! scheduling).
 
 mod apply;
+mod forgotten;
 mod interface;
 mod outflow;
 mod parents;
@@ -143,6 +144,9 @@ pub struct ReplicaStats {
     /// Applied deltas whose payload is pruned from memory (served from the
     /// store when a peer needs them).
     pub history_pruned: u64,
+    /// Applied deltas forgotten entirely (their rows deleted; see
+    /// [`Config::history_remembered_max`]).
+    pub history_forgotten: u64,
 }
 
 /// Ids of sessions peers opened that ended, remembered so that a late or
@@ -257,6 +261,7 @@ impl<S: ReplicaStore> Replica<S> {
                 root_hash,
                 members: MemberSet::new(members.clone()),
                 member_points: IdMap::default(),
+                forgotten_len: 0,
                 items_awaited: false,
                 rejected: RecentSet::new(REJECTED_IDS_MAX),
             },
@@ -281,6 +286,8 @@ impl<S: ReplicaStore> Replica<S> {
             config,
         };
         replica.core.member_points.insert(genesis, Arc::new(MemberSet::new(members)));
+        let forgotten = replica.core.store.load_forgotten()?;
+        replica.resume_forgotten(&forgotten)?;
         replica.restore_applied(now_ms)?;
         replica.restore_pending(now_ms)?;
         replica.prune_history();
@@ -288,9 +295,10 @@ impl<S: ReplicaStore> Replica<S> {
         Ok(replica)
     }
 
-    /// Replay the persisted applied rows into the DAG (state untouched).
+    /// Replay the persisted applied rows into the DAG (state untouched),
+    /// from the first one not forgotten.
     fn restore_applied(&mut self, now_ms: u64) -> Result<(), RestoreError> {
-        let mut after = None;
+        let mut after = self.core.applied_len.checked_sub(1);
         loop {
             let rows = self.core.store.load_applied(after, RESTORE_PAGE_MAX)?;
             if rows.is_empty() {
@@ -316,9 +324,10 @@ impl<S: ReplicaStore> Replica<S> {
                 }
                 after = Some(position);
             }
-            // Prune as we go: a restart's memory peak is the kept window,
-            // not the whole history.
+            // Prune and forget as we go: a restart's memory peak is the
+            // kept window, not the whole history.
             self.prune_history();
+            self.forget_history();
         }
     }
 
@@ -445,10 +454,10 @@ impl<S: ReplicaStore> Replica<S> {
         self.core.applied_len
     }
 
-    /// Applied ids in apply order (pruned ones included). Builds the list:
-    /// O(history), for tests and tools.
+    /// Applied ids in apply order (pruned ones included, forgotten ones
+    /// not). Builds the list: O(history), for tests and tools.
     pub fn applied_ids(&self) -> Vec<DeltaId> {
-        (0..self.core.applied_len).filter_map(|position| self.dag.applied_id(position)).collect()
+        (self.dag.forgotten_len()..self.core.applied_len).filter_map(|position| self.dag.applied_id(position)).collect()
     }
 
     /// The store (read-only).
@@ -501,15 +510,19 @@ impl<S: ReplicaStore> Replica<S> {
     /// Costs O(history); for tests and simulations.
     pub fn check_invariants(&self) -> Result<(), String> {
         let log = self.applied_ids();
-        if log.len() as u64 != self.core.applied_len || log.len() != self.dag.applied_count() {
+        let forgotten = self.dag.forgotten_len();
+        if log.len() as u64 + forgotten != self.core.applied_len
+            || self.core.applied_len != self.dag.applied_count() as u64
+        {
             return Err(format!(
-                "{} applied ids listed, {} counted, DAG {} applied",
+                "{} applied ids listed after {forgotten} forgotten, {} counted, DAG {} applied",
                 log.len(),
                 self.core.applied_len,
                 self.dag.applied_count()
             ));
         }
-        for (position, id) in log.iter().enumerate() {
+        for (offset, id) in log.iter().enumerate() {
+            let position = forgotten as usize + offset;
             if self.dag.applied_position(id) != Some(position as u64) {
                 return Err(format!("{id:?} at {position} but indexed at {:?}", self.dag.applied_position(id)));
             }
@@ -521,7 +534,8 @@ impl<S: ReplicaStore> Replica<S> {
             };
             for parent in &delta.parents {
                 let ok = *parent == self.dag.root()
-                    || self.dag.applied_position(parent).is_some_and(|p| (p as usize) < position);
+                    || self.dag.applied_position(parent).is_some_and(|p| (p as usize) < position)
+                    || self.core.is_forgotten(parent);
                 if !ok {
                     return Err(format!("{id:?} applied before its parent {parent:?}"));
                 }

@@ -26,9 +26,9 @@ use crate::protocol::{DeltaPage, PAGE_BYTES_MAX, PageEnd, SyncMessage};
 /// What a stream sends.
 #[derive(Debug)]
 pub(crate) enum OutflowSource {
-    /// Our applied deltas that are neither in `known` nor ancestors of it,
-    /// from apply position `cursor` on.
-    Missing { known: Vec<DeltaId>, cursor: Option<u64> },
+    /// Our applied deltas that are neither the peer's `heads` or `hints`
+    /// (ids it has) nor ancestors of them, from apply position `cursor` on.
+    Missing { heads: Vec<DeltaId>, hints: Vec<DeltaId>, cursor: Option<u64> },
     /// Requested deltas, in request order.
     Ids { ids: VecDeque<DeltaId>, not_found: Vec<DeltaId>, pruned: Vec<DeltaId> },
 }
@@ -97,15 +97,17 @@ impl<S: ReplicaStore> Replica<S> {
     pub(super) fn send_burst(&mut self, peer: PeerId, session: SessionId, flow: &mut Outflow) {
         let mut packer = Packer::new(self.config.burst_pages_max);
         let exhausted = match &mut flow.source {
-            OutflowSource::Missing { known, cursor } => match self.pack_missing(known, cursor, &mut packer) {
-                Ok(exhausted) => exhausted,
-                Err(pruned) => {
-                    // The peer needs history we no longer hold.
-                    self.send_message(peer, session, &SyncMessage::PrunedHistory { ids: vec![pruned] });
-                    packer = Packer::new(1);
-                    true
+            OutflowSource::Missing { heads, hints, cursor } => {
+                match self.pack_missing(heads, hints, cursor, &mut packer) {
+                    Ok(exhausted) => exhausted,
+                    Err(pruned) => {
+                        // The peer needs history we no longer hold.
+                        self.send_message(peer, session, &SyncMessage::PrunedHistory { ids: vec![pruned] });
+                        packer = Packer::new(1);
+                        true
+                    }
                 }
-            },
+            }
             OutflowSource::Ids { ids, not_found, pruned } => {
                 let exhausted = self.pack_ids(ids, not_found, pruned, &mut packer);
                 if exhausted {
@@ -136,7 +138,25 @@ impl<S: ReplicaStore> Replica<S> {
 
     /// Pack our deltas not known to the peer; `Ok(true)` when none are left,
     /// `Err(id)` when the peer lacks pruned delta `id`.
-    fn pack_missing(&self, known: &[DeltaId], cursor: &mut Option<u64>, packer: &mut Packer) -> Result<bool, DeltaId> {
+    fn pack_missing(
+        &self,
+        heads: &[DeltaId],
+        hints: &[DeltaId],
+        cursor: &mut Option<u64>,
+        packer: &mut Packer,
+    ) -> Result<bool, DeltaId> {
+        // A peer head we forgot lies below our frontier, so the peer lacks
+        // a frontier delta: forgotten history. (A forgotten hint says
+        // nothing: hints are old ancestors of the peer's heads.)
+        if let Some(head) = heads.iter().find(|head| !self.dag.has(head) && self.core.is_forgotten(head)) {
+            return Err(*head);
+        }
+        // The walk treats an id it does not hold as a head it cannot place
+        // (see `DagStore::history_missing_for`): give it the heads as they
+        // are, and only the hints it holds.
+        let known: Vec<DeltaId> =
+            heads.iter().copied().chain(hints.iter().filter(|hint| self.dag.is_applied(hint)).copied()).collect();
+        let known = known.as_slice();
         // Each pass either ends or moves the cursor forward.
         loop {
             let page = match self.dag.history_missing_for(known, *cursor, PAGE_DELTAS_MAX) {
@@ -183,7 +203,10 @@ impl<S: ReplicaStore> Replica<S> {
                         return false;
                     }
                 }
-                None if self.dag.is_pruned(&id) => {
+                None if self.dag.is_pruned(&id)
+                    || self.dag.is_forgotten_frontier(&id)
+                    || self.core.is_forgotten(&id) =>
+                {
                     let stored = self.dag.applied_position(&id).and_then(|position| self.stored_delta(id, position));
                     match stored {
                         Some(bytes) => {

@@ -92,7 +92,7 @@ impl<S: ReplicaStore> Replica<S> {
     /// (unless a newer request already carries them).
     pub(super) fn parents_not_delivered(&mut self, ids: &[DeltaId], peer: PeerId, session: SessionId) {
         for id in ids {
-            if self.dag.has(id) {
+            if self.holds(id) {
                 self.wants.entries.remove(id);
                 self.wants.idle.remove(id);
                 continue;
@@ -135,7 +135,7 @@ impl<S: ReplicaStore> Replica<S> {
             if assigned >= capacity {
                 break;
             }
-            if self.dag.has(&id) || self.core.rejected.contains(&id) {
+            if self.holds(&id) || self.core.rejected.contains(&id) {
                 self.wants.entries.remove(&id);
                 self.wants.idle.remove(&id);
                 continue;

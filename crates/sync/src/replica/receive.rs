@@ -94,7 +94,7 @@ impl<S: ReplicaStore> Replica<S> {
     ) -> Result<Received, DeltaRejection> {
         let delta = SignedDelta::decode(bytes).inspect_err(|_| self.stats.rejected += 1)?;
         delta.check_id(&self.context).inspect_err(|_| self.stats.rejected += 1)?;
-        if self.dag.has(&delta.id) || self.core.rejected.contains(&delta.id) {
+        if self.holds(&delta.id) || self.core.rejected.contains(&delta.id) {
             self.stats.duplicates += 1;
             return Ok(Received::Duplicate);
         }
@@ -103,7 +103,7 @@ impl<S: ReplicaStore> Replica<S> {
             return Ok(Received::Dropped);
         }
         let (id, author) = (delta.id, delta.author);
-        if !delta.parents.iter().all(|parent| self.dag.is_applied(parent)) {
+        if !delta.parents.iter().all(|parent| self.is_applied(parent)) {
             // It will wait: within the byte and per-author bounds only.
             let dag = &self.dag;
             let room = self
@@ -168,7 +168,7 @@ impl<S: ReplicaStore> Replica<S> {
         membership_changes(&delta.author, &delta.events)?;
         let vetting = if self.core.members.contains(&delta.author) {
             Vetting::Member
-        } else if delta.parents.iter().all(|parent| self.dag.is_applied(parent)) {
+        } else if delta.parents.iter().all(|parent| self.is_applied(parent)) {
             // The causal point is known: decide there, not by the current set
             // (a member that left since is still a member at an old point).
             match self.core.members_at(&delta.parents) {

@@ -110,8 +110,8 @@ impl Session {
 }
 
 /// `heads` and `hints` together: ids the peer has with all their ancestors.
-fn known_ids(summary: &Summary) -> Vec<DeltaId> {
-    summary.heads.iter().chain(summary.hints.iter()).copied().collect()
+fn missing_for(summary: &Summary) -> OutflowSource {
+    OutflowSource::Missing { heads: summary.heads.clone(), hints: summary.hints.clone(), cursor: None }
 }
 
 impl<S: ReplicaStore> Replica<S> {
@@ -213,6 +213,11 @@ impl<S: ReplicaStore> Replica<S> {
                     (SessionKind::SyncResponder { .. }, SyncMessage::Deltas(page)) => {
                         self.receive_page(from, id, page, now_ms);
                     }
+                    // The initiator pushes what we lack, and may have
+                    // forgotten some of it: as on the initiator's side.
+                    (SessionKind::SyncResponder { .. }, SyncMessage::PrunedHistory { ids }) => {
+                        self.out.push(Output::SnapshotNeeded { peer: from, ids });
+                    }
                     (SessionKind::SyncResponder { .. } | SessionKind::ParentAnswer { .. }, SyncMessage::Continue) => {
                         self.resume(id);
                     }
@@ -246,7 +251,7 @@ impl<S: ReplicaStore> Replica<S> {
                 // Nothing to push when the responder holds our heads; else
                 // what it lacks, as far as its summary tells.
                 let state = if reply.has_your_heads { OutflowState::Finished } else { OutflowState::Ready };
-                let source = OutflowSource::Missing { known: known_ids(&reply.summary), cursor: None };
+                let source = missing_for(&reply.summary);
                 *outflow = Some(Outflow { source, state });
                 self.compare_roots(from, &reply.summary);
                 self.pump(id);
@@ -300,7 +305,7 @@ impl<S: ReplicaStore> Replica<S> {
         if !self.admit(from, id, request.version, request.context) {
             return;
         }
-        let knows_their_heads = request.summary.heads.iter().all(|head| self.dag.is_applied(head));
+        let knows_their_heads = request.summary.heads.iter().all(|head| self.is_applied(head));
         if !self.admit_sync(from, !knows_their_heads) {
             self.send_message(from, id, &error_reply(ErrorCode::Busy, "already syncing"));
             self.out.push(Output::CloseSession { peer: from, session: id });
@@ -310,8 +315,7 @@ impl<S: ReplicaStore> Replica<S> {
         self.send_message(from, id, &SyncMessage::SyncReply(reply));
         self.compare_roots(from, &request.summary);
         let state = if knows_their_heads { OutflowState::Ready } else { OutflowState::Deferred };
-        let outflow =
-            Outflow { source: OutflowSource::Missing { known: known_ids(&request.summary), cursor: None }, state };
+        let outflow = Outflow { source: missing_for(&request.summary), state };
         // Holding its heads, we expect nothing from the initiator.
         let kind =
             SessionKind::SyncResponder { expects_push: !knows_their_heads, inflow_done: knows_their_heads, outflow };

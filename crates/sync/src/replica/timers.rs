@@ -172,13 +172,14 @@ impl<S: ReplicaStore> Replica<S> {
     }
 
     /// Evict stale pending deltas, retry stalled ones, re-want missing
-    /// parents nobody fetches, prune old history.
+    /// parents nobody fetches, prune and forget old history.
     fn sweep(&mut self, now_ms: u64) {
         let evicted = self.dag.cleanup_stale(now_ms);
         self.forget_pending(&evicted);
         self.retry_stalled();
         self.rewant_missing_parents();
         self.prune_history();
+        self.forget_history();
     }
 
     /// Drop the payloads of deltas older than the last `history_kept_max`

@@ -123,7 +123,7 @@ impl Sim {
             }
         }
         for change in &self.ledger.membership {
-            if let Some((node, _)) = replicas.iter().find(|(_, replica)| !replica.dag().is_applied(&change.id)) {
+            if let Some((node, _)) = replicas.iter().find(|(_, replica)| !replica.is_applied(&change.id)) {
                 report.lost += 1;
                 if report.lost_examples.len() < LOST_EXAMPLES_MAX {
                     report.lost_examples.push((change.token, *node));
@@ -134,7 +134,7 @@ impl Sim {
             let missing: Vec<usize> = replicas
                 .iter()
                 .filter(|(_, replica)| {
-                    let applied = replica.dag().is_applied(&write.id);
+                    let applied = replica.is_applied(&write.id);
                     let mut txn = StateTxn::read_only(replica.store().state());
                     let value = txn.map_get(root_id(), &ledger_key(write.token));
                     !(applied && value == Ok(Some(Value::Bytes(write.token.to_le_bytes().to_vec()))))

@@ -48,6 +48,8 @@ pub struct S1Config {
     pub crashes: usize,
     /// Sync periods allowed for convergence after the last heal.
     pub periods_allowed: u64,
+    /// Each replica's `history_remembered_max` (0: remember everything).
+    pub remembered: u64,
 }
 
 impl S1Config {
@@ -64,6 +66,7 @@ impl S1Config {
             partitions: 6,
             crashes: 8,
             periods_allowed: 6,
+            remembered: 0,
         }
     }
 
@@ -91,6 +94,8 @@ pub struct S1Report {
     pub counters: super::SimCounters,
     /// Simulated duration of the whole run.
     pub simulated_ms: u64,
+    /// The most deltas any replica had forgotten at the end.
+    pub forgotten_max: u64,
 }
 
 impl S1Report {
@@ -103,7 +108,7 @@ impl S1Report {
     pub fn replay_command(&self) -> String {
         let c = &self.config;
         format!(
-            "scripts/sim --seed {} --nodes {} --ops {} --ops-per-s {} --loss {} --dup {} --reorder {} --partitions {} --crashes {} --periods {}",
+            "scripts/sim --seed {} --nodes {} --ops {} --ops-per-s {} --loss {} --dup {} --reorder {} --partitions {} --crashes {} --periods {} --remember {}",
             c.seed,
             c.nodes,
             c.ops,
@@ -113,7 +118,8 @@ impl S1Report {
             c.reorder_ms,
             c.partitions,
             c.crashes,
-            c.periods_allowed
+            c.periods_allowed,
+            c.remembered
         )
     }
 }
@@ -144,10 +150,12 @@ impl fmt::Display for S1Report {
         )?;
         writeln!(
             f,
-            "  penalties={} divergences={} crashes={} gossip_msgs={} stream_msgs={} stream_bytes={} simulated_s={}",
+            "  penalties={} divergences={} crashes={} snapshots_needed={} forgotten_max={} gossip_msgs={} stream_msgs={} stream_bytes={} simulated_s={}",
             o.penalties,
             o.divergences,
             self.counters.crashes,
+            self.counters.snapshots_needed,
+            self.forgotten_max,
             self.counters.gossip_messages,
             self.counters.stream_messages,
             self.counters.stream_bytes,
@@ -213,7 +221,11 @@ fn timeline(config: &S1Config, start_ms: u64, rng: &mut SeededRng) -> Vec<(u64, 
 
 /// Run S1 with `config`; see the module doc.
 pub fn run_s1(config: &S1Config) -> S1Report {
-    let mut sim = Sim::new(SimConfig::new(config.nodes, config.seed));
+    let mut sim_config = SimConfig::new(config.nodes, config.seed);
+    if config.remembered > 0 {
+        sim_config.replica.history_remembered_max = usize::try_from(config.remembered).ok();
+    }
+    let mut sim = Sim::new(sim_config);
     sim.net.set_loss(config.loss_pct);
     sim.net.duplicate(config.dup_pct);
     sim.net.reorder(config.reorder_ms);
@@ -265,6 +277,11 @@ pub fn run_s1(config: &S1Config) -> S1Report {
         trace_hash: sim.trace_hash(),
         counters: sim.counters.clone(),
         simulated_ms: sim.now_ms() - (start_ms - 1_000),
+        forgotten_max: (0..sim.len())
+            .filter_map(|node| sim.replica(node))
+            .map(|r| r.forgotten_count())
+            .max()
+            .unwrap_or(0),
     }
 }
 
