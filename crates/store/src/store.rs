@@ -21,12 +21,15 @@ use crate::txn::{ReadTxn, WriteTxn};
 /// Version 6: a text's content hash is a Merkle digest over content-defined
 /// chunks (`weft_text`), so the state hashes a version 5 store holds for
 /// its texts no longer match the ones its peers compute.
-pub const SCHEMA_VERSION: u32 = 6;
+/// Version 7: forgotten history ([`crate::FORGOTTEN`],
+/// [`crate::MEMBER_SETS`], [`crate::FORGOTTEN_HISTORY`]); tables only.
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Older schema versions this build opens by creating the tables added
-/// since (a step that only added tables). None at version 6: every older
-/// store holds state hashes of another text digest and is refused.
-pub const SCHEMA_VERSIONS_UPGRADABLE: [u32; 0] = [];
+/// since (a step that only added tables): version 6, which lacks only the
+/// forgotten-history tables. Every store older than 6 holds state hashes
+/// of another text digest and is refused.
+pub const SCHEMA_VERSIONS_UPGRADABLE: [u32; 1] = [6];
 
 /// The node's database. Cheap to clone: clones share one redb database.
 ///

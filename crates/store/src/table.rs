@@ -103,6 +103,21 @@ pub const PENDING: Table<(Hash, Hash), Vec<u8>> = Table::new("pending");
 /// is dense from 0 for each context.
 pub const APPLIED: Table<(Hash, u64), Vec<u8>> = Table::new("applied");
 
+/// Applied deltas a context's replica forgot (their [`APPLIED`] rows are
+/// deleted): (context id, delta id) -> the hash of the member set at the
+/// delta's causal point, a key of [`MEMBER_SETS`].
+pub const FORGOTTEN: Table<(Hash, Hash), Hash> = Table::new("forgotten");
+
+/// Member sets the forgotten deltas' points name: (context id, BLAKE3 of
+/// the encoded set) -> the encoded set. Few per context: deltas that change
+/// no membership share their parents' set.
+pub const MEMBER_SETS: Table<(Hash, Hash), Vec<u8>> = Table::new("member_sets");
+
+/// The forgotten part of each context's history: context id -> the
+/// replica's borsh-encoded record (how many deltas, from apply position 0,
+/// the frontier's ids and positions, the member set when it forgot).
+pub const FORGOTTEN_HISTORY: Table<Hash, Vec<u8>> = Table::new("forgotten_history");
+
 /// Work owed to applied deltas that must survive a restart (event handlers
 /// not yet run): (context id, sequence) -> the owner's borsh-encoded job.
 /// Written in the same transaction as the delta that caused it.
@@ -146,9 +161,12 @@ pub const META: Table<str, Vec<u8>> = Table::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The names of every built-in table, created together with the store.
-pub const BUILTIN_TABLES: [&str; 13] = [
+pub const BUILTIN_TABLES: [&str; 16] = [
     STATE.name(),
     APPLIED.name(),
+    FORGOTTEN.name(),
+    MEMBER_SETS.name(),
+    FORGOTTEN_HISTORY.name(),
     JOBS.name(),
     DEAD_JOBS.name(),
     DELTAS.name(),

@@ -7,7 +7,8 @@
 use weft_primitives::Hash;
 use weft_primitives::kv::KvRead;
 use weft_store::{
-    BUILTIN_TABLES, CONTEXTS, DELTAS, HEADS, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, STATE, Store, StoreError,
+    BUILTIN_TABLES, CONTEXTS, DELTAS, FORGOTTEN, FORGOTTEN_HISTORY, HEADS, MEMBER_SETS, META, SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY, STATE, Store, StoreError,
 };
 
 type Raw = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -276,4 +277,34 @@ fn a_store_from_before_context_bound_ids_is_refused_and_left_as_it_was() {
         let stored: Vec<u8> = weft_primitives::encoding::decode(&stored).unwrap();
         assert_eq!(weft_primitives::encoding::decode::<u32>(&stored).unwrap(), old);
     }
+}
+
+#[test]
+fn a_version_6_store_gains_the_forgotten_history_tables_and_keeps_its_rows() {
+    let (_dir, path) = fresh_store_file();
+    {
+        let store = Store::open(&path).unwrap();
+        store.write(|txn| txn.put(CONTEXTS, &h(1), &vec![1, 2, 3])).unwrap();
+    }
+    {
+        // What version 6 wrote: every table but the three forgotten-history
+        // ones, and the number 6.
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        for table in [FORGOTTEN.name(), MEMBER_SETS.name(), FORGOTTEN_HISTORY.name()] {
+            assert!(txn.delete_table(Raw::new(table)).unwrap());
+        }
+        let version = weft_primitives::encoding::encode(&weft_primitives::encoding::encode(&6u32));
+        txn.open_table(Raw::new(META.name()))
+            .unwrap()
+            .insert(SCHEMA_VERSION_KEY.as_bytes(), version.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let read = store.read().unwrap();
+    assert_eq!(read.get(CONTEXTS, &h(1)).unwrap(), Some(vec![1, 2, 3]));
+    assert_eq!(read.get(FORGOTTEN, &(h(1), h(2))).unwrap(), None, "the table exists and is empty");
+    let stored = read.get(META, SCHEMA_VERSION_KEY).unwrap().unwrap();
+    assert_eq!(weft_primitives::encoding::decode::<u32>(&stored).unwrap(), SCHEMA_VERSION);
 }
