@@ -2,8 +2,8 @@
 //! decoders (`weft_store::StoreKey::decode_key` of every key type), its
 //! value encodings (borsh `Vec<u8>`, heads, the schema version), and the
 //! node's records (contexts, applications, identities, the peer book,
-//! handler jobs and dead letters) read through a real (in-memory) store by
-//! the node's own loaders. Asserts: no panic, a corrupt row is an error;
+//! handler jobs and dead letters, a context's forgotten history and member
+//! sets) read through a real (in-memory) store by the node's own loaders. Asserts: no panic, a corrupt row is an error;
 //! every key and value decoder is canonical (an accepted input re-encodes
 //! to itself), but for the peer record, whose value round-trips.
 #![no_main]
@@ -17,7 +17,11 @@ use weft_node::peers::{PeerBook, PeerRecord};
 use weft_node::records::{AppRecord, ContextRecord, NODE_SCOPE, get_identity, list_applications, list_contexts};
 use weft_node::{DeadJob, DiskReplicaStore, HandlerJob};
 use weft_primitives::{Hash, PublicKey, encoding};
-use weft_store::{APPLICATIONS, CONTEXTS, DEAD_JOBS, IDENTITIES, JOBS, PEERS, Store, StoreError, StoreKey, WriteTxn};
+use weft_store::{
+    APPLICATIONS, CONTEXTS, DEAD_JOBS, FORGOTTEN_HISTORY, IDENTITIES, JOBS, MEMBER_SETS, PEERS, Store,
+    StoreError, StoreKey, WriteTxn,
+};
+use weft_sync::{ForgottenHistory, MemberSet};
 
 const CONTEXT: Hash = Hash([3; 32]);
 
@@ -56,6 +60,8 @@ fn rows(txn: &mut WriteTxn, data: &[u8], put: bool) -> Result<(), StoreError> {
         txn.put(IDENTITIES, &(NODE_SCOPE, public), &bytes)?;
         txn.put(JOBS, &(CONTEXT, 0), &bytes)?;
         txn.put(DEAD_JOBS, &(CONTEXT, 0), &bytes)?;
+        txn.put(FORGOTTEN_HISTORY, &CONTEXT, &bytes)?;
+        txn.put(MEMBER_SETS, &(CONTEXT, Hash::of(data)), &bytes)?;
     } else {
         txn.delete(CONTEXTS, &CONTEXT)?;
         txn.delete(APPLICATIONS, &Hash([4; 32]))?;
@@ -63,6 +69,8 @@ fn rows(txn: &mut WriteTxn, data: &[u8], put: bool) -> Result<(), StoreError> {
         txn.delete(IDENTITIES, &(NODE_SCOPE, public))?;
         txn.delete(JOBS, &(CONTEXT, 0))?;
         txn.delete(DEAD_JOBS, &(CONTEXT, 0))?;
+        txn.delete(FORGOTTEN_HISTORY, &CONTEXT)?;
+        txn.delete(MEMBER_SETS, &(CONTEXT, Hash::of(data)))?;
     }
     Ok(())
 }
@@ -91,6 +99,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(encoding::decode::<PeerRecord>(&encoding::encode(&record)).as_ref(), Ok(&record));
     }
     value::<HandlerJob>("HandlerJob", data);
+    value::<ForgottenHistory>("ForgottenHistory", data);
+    // Maps and sets inside: borsh accepts their elements in any order, so
+    // only the value round-trips (as for the peer record).
+    if let Ok(set) = MemberSet::decode(data) {
+        assert_eq!(MemberSet::decode(&set.encode()).as_ref(), Ok(&set));
+    }
     value::<DeadJob>("DeadJob", data);
     if let Ok(record) = encoding::decode::<ContextRecord>(data) {
         weft_fuzz::canonical("ContextRecord", data, &record, &encoding::encode(&record));
@@ -126,6 +140,12 @@ fuzz_target!(|data: &[u8]| {
     {
         let _ = replica_store.dead_jobs(10);
         let _ = replica_store.load_jobs(0, 10);
+        {
+            use weft_sync::ReplicaStore;
+            let _ = replica_store.load_forgotten();
+            let _ = replica_store.member_set(&Hash::of(data));
+            let _ = replica_store.forgotten_point(&Hash::of(data));
+        }
         // The state is read on demand now: read it through the replica's
         // view (a scan, and a get of each key found, the second one cached).
         use weft_primitives::kv::KvRead;

@@ -39,6 +39,7 @@ mod disk_state;
 mod driver;
 mod error;
 mod events;
+mod forgotten_store;
 mod handle;
 pub mod peers;
 pub mod records;

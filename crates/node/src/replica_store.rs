@@ -17,6 +17,8 @@
 //!   transaction fails it drops the staged commits and reloads the
 //!   contexts from the store. Handler jobs reach the driver's inbox only
 //!   once their transaction landed.
+//! - [`ReplicaStore::forget`] steps are staged and land the same way,
+//!   after the turn's rows (see `forgotten_store.rs`).
 //! - State is read from the store through the node's bounded row cache
 //!   ([`DiskStateKv`]), which a commit updates only after it succeeded: the
 //!   replica reads exactly the persisted state, and no copy of the state is
@@ -29,9 +31,10 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use weft_dag::DeltaId;
 use weft_primitives::{Hash, PublicKey};
 use weft_store::{APPLIED, DEAD_JOBS, JOBS, PENDING, Store};
-use weft_sync::{AppliedRow, ReplicaStore, SignedDelta, StoreError};
+use weft_sync::{AppliedRow, ForgetStep, ForgottenHistory, ReplicaStore, SignedDelta, StoreError};
 
 use crate::disk_state::{DiskStateKv, StateCache};
+use crate::forgotten_store::{ForgetLayers, SealedForgets};
 
 /// Owed jobs read per page when counting them at open.
 const JOBS_PAGE_MAX: usize = 4096;
@@ -182,6 +185,8 @@ pub struct DiskReplicaStore {
     /// they landed or were dropped.
     landing_rows: Arc<[StagedRow]>,
     landing_jobs: Vec<(u64, HandlerJob)>,
+    /// Forget steps staged and landing like the rows.
+    forgets: ForgetLayers,
 }
 
 /// A context's staged commits, sealed for a transaction that lands on
@@ -193,6 +198,7 @@ pub struct SealedCommits {
     rows: Arc<[StagedRow]>,
     /// (sequence, encoded job).
     jobs: Vec<(u64, Vec<u8>)>,
+    forgets: SealedForgets,
 }
 
 impl SealedCommits {
@@ -207,7 +213,8 @@ impl SealedCommits {
         for (sequence, job) in &self.jobs {
             txn.put(JOBS, &(context, *sequence), job)?;
         }
-        Ok(())
+        // After the rows: a step may delete rows this turn wrote.
+        self.forgets.write(txn, context)
     }
 }
 
@@ -265,13 +272,14 @@ impl DiskReplicaStore {
             staged_jobs: Vec::new(),
             landing_rows: Arc::new([]),
             landing_jobs: Vec::new(),
+            forgets: ForgetLayers::default(),
         };
         Ok((disk, owed))
     }
 
     /// Whether commits wait in memory for the turn's transaction.
     pub fn has_staged(&self) -> bool {
-        !self.staged_rows.is_empty()
+        !self.staged_rows.is_empty() || self.forgets.has_staged()
     }
 
     /// Seal the staged commits for a transaction that lands on another
@@ -287,12 +295,14 @@ impl DiskReplicaStore {
             writes: self.state.seal(),
             rows: Arc::clone(&self.landing_rows),
             jobs: jobs.collect(),
+            forgets: SealedForgets { layer: self.forgets.seal() },
         }
     }
 
     /// The sealed commits' transaction landed: they are in the store.
     pub fn sealed_landed(&mut self) {
         self.state.sealed_landed();
+        self.forgets.landed();
         self.landing_rows = Arc::new([]);
         let jobs = std::mem::take(&mut self.landing_jobs);
         if !jobs.is_empty() {
@@ -305,6 +315,7 @@ impl DiskReplicaStore {
     /// context from the store).
     pub fn drop_staged(&mut self) {
         self.state.drop_staged();
+        self.forgets.drop_all();
         self.staged_rows.clear();
         self.landing_rows = Arc::new([]);
         if let Some((first, _)) = self.landing_jobs.first().or(self.staged_jobs.first()) {
@@ -470,6 +481,28 @@ impl ReplicaStore for DiskReplicaStore {
             .and_then(|read| read.scan(PENDING, self.context.as_bytes(), None, limit))
             .map_err(backend)?;
         Ok(rows.into_iter().map(|(_, bytes)| bytes).collect())
+    }
+
+    fn forget(&mut self, step: ForgetStep) -> Result<(), StoreError> {
+        let context = self.context;
+        if self.turn.is_open() {
+            self.turn.staged_by(context);
+            self.forgets.stage(step);
+            return Ok(());
+        }
+        self.store.write(|txn| crate::forgotten_store::write_steps(txn, context, &[step])).map_err(backend)
+    }
+
+    fn forgotten_point(&self, id: &DeltaId) -> Result<Option<Hash>, StoreError> {
+        self.forgets.point(&self.store, self.context, id).map_err(backend)
+    }
+
+    fn member_set(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        self.forgets.set(&self.store, self.context, hash).map_err(backend)
+    }
+
+    fn load_forgotten(&self) -> Result<ForgottenHistory, StoreError> {
+        self.forgets.history(&self.store, self.context).map_err(backend)
     }
 }
 

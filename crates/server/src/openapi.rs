@@ -118,6 +118,7 @@ fn schemas() -> Value {
         "store_failures",
         "pending_refused",
         "history_pruned",
+        "history_forgotten",
     ];
     let stats: Map<String, Value> = stats_fields.iter().map(|f| ((*f).to_owned(), count.clone())).collect();
     json!({

@@ -68,6 +68,7 @@ pub(crate) fn sync_status(info: &ContextInfo) -> Value {
             "store_failures": stats.store_failures,
             "pending_refused": stats.pending_refused,
             "history_pruned": stats.history_pruned,
+            "history_forgotten": stats.history_forgotten,
         },
     })
 }

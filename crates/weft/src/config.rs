@@ -102,6 +102,11 @@ pending_stale_ms = 300000
 # Keep in memory the payloads of only the last this-many deltas of each
 # context; older ones are read back from disk when a peer needs them.
 history_kept = 10000
+# Remember only the last this-many deltas of each context: older ones are
+# forgotten entirely (memory and disk keep a few bytes each instead of the
+# delta), and a restart does not replay them. A peer that lacks forgotten
+# deltas then needs a snapshot. Unset (the default): remember everything.
+# history_remembered = 1000000
 
 [handlers]
 # A failed event handler is retried after retry_base_ms, then with
@@ -282,6 +287,8 @@ pub struct SyncSection {
     pub pending_stale_ms: u64,
     /// Delta payloads kept in memory (`None`: all).
     pub history_kept: Option<usize>,
+    /// Deltas remembered at all (`None`: all).
+    pub history_remembered: Option<usize>,
 }
 
 impl Default for SyncSection {
@@ -295,6 +302,7 @@ impl Default for SyncSection {
             pending_max: sync.dag_limits.pending_max,
             pending_stale_ms: sync.dag_limits.pending_stale_ms,
             history_kept: sync.history_kept_max,
+            history_remembered: sync.history_remembered_max,
         }
     }
 }
@@ -410,6 +418,7 @@ impl ConfigFile {
         sync.dag_limits.pending_max = self.sync.pending_max;
         sync.dag_limits.pending_stale_ms = self.sync.pending_stale_ms;
         sync.history_kept_max = self.sync.history_kept;
+        sync.history_remembered_max = self.sync.history_remembered;
         let positive = [
             ("frequency_ms", self.sync.frequency_ms),
             ("idle_max_ms", self.sync.idle_max_ms),
@@ -425,6 +434,9 @@ impl ConfigFile {
         }
         if self.sync.history_kept == Some(0) {
             return Err(bad("sync", "history_kept", "must be positive".into()));
+        }
+        if self.sync.history_remembered == Some(0) {
+            return Err(bad("sync", "history_remembered", "must be positive".into()));
         }
         config.handler_retry_base_ms = self.handlers.retry_base_ms;
         config.handler_retry_max_ms = self.handlers.retry_max_ms;
@@ -580,6 +592,7 @@ mod tests {
             "pending_max",
             "pending_stale_ms",
             "history_kept",
+            "history_remembered",
             "retry_base_ms",
             "retry_max_ms",
             "attempts_max",
@@ -633,6 +646,7 @@ mod tests {
             ("[swarm]\nlisten = [\"not an address\"]\n", "[swarm] listen"),
             ("[swarm]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n", "[swarm] bootstrap"),
             ("[sync]\nhistory_kept = 0\n", "[sync] history_kept"),
+            ("[sync]\nhistory_remembered = 0\n", "[sync] history_remembered"),
             ("[runtime]\nmemory_bytes = 10\n", "[runtime] memory_bytes"),
         ];
         for (text, named) in cases {

@@ -87,6 +87,7 @@ impl<S: ReplicaStore> Replica<S> {
         self.dag = weft_dag::DagStore::resume(self.dag.root(), self.config.dag_limits, history.len, &history.frontier);
         self.core.forgotten_len = history.len;
         self.core.applied_len = history.len;
+        self.stats.history_forgotten = history.len;
         self.core.members = MemberSet::clone(&*self.core.stored_set(&history.members)?);
         Ok(())
     }
