@@ -62,7 +62,14 @@ pub struct Daemon {
 impl Daemon {
     /// `weft init` a home under `root` for node `index`, listening on
     /// `swarm_port` and announcing `proxy_port`.
-    pub fn init(weft: &Path, root: &Path, index: usize, swarm_port: u16, proxy_port: u16) -> anyhow::Result<Daemon> {
+    pub fn init(
+        weft: &Path,
+        root: &Path,
+        index: usize,
+        swarm_port: u16,
+        proxy_port: u16,
+        remembered: Option<usize>,
+    ) -> anyhow::Result<Daemon> {
         let home = root.join(format!("node{index}"));
         let api_port = free_port()?;
         let status = std::process::Command::new(weft)
@@ -85,7 +92,15 @@ impl Daemon {
         if !config.contains("announce = []") {
             bail!("{} has no `announce = []` line to replace", config_path.display());
         }
-        std::fs::write(&config_path, config.replacen("announce = []", &announced, 1))?;
+        let mut config = config.replacen("announce = []", &announced, 1);
+        if let Some(remembered) = remembered {
+            let commented = "# history_remembered = 1000000";
+            if !config.contains(commented) {
+                bail!("{} has no `{commented}` line to replace", config_path.display());
+            }
+            config = config.replacen(commented, &format!("history_remembered = {remembered}"), 1);
+        }
+        std::fs::write(&config_path, config)?;
         let token = std::fs::read_to_string(home.join("api.token"))?.trim().to_owned();
         let api = Api::new(api_port, token, API_TIMEOUT)?;
         let log = root.join(format!("node{index}.log"));

@@ -38,6 +38,10 @@ struct Cli {
     /// Keep homes and logs here (default: a temporary directory, removed).
     #[arg(long)]
     workdir: Option<PathBuf>,
+    /// Each daemon remembers only this many deltas per context and forgets
+    /// older ones (`[sync] history_remembered`; default: all).
+    #[arg(long)]
+    remember: Option<usize>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,12 +80,13 @@ fn main_inner(cli: Cli) -> anyhow::Result<bool> {
         cli.fault.clone()
     };
     let replay = format!(
-        "scripts/chaos --nodes {} --minutes {} --seed {} --ops-per-s {}{}",
+        "scripts/chaos --nodes {} --minutes {} --seed {} --ops-per-s {}{}{}",
         cli.nodes,
         cli.minutes,
         cli.seed,
         cli.ops_per_s,
-        cli.fault.iter().map(|k| format!(" --fault {}", kind_flag(*k))).collect::<String>()
+        cli.fault.iter().map(|k| format!(" --fault {}", kind_flag(*k))).collect::<String>(),
+        cli.remember.map(|n| format!(" --remember {n}")).unwrap_or_default()
     );
     let options = Options {
         nodes: cli.nodes,
@@ -93,6 +98,7 @@ fn main_inner(cli: Cli) -> anyhow::Result<bool> {
         converge_timeout: Duration::from_secs(cli.converge_timeout_secs),
         workdir: cli.workdir.clone(),
         replay,
+        remembered: cli.remember,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     let mut summary = runtime.block_on(run(options))?;

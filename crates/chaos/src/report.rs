@@ -69,6 +69,8 @@ pub struct Summary {
     pub replay: String,
     /// Where homes and logs were kept, if asked.
     pub workdir: Option<String>,
+    /// The most deltas one node forgot in one context (`--remember`).
+    pub history_forgotten_max: u64,
 }
 
 impl Summary {
@@ -98,6 +100,7 @@ impl Summary {
             failures: Vec::new(),
             replay: options.replay.clone(),
             workdir: None,
+            history_forgotten_max: 0,
         }
     }
 }

@@ -51,6 +51,9 @@ pub struct Options {
     pub workdir: Option<PathBuf>,
     /// The flags that replay this run (printed on failure).
     pub replay: String,
+    /// Each daemon's `[sync] history_remembered` (`None`: the default,
+    /// remember everything).
+    pub remembered: Option<usize>,
 }
 
 /// Shared by the fault executor and the death monitor.
@@ -74,7 +77,7 @@ pub async fn run(options: Options) -> anyhow::Result<Summary> {
     let (proxy, proxy_ports) = FaultProxy::start(swarm_ports.clone(), options.seed).await?;
     let mut daemons = Vec::with_capacity(n);
     for (index, (swarm, proxied)) in swarm_ports.iter().zip(&proxy_ports).enumerate() {
-        daemons.push(Daemon::init(&options.weft, &root, index, *swarm, *proxied)?);
+        daemons.push(Daemon::init(&options.weft, &root, index, *swarm, *proxied, options.remembered)?);
     }
     // The last node's data lives on a small disk that can fill up.
     let disk = match options.kinds.contains(&FaultKind::DiskFull) {
@@ -160,6 +163,17 @@ async fn drive(
     summary.converge_ms = converge_ms;
     if let Err(error) = converged {
         summary.failures.push(format!("no convergence: {error}"));
+    }
+    // What forgetting did (`--remember`): the most deltas a node forgot in
+    // a context, proof that the run exercised it.
+    if let Ok(views) = snapshot(apis).await {
+        summary.history_forgotten_max = views
+            .iter()
+            .filter_map(Value::as_object)
+            .flat_map(|view| view.values())
+            .filter_map(|context| context["history_forgotten"].as_u64())
+            .max()
+            .unwrap_or(0);
     }
     summary.fault_errors = fault_errors;
     // The writers are done: the ledger is whole. Kept beside the homes, so a
@@ -453,7 +467,8 @@ async fn snapshot(apis: &[crate::api::Api]) -> anyhow::Result<Vec<Value>> {
             view.insert(
                 id,
                 json!({"root_hash": context["root_hash"], "heads": context["heads"],
-                       "pending": context["pending"], "handler_jobs": context["handler_jobs"]}),
+                       "pending": context["pending"], "handler_jobs": context["handler_jobs"],
+                       "history_forgotten": context["stats"]["history_forgotten"]}),
             );
         }
         views.push(Value::Object(view));
