@@ -166,14 +166,11 @@ async fn drive(
     }
     // What forgetting did (`--remember`): the most deltas a node forgot in
     // a context, proof that the run exercised it.
-    if let Ok(views) = snapshot(apis).await {
-        summary.history_forgotten_max = views
-            .iter()
-            .filter_map(Value::as_object)
-            .flat_map(|view| view.values())
-            .filter_map(|context| context["history_forgotten"].as_u64())
-            .max()
-            .unwrap_or(0);
+    for api in apis {
+        if let Ok(Value::Array(contexts)) = api.sync_status().await {
+            let forgotten = contexts.iter().filter_map(|c| c["stats"]["history_forgotten"].as_u64()).max();
+            summary.history_forgotten_max = summary.history_forgotten_max.max(forgotten.unwrap_or(0));
+        }
     }
     summary.fault_errors = fault_errors;
     // The writers are done: the ledger is whole. Kept beside the homes, so a
@@ -467,8 +464,7 @@ async fn snapshot(apis: &[crate::api::Api]) -> anyhow::Result<Vec<Value>> {
             view.insert(
                 id,
                 json!({"root_hash": context["root_hash"], "heads": context["heads"],
-                       "pending": context["pending"], "handler_jobs": context["handler_jobs"],
-                       "history_forgotten": context["stats"]["history_forgotten"]}),
+                       "pending": context["pending"], "handler_jobs": context["handler_jobs"]}),
             );
         }
         views.push(Value::Object(view));
