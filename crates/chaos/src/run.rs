@@ -424,8 +424,9 @@ async fn watch_deaths(daemons: Daemons, deaths: Arc<Mutex<Vec<String>>>, mut sto
     }
 }
 
-/// Wait until every node reports, for every context, the same heads and
-/// root hash, nothing pending and no handler job owed.
+/// Wait until every node reports, for every context, the same heads, root
+/// hash and count of applied deltas (a delta applied twice anywhere would
+/// leave the counts apart), nothing pending and no handler job owed.
 async fn wait_converged(apis: &[crate::api::Api], contexts: &[&str], timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -434,9 +435,11 @@ async fn wait_converged(apis: &[crate::api::Api], contexts: &[&str], timeout: Du
                 let agreed = contexts.iter().all(|context| {
                     let of_context: Vec<&Value> = views.iter().filter_map(|v| v.get(*context)).collect();
                     of_context.len() == apis.len()
-                        && of_context
-                            .windows(2)
-                            .all(|w| w[0]["root_hash"] == w[1]["root_hash"] && w[0]["heads"] == w[1]["heads"])
+                        && of_context.windows(2).all(|w| {
+                            w[0]["root_hash"] == w[1]["root_hash"]
+                                && w[0]["heads"] == w[1]["heads"]
+                                && w[0]["applied"] == w[1]["applied"]
+                        })
                         && of_context.iter().all(|c| c["pending"] == 0 && c["handler_jobs"] == 0)
                 });
                 if agreed {
@@ -463,7 +466,7 @@ async fn snapshot(apis: &[crate::api::Api]) -> anyhow::Result<Vec<Value>> {
             let id = context["id"].as_str().unwrap_or_default().to_owned();
             view.insert(
                 id,
-                json!({"root_hash": context["root_hash"], "heads": context["heads"],
+                json!({"root_hash": context["root_hash"], "heads": context["heads"], "applied": context["applied"],
                        "pending": context["pending"], "handler_jobs": context["handler_jobs"]}),
             );
         }
