@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::root;
+use common::{closed_subset, root};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use rand::rngs::SmallRng;
@@ -93,23 +93,6 @@ fn delivery(deltas: &[CausalDelta<u32>], rng: &mut SmallRng) -> Vec<CausalDelta<
         out.push(late);
     }
     out
-}
-
-/// The indices of a random ancestor-closed subset of `deltas`.
-fn closed_subset(deltas: &[CausalDelta<u32>], rng: &mut SmallRng) -> Vec<bool> {
-    let index: HashMap<DeltaId, usize> = deltas.iter().enumerate().map(|(i, d)| (d.id, i)).collect();
-    let density = rng.random_range(0.0..1.0);
-    let mut keep: Vec<bool> = deltas.iter().map(|_| rng.random_bool(density)).collect();
-    for i in (0..deltas.len()).rev() {
-        if keep[i] {
-            for parent in &deltas[i].parents {
-                if let Some(&p) = index.get(parent) {
-                    keep[p] = true;
-                }
-            }
-        }
-    }
-    keep
 }
 
 /// The heads of the subset `keep` of `deltas` (the root if empty).

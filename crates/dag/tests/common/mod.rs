@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+
+use rand::Rng;
+use rand::rngs::SmallRng;
 use weft_dag::{CausalDelta, DeltaApplier, DeltaId};
 use weft_primitives::{Hash, Hlc};
 
@@ -56,4 +60,21 @@ impl<P> DeltaApplier<P> for FailingApplier {
         self.applied.push(delta.id);
         Ok(())
     }
+}
+
+/// The indices of a random ancestor-closed subset of `deltas`.
+pub fn closed_subset<P>(deltas: &[CausalDelta<P>], rng: &mut SmallRng) -> Vec<bool> {
+    let index: HashMap<DeltaId, usize> = deltas.iter().enumerate().map(|(i, d)| (d.id, i)).collect();
+    let density = rng.random_range(0.0..1.0);
+    let mut keep: Vec<bool> = deltas.iter().map(|_| rng.random_bool(density)).collect();
+    for i in (0..deltas.len()).rev() {
+        if keep[i] {
+            for parent in &deltas[i].parents {
+                if let Some(&p) = index.get(parent) {
+                    keep[p] = true;
+                }
+            }
+        }
+    }
+    keep
 }
