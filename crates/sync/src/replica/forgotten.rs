@@ -68,6 +68,19 @@ impl<S: ReplicaStore> Replica<S> {
         self.dag.has(id) || self.core.is_forgotten(id)
     }
 
+    /// [`Replica::holds`] for a delta whose `parents` are known: the store
+    /// is asked only if the DAG holds none of them (a forgotten delta's
+    /// parents are forgotten too, and not on the frontier), so a new delta
+    /// arriving in the usual way costs no store read.
+    pub(super) fn holds_delta(&self, id: &DeltaId, parents: &[DeltaId]) -> bool {
+        if self.dag.has(id) {
+            return true;
+        }
+        let root = self.dag.root();
+        let parent_held = parents.iter().any(|parent| *parent != root && self.dag.has(parent));
+        !parent_held && self.core.is_forgotten(id)
+    }
+
     /// Whether `id` is applied here (pruned and forgotten included).
     pub fn is_applied(&self, id: &DeltaId) -> bool {
         self.dag.is_applied(id) || self.core.is_forgotten(id)

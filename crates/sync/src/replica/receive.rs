@@ -94,7 +94,7 @@ impl<S: ReplicaStore> Replica<S> {
     ) -> Result<Received, DeltaRejection> {
         let delta = SignedDelta::decode(bytes).inspect_err(|_| self.stats.rejected += 1)?;
         delta.check_id(&self.context).inspect_err(|_| self.stats.rejected += 1)?;
-        if self.holds(&delta.id) || self.core.rejected.contains(&delta.id) {
+        if self.holds_delta(&delta.id, &delta.parents) || self.core.rejected.contains(&delta.id) {
             self.stats.duplicates += 1;
             return Ok(Received::Duplicate);
         }
